@@ -1,0 +1,51 @@
+// The mesh at one moment: every service and workload from every platform, and
+// every rule, under one version. Immutable once built; the discovery server
+// computes each proxy's config from it.
+import type { DestinationRule, Gateway, VirtualService } from '../model/networking.ts';
+import type { Service } from '../model/service.ts';
+import type { Workload } from '../model/workload.ts';
+
+export interface MeshSettings {
+  /** DNS suffix of service host names (`cluster.local`). */
+  domain: string;
+  trustDomain: string;
+  /** Namespace whose policies apply mesh-wide. */
+  rootNamespace: string;
+  /** What a sidecar does with traffic to a host no service matches. */
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+}
+
+export interface MeshSnapshot {
+  /** Increases with every change. */
+  version: number;
+  settings: MeshSettings;
+  /** By canonical host name. Includes ServiceEntry hosts. */
+  services: ReadonlyMap<string, Service>;
+  /** Every workload of every platform (ServiceEntry endpoints and WorkloadEntries included). */
+  workloads: readonly Workload[];
+  /** Workloads serving each service host (derived from `workloads[].services`). */
+  workloadsByService: ReadonlyMap<string, readonly Workload[]>;
+  virtualServices: readonly VirtualService[];
+  destinationRules: readonly DestinationRule[];
+  gateways: readonly Gateway[];
+}
+
+export const DEFAULT_MESH_SETTINGS: MeshSettings = {
+  domain: 'cluster.local',
+  trustDomain: 'cluster.local',
+  rootNamespace: 'jibe-system',
+  outboundTrafficPolicy: 'ALLOW_ANY',
+};
+
+/** Builds the service → workloads index. */
+export function indexWorkloads(workloads: readonly Workload[]): Map<string, Workload[]> {
+  const index = new Map<string, Workload[]>();
+  for (const w of workloads) {
+    for (const binding of w.services) {
+      let list = index.get(binding.hostname);
+      if (!list) index.set(binding.hostname, (list = []));
+      list.push(w);
+    }
+  }
+  return index;
+}
