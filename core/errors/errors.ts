@@ -41,6 +41,7 @@ export const ErrorCodes = {
   JIBE_ERR_WORKLOAD_INVALID: 'A workload registration is missing or has invalid fields.',
   JIBE_ERR_BAD_REQUEST: 'An API request was malformed.',
   JIBE_ERR_PROCESS: 'A process that Jibe started exited unexpectedly.',
+  JIBE_ERR_FILE_READ: 'A file or directory named by the user could not be read.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
