@@ -25,6 +25,12 @@ export interface Service {
   /** How endpoints are found: from the registry (STATIC) or by DNS at connect time. */
   resolution: 'STATIC' | 'DNS' | 'NONE';
   labels?: Record<string, string>;
+  /**
+   * Namespaces that may see this service (Istio `exportTo`: `*` all, `.` its own,
+   * or names). Absent = all. Set from a ServiceEntry's `spec.exportTo` (or a
+   * platform's equivalent annotation).
+   */
+  exportTo?: string[];
 }
 
 export const DEFAULT_DOMAIN = 'cluster.local';
