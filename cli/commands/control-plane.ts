@@ -1,0 +1,58 @@
+// `jibe control-plane`: runs the control plane in the foreground.
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { parsePort } from '../options.ts';
+
+export const DEFAULT_DATA_DIR = process.env.JIBE_DATA_DIR ?? path.join(os.homedir(), '.jibe');
+
+export function registerControlPlane(program: Command): void {
+  program
+    .command('control-plane')
+    .description('run the control plane: registries, rule store, discovery stream (15010) and API (15014)')
+    .option('--data-dir <dir>', 'where rules and state are kept', DEFAULT_DATA_DIR)
+    .option('--host <address>', 'address to listen on (loopback unless proxies run elsewhere)', '127.0.0.1')
+    .option('--discovery-port <port>', 'discovery stream port', parsePort, 15010)
+    .option('--api-port <port>', 'HTTP API port', parsePort, 15014)
+    .option('--config-store <name>', 'where rules are kept', 'file')
+    .option('--state-store <name>', 'where the control plane keeps its own state', 'file')
+    .option('--platforms <list>', 'platform registries to run, comma-separated', 'vm')
+    .option('--domain <domain>', 'DNS suffix of service host names', 'cluster.local')
+    .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (opts) => {
+      const { pino } = await import('pino');
+      const { registerPlugins } = await import('../plugins.ts');
+      const { startControlPlane } = await import('../../core/control-plane.ts');
+      const { DEFAULT_MESH_SETTINGS } = await import('../../core/mesh/mesh-snapshot.ts');
+      const logger = pino({ level: opts.logLevel, base: { component: 'control-plane' } });
+      const running = await startControlPlane({
+        container: registerPlugins(),
+        dataDir: path.resolve(opts.dataDir),
+        settings: { ...DEFAULT_MESH_SETTINGS, domain: opts.domain, trustDomain: opts.trustDomain },
+        host: opts.host,
+        discoveryPort: opts.discoveryPort,
+        apiPort: opts.apiPort,
+        configStore: opts.configStore,
+        stateStore: opts.stateStore,
+        platforms: String(opts.platforms).split(',').map((s) => s.trim()).filter(Boolean),
+        logger,
+      });
+      await waitForSignal();
+      logger.info('shutting down');
+      await running.close();
+    });
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

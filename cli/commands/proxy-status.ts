@@ -1,0 +1,53 @@
+// `jibe proxy-status`: each connected proxy's config version and ACK state (as istioctl proxy-status).
+import type { Command } from 'commander';
+import { DEFAULT_SERVER, callApi } from '../api-client.ts';
+import { age, formatTable } from '../table.ts';
+
+interface ProxyStatusRow {
+  id: string;
+  type: string;
+  namespace: string;
+  workload?: string;
+  connectedAt: string;
+  lastSentVersion?: string;
+  lastAckedVersion?: string;
+  lastNack?: { version: string; message: string; at: string };
+  pending: boolean;
+}
+
+export function registerProxyStatus(program: Command): void {
+  program
+    .command('proxy-status')
+    .description('show every connected proxy: the config version it runs and whether it is in sync')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .option('--server <url>', 'control plane API', DEFAULT_SERVER)
+    .action(async (opts) => {
+      const { version, proxies } = await callApi<{ version: string; proxies: ProxyStatusRow[] }>(opts.server, 'GET', '/api/v1/proxies');
+      if (opts.output === 'json') {
+        process.stdout.write(JSON.stringify({ version, proxies }, null, 2) + '\n');
+        return;
+      }
+      if (proxies.length === 0) {
+        process.stdout.write('No proxies are connected.\n');
+        return;
+      }
+      const rows = proxies.map((p) => [
+        p.id,
+        p.type,
+        p.namespace,
+        p.lastAckedVersion ?? '-',
+        syncState(p),
+        p.lastNack ? `NACK v${p.lastNack.version}: ${p.lastNack.message}` : '',
+        age(p.connectedAt),
+      ]);
+      process.stdout.write(formatTable(['PROXY', 'TYPE', 'NAMESPACE', 'VERSION', 'STATE', 'LAST ERROR', 'CONNECTED'], rows));
+    });
+}
+
+/** SYNCED: runs what was sent; STALE: a push awaits its ACK; NACKED: refused the last push. */
+export function syncState(p: Pick<ProxyStatusRow, 'lastSentVersion' | 'lastAckedVersion' | 'lastNack' | 'pending'>): string {
+  if (!p.lastSentVersion) return 'NOT SENT';
+  if (p.lastNack && p.lastNack.version === p.lastSentVersion && p.lastAckedVersion !== p.lastSentVersion) return 'NACKED';
+  if (p.pending || p.lastAckedVersion !== p.lastSentVersion) return 'STALE';
+  return 'SYNCED';
+}

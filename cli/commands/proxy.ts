@@ -1,0 +1,49 @@
+// `jibe proxy`: runs a sidecar or a gateway proxy fed by the discovery stream.
+import type { Command } from 'commander';
+import { parseLabels, parsePort } from '../options.ts';
+import { waitForSignal } from './control-plane.ts';
+
+export function registerProxy(program: Command): void {
+  program
+    .command('proxy')
+    .description('run a Jibe proxy (sidecar or ingress gateway) connected to the control plane')
+    .option('--type <type>', 'sidecar or gateway', 'sidecar')
+    .option('--namespace <ns>', 'namespace of the workload or gateway', 'default')
+    .option('--workload <name>', 'the workload this sidecar fronts (sidecars)')
+    .option('--platform <name>', 'platform the workload is registered on', 'vm')
+    .option('--labels <k=v,...>', 'labels of the proxy (gateways are selected by them)', parseLabels, {})
+    .option('--id <id>', 'proxy id shown in proxy-status (default: type~workload.namespace)')
+    .option('--discovery <host:port>', 'control plane discovery address', '127.0.0.1:15010')
+    .option('--outbound-port <port>', 'outbound listener port (sidecars)', parsePort, 15001)
+    .option('--admin-port <port>', 'admin port: /ready, /config_dump, /stats', parsePort, 15000)
+    .option('--bind <address>', 'address the outbound and admin listeners bind to', '127.0.0.1')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (opts) => {
+      const { pino } = await import('pino');
+      const { startProxy } = await import('../../proxy/proxy.ts');
+      const type = opts.type === 'gateway' ? 'gateway' : 'sidecar';
+      if (opts.type !== type) throw new Error(`--type must be sidecar or gateway, not "${opts.type}"`);
+      if (type === 'sidecar' && !opts.workload) throw new Error('a sidecar needs --workload (the workload it fronts)');
+      const labels = type === 'gateway' && Object.keys(opts.labels).length === 0 ? { istio: 'ingressgateway' } : opts.labels;
+      const logger = pino({ level: opts.logLevel, base: { component: 'proxy', workload: opts.workload ?? 'gateway' } });
+      const proxy = await startProxy({
+        node: {
+          id: opts.id ?? `${type}~${opts.workload ?? 'ingressgateway'}.${opts.namespace}`,
+          type,
+          namespace: opts.namespace,
+          workload: opts.workload,
+          platform: opts.platform,
+          labels,
+          version: '0.1.0',
+        },
+        discoveryAddress: opts.discovery,
+        outboundPort: type === 'sidecar' ? opts.outboundPort : undefined,
+        adminPort: opts.adminPort,
+        bindAddress: opts.bind,
+        logger,
+      });
+      logger.info({ ports: proxy.ports }, 'proxy started');
+      await waitForSignal();
+      await proxy.close();
+    });
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// The `jibe` command. Each command lives in cli/commands/ and loads its heavy
+// modules lazily, so `jibe proxy` never pulls in a platform client.
+import { Command, CommanderError } from 'commander';
+import { isJibeError } from '../core/errors/errors.ts';
+import { registerApply } from './commands/apply.ts';
+import { registerControlPlane } from './commands/control-plane.ts';
+import { registerDelete } from './commands/delete.ts';
+import { registerGet } from './commands/get.ts';
+import { registerProxy } from './commands/proxy.ts';
+import { registerProxyStatus } from './commands/proxy-status.ts';
+import { registerUp } from './commands/up.ts';
+import { registerWorkload } from './commands/workload.ts';
+import { exitWithParent } from './up/process-supervisor.ts';
+
+exitWithParent();
+
+const program = new Command('jibe')
+  .description('Jibe: one service mesh for Kubernetes, Consul and bare VMs')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerUp(program);
+registerApply(program);
+registerGet(program);
+registerDelete(program);
+registerProxyStatus(program);
+registerWorkload(program);
+registerControlPlane(program);
+registerProxy(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else if (isJibeError(err)) {
+    process.stderr.write(`error: ${err.format()}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    if (process.env.JIBE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,18 @@
+// The one list of plugins. Adding a platform or a store = one line here.
+// Plugins load their implementation lazily, so listing them costs nothing.
+import 'reflect-metadata';
+import { container } from 'tsyringe';
+import type { DependencyContainer } from 'tsyringe';
+import { CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
+import { vmRegistryPlugin } from '../platforms/vm/plugin.ts';
+
+export function registerPlugins(c: DependencyContainer = container.createChildContainer()): DependencyContainer {
+  c.register(STATE_STORE, {
+    useValue: { name: 'file', create: async ({ dataDir }) => (await import('../core/state/state-store-file.ts')).FileStateStore.open(dataDir) },
+  });
+  c.register(CONFIG_STORE, {
+    useValue: { name: 'file', create: async ({ dataDir }) => (await import('../core/config/config-store-file.ts')).FileConfigStore.open(dataDir) },
+  });
+  c.register(PLATFORM_REGISTRY, { useValue: vmRegistryPlugin });
+  return c;
+}

@@ -1,0 +1,159 @@
+// The local mesh of `jibe up`: a control plane, BookInfo with one sidecar per
+// workload, and an ingress gateway, all as processes on this machine.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JibeError } from '../../core/errors/errors.ts';
+import type { ParsedDocument } from '../../core/config/load-documents.ts';
+import { callApi } from '../api-client.ts';
+import { ProcessSupervisor } from './process-supervisor.ts';
+import type { Child } from './process-supervisor.ts';
+import { ensurePortFree, freePort } from './ports.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const JIBE = path.join(ROOT, 'cli/jibe.ts');
+export const BOOKINFO_DIR = path.join(ROOT, 'deploy/samples/bookinfo');
+
+export interface LocalMeshOptions {
+  dataDir: string;
+  gatewayPort: number;
+  discoveryPort: number;
+  apiPort: number;
+  bookinfo: boolean;
+  /** Progress lines for the user. */
+  say: (line: string) => void;
+}
+
+export interface RunningWorkload {
+  name: string;
+  service: string;
+  version: string;
+  appPort: number;
+  inboundPort: number;
+  outboundPort: number;
+  adminPort: number;
+}
+
+export interface LocalMesh {
+  server: string;
+  workloads: RunningWorkload[];
+  gateway: { port: number; adminPort: number };
+  logDir: string;
+  /** Resolves with a message when a process of the mesh died unexpectedly. */
+  failed: Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
+  const { say } = options;
+  await ensurePortFree(options.gatewayPort, '--gateway-port');
+  await ensurePortFree(options.discoveryPort, '--discovery-port');
+  await ensurePortFree(options.apiPort, '--api-port');
+
+  const logDir = path.join(options.dataDir, 'logs');
+  const supervisor = new ProcessSupervisor(logDir);
+  let fail: (message: string) => void = () => {};
+  const failed = new Promise<string>((resolve) => (fail = resolve));
+  supervisor.onUnexpectedExit = (child, code) => fail(`${child.name} exited (code ${code}); its log ends with:\n${supervisor.tail(child)}`);
+  const server = `http://127.0.0.1:${options.apiPort}`;
+  const workloads: RunningWorkload[] = [];
+
+  try {
+    const cp = supervisor.start('control-plane', [
+      JIBE, 'control-plane',
+      '--data-dir', path.join(options.dataDir, 'data'),
+      '--discovery-port', String(options.discoveryPort),
+      '--api-port', String(options.apiPort),
+    ]);
+    await waitFor(() => callApi(server, 'GET', '/healthz').then(() => true, () => false), cp, supervisor, 20_000, 'the control plane to answer');
+    say(`✓ control plane     api ${server}, discovery 127.0.0.1:${options.discoveryPort}`);
+
+    if (options.bookinfo) {
+      const { BOOKINFO_WORKLOADS } = await import('../../deploy/samples/bookinfo/bookinfo.ts');
+      for (const w of BOOKINFO_WORKLOADS) {
+        const ports = { appPort: await freePort(), inboundPort: await freePort(), outboundPort: await freePort(), adminPort: await freePort() };
+        const running: RunningWorkload = { name: w.name, service: w.service, version: w.version, ...ports };
+        await callApi(server, 'PUT', '/api/v1/workloads', {
+          name: w.name,
+          namespace: 'default',
+          address: '127.0.0.1',
+          serviceAccount: w.serviceAccount,
+          labels: { app: w.service, version: w.version },
+          services: [{ name: w.service, port: 9080, targetPort: ports.appPort, portName: 'http' }],
+          proxy: { inboundPorts: { [ports.appPort]: ports.inboundPort } },
+        });
+        supervisor.start(w.name, [w.script, ...w.args, '--port', String(ports.appPort), '--name', w.name], {
+          HTTP_PROXY: `http://127.0.0.1:${ports.outboundPort}`,
+          NODE_USE_ENV_PROXY: '1',
+          NO_PROXY: '',
+        });
+        supervisor.start(`${w.name}-sidecar`, [
+          JIBE, 'proxy', '--workload', w.name, '--namespace', 'default',
+          '--discovery', `127.0.0.1:${options.discoveryPort}`,
+          '--outbound-port', String(ports.outboundPort), '--admin-port', String(ports.adminPort),
+        ]);
+        workloads.push(running);
+      }
+      say(`✓ bookinfo          ${workloads.length} workloads, each with its sidecar`);
+    }
+
+    const gatewayAdmin = await freePort();
+    const gw = supervisor.start('ingressgateway', [
+      JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
+      '--discovery', `127.0.0.1:${options.discoveryPort}`, '--admin-port', String(gatewayAdmin),
+      '--gateway-port-map', `8080=${options.gatewayPort}`,
+    ]);
+
+    if (options.bookinfo) {
+      const { loadFiles } = await import('../../core/config/load-documents.ts');
+      const documents: ParsedDocument[] = await loadFiles([
+        path.join(BOOKINFO_DIR, 'networking/bookinfo-gateway.yaml'),
+        path.join(BOOKINFO_DIR, 'networking/destination-rule-all.yaml'),
+      ]);
+      await callApi(server, 'POST', '/api/v1/config/apply', { documents });
+      say('✓ rules             bookinfo-gateway, destination-rule-all');
+      await waitFor(
+        () => fetch(`http://127.0.0.1:${options.gatewayPort}/productpage`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false),
+        gw, supervisor, 30_000, 'the ingress gateway to serve /productpage',
+      );
+    }
+    await waitFor(() => allSynced(server, workloads.length + 1), gw, supervisor, 20_000, 'every proxy to ACK its config');
+    say(`✓ ingress gateway   http://localhost:${options.gatewayPort}`);
+  } catch (err) {
+    await supervisor.stopAll();
+    throw err;
+  }
+
+  return {
+    server,
+    workloads,
+    gateway: { port: options.gatewayPort, adminPort: gatewayAdmin },
+    logDir,
+    failed,
+    async stop() {
+      // Deregister so a later `jibe up` starts from a clean registry, then stop every process.
+      await Promise.allSettled(workloads.map((w) => callApi(server, 'DELETE', `/api/v1/workloads/default/${w.name}`)));
+      await supervisor.stopAll();
+    },
+  };
+}
+
+async function allSynced(server: string, expected: number): Promise<boolean> {
+  try {
+    const { proxies } = await callApi<{ proxies: Array<{ lastSentVersion?: string; lastAckedVersion?: string; pending?: boolean }> }>(server, 'GET', '/api/v1/proxies');
+    return proxies.length >= expected && proxies.every((p) => p.lastSentVersion && p.lastAckedVersion === p.lastSentVersion && !p.pending);
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, child: Child, supervisor: ProcessSupervisor, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) {
+      throw new JibeError('JIBE_ERR_PROCESS', `${child.name} exited while waiting for ${what}; its log (${child.logFile}) ends with:\n${supervisor.tail(child)}`);
+    }
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new JibeError('JIBE_ERR_PROCESS', `timed out after ${timeoutMs / 1000}s waiting for ${what}`, { hint: `see the logs in ${path.dirname(child.logFile)}` });
+}

@@ -1,0 +1,96 @@
+// The control plane: stores, registries, the mesh snapshot, the discovery
+// server and the HTTP API, assembled from the plugins chosen by name.
+import type { DependencyContainer } from 'tsyringe';
+import type { Logger } from 'pino';
+import { ApiServer } from './api/api-server.ts';
+import { ConfigService } from './config/config-service.ts';
+import type { ConfigStore } from './config/config-store.ts';
+import { DiscoveryServer } from './discovery/discovery-server.ts';
+import { JibeError } from './errors/errors.ts';
+import { MeshService } from './mesh/mesh-service.ts';
+import type { MeshSettings } from './mesh/mesh-snapshot.ts';
+import { CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE, pluginNamed } from './plugins/plugin-tokens.ts';
+import type { PluginContext } from './plugins/plugin-tokens.ts';
+import { RegistryAggregator } from './registry/registry-aggregator.ts';
+import type { WorkloadRegistrar } from './registry/workload-registrar.ts';
+import type { StateStore } from './state/state-store.ts';
+
+export interface ControlPlaneOptions {
+  container: DependencyContainer;
+  dataDir: string;
+  settings: MeshSettings;
+  host: string;
+  discoveryPort: number;
+  apiPort: number;
+  configStore: string;
+  stateStore: string;
+  /** Platform registries to run; `vm` takes workload registrations. */
+  platforms: string[];
+  logger: Logger;
+}
+
+export interface RunningControlPlane {
+  ports: { discovery: number; api: number };
+  mesh: MeshService;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const { container, logger } = options;
+  const context: PluginContext = { dataDir: options.dataDir, settings: options.settings };
+  const closers: Array<() => Promise<unknown> | unknown> = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c();
+  };
+  try {
+    const state: StateStore = await pluginNamed(container, STATE_STORE, options.stateStore).create(context);
+    closers.push(() => state.close());
+    const store: ConfigStore = await pluginNamed(container, CONFIG_STORE, options.configStore).create({ ...context, state });
+    closers.push(() => store.close());
+
+    const registry = new RegistryAggregator();
+    closers.push(() => registry.stop());
+    let registrar: WorkloadRegistrar | undefined;
+    for (const name of options.platforms) {
+      const platform = await pluginNamed(container, PLATFORM_REGISTRY, name).create({ ...context, state });
+      await registry.add(platform);
+      if (platform.register && platform.deregister && platform.setHealth && platform.list) registrar ??= platform as WorkloadRegistrar;
+    }
+    if (!registrar) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'no platform that accepts workload registrations is enabled', { hint: 'add the vm platform' });
+
+    const mesh = new MeshService(store, registry, options.settings);
+    await mesh.start();
+    closers.push(() => mesh.stop());
+
+    const discovery = new DiscoveryServer({ source: mesh, logger: logger.child({ component: 'discovery' }) });
+    const discoveryPort = await discovery.listen(options.host, options.discoveryPort).catch((err: Error) => {
+      throw portError(err, options.host, options.discoveryPort, '--discovery-port');
+    });
+    closers.push(() => discovery.close());
+
+    const config = new ConfigService(store, () => mesh.knownHosts());
+    const api = new ApiServer({
+      config,
+      registrar,
+      snapshot: () => mesh.snapshot(),
+      proxies: () => discovery.status(),
+      status: () => ({ registries: registry.sizes(), dataDir: options.dataDir, conflicts: registry.conflicts() }),
+      logger: logger.child({ component: 'api' }),
+    });
+    const apiPort = await api.listen(options.host, options.apiPort);
+    closers.push(() => api.close());
+
+    logger.info({ discovery: `${options.host}:${discoveryPort}`, api: `${options.host}:${apiPort}`, dataDir: options.dataDir }, 'control plane ready');
+    return { ports: { discovery: discoveryPort, api: apiPort }, mesh, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function portError(err: Error & { code?: string }, host: string, port: number, flag: string): Error {
+  if (err.code === 'EADDRINUSE' || /address already in use|EADDRINUSE|No address added/i.test(err.message)) {
+    return new JibeError('JIBE_ERR_PORT_IN_USE', `port ${port} on ${host} is already in use`, { hint: `stop the process using it or pass another ${flag}` });
+  }
+  return err;
+}

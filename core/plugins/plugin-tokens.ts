@@ -1,0 +1,49 @@
+// One tsyringe token per plugin interface. Plugins are registered explicitly in
+// cli/plugins.ts (never by import side effects) and chosen by name at start-up.
+import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import { JibeError } from '../errors/errors.ts';
+import type { ConfigStore } from '../config/config-store.ts';
+import type { MeshSettings } from '../mesh/mesh-snapshot.ts';
+import type { PlatformRegistry } from '../registry/platform-registry.ts';
+import type { WorkloadRegistrar } from '../registry/workload-registrar.ts';
+import type { StateStore } from '../state/state-store.ts';
+
+/** What every plugin factory may use. */
+export interface PluginContext {
+  dataDir: string;
+  settings: MeshSettings;
+  /** The state store chosen for this control plane (absent while creating the state store itself). */
+  state?: StateStore;
+}
+
+export interface Plugin<T> {
+  name: string;
+  create(context: PluginContext): Promise<T>;
+}
+
+export const CONFIG_STORE: InjectionToken<Plugin<ConfigStore>> = Symbol('ConfigStore');
+export const STATE_STORE: InjectionToken<Plugin<StateStore>> = Symbol('StateStore');
+/** Registries may also accept registrations (the `vm` platform does). */
+export const PLATFORM_REGISTRY: InjectionToken<Plugin<PlatformRegistry & Partial<WorkloadRegistrar>>> = Symbol('PlatformRegistry');
+
+/** Every plugin registered under a token, checked for duplicate names. */
+export function pluginsOf<T>(container: DependencyContainer, token: InjectionToken<Plugin<T>>): Plugin<T>[] {
+  const plugins = container.isRegistered(token) ? container.resolveAll(token) : [];
+  const seen = new Set<string>();
+  for (const p of plugins) {
+    if (seen.has(p.name)) throw new JibeError('JIBE_ERR_PLUGIN_DUPLICATE', `two plugins are registered as "${p.name}" for ${String(token.toString())}`);
+    seen.add(p.name);
+  }
+  return plugins;
+}
+
+export function pluginNamed<T>(container: DependencyContainer, token: InjectionToken<Plugin<T>>, name: string): Plugin<T> {
+  const plugins = pluginsOf(container, token);
+  const plugin = plugins.find((p) => p.name === name);
+  if (!plugin) {
+    throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', `no plugin named "${name}" for ${String(token.toString())}`, {
+      hint: `choose one of: ${plugins.map((p) => p.name).join(', ') || '(none registered)'}`,
+    });
+  }
+  return plugin;
+}
