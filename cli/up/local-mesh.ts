@@ -50,12 +50,14 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   await ensurePortFree(options.apiPort, '--api-port');
 
   const logDir = path.join(options.dataDir, 'logs');
-  const supervisor = new ProcessSupervisor(logDir);
+  const supervisor = new ProcessSupervisor(logDir, path.join(options.dataDir, 'processes.json'));
   let fail: (message: string) => void = () => {};
   const failed = new Promise<string>((resolve) => (fail = resolve));
-  supervisor.onUnexpectedExit = (child, code) => fail(`${child.name} exited (code ${code}); its log ends with:\n${supervisor.tail(child)}`);
+  supervisor.onRestart = (child, code) => say(`! ${child.name} exited (code ${code}); restarting it (see ${child.logFile})`);
+  supervisor.onGiveUp = (child, code) => fail(`${child.name} kept exiting (last code ${code}); its log ends with:\n${supervisor.tail(child)}`);
   const server = `http://127.0.0.1:${options.apiPort}`;
   const workloads: RunningWorkload[] = [];
+  let gatewayAdmin = 0;
 
   try {
     const cp = supervisor.start('control-plane', [
@@ -81,7 +83,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           services: [{ name: w.service, port: 9080, targetPort: ports.appPort, portName: 'http' }],
           proxy: { inboundPorts: { [ports.appPort]: ports.inboundPort } },
         });
-        supervisor.start(w.name, [w.script, ...w.args, '--port', String(ports.appPort), '--name', w.name], {
+        supervisor.start(w.name, [w.script, ...w.args, '--port', String(ports.appPort)], {
           HTTP_PROXY: `http://127.0.0.1:${ports.outboundPort}`,
           NODE_USE_ENV_PROXY: '1',
           NO_PROXY: '',
@@ -96,7 +98,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       say(`✓ bookinfo          ${workloads.length} workloads, each with its sidecar`);
     }
 
-    const gatewayAdmin = await freePort();
+    gatewayAdmin = await freePort();
     const gw = supervisor.start('ingressgateway', [
       JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
       '--discovery', `127.0.0.1:${options.discoveryPort}`, '--admin-port', String(gatewayAdmin),
@@ -149,7 +151,7 @@ async function allSynced(server: string, expected: number): Promise<boolean> {
 async function waitFor(check: () => Promise<boolean>, child: Child, supervisor: ProcessSupervisor, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.process.exitCode !== null) {
+    if (child.process.exitCode !== null || child.restarts > 0) {
       throw new JibeError('JIBE_ERR_PROCESS', `${child.name} exited while waiting for ${what}; its log (${child.logFile}) ends with:\n${supervisor.tail(child)}`);
     }
     if (await check()) return;

@@ -18,7 +18,7 @@ export class MeshService {
   private readonly listeners = new Set<() => void>();
   private rules: Resource[] = [];
   private current: MeshSnapshot | undefined;
-  private version = 0;
+  private snapshotCount = 0;
   private unwatch: (() => void) | undefined;
 
   constructor(store: ConfigStore, registry: RegistryAggregator, settings: MeshSettings) {
@@ -81,7 +81,7 @@ export class MeshService {
     const workloads = this.registry.workloads();
     const of = <T extends Resource>(kind: string) => this.rules.filter((r) => r.kind === kind) as T[];
     return {
-      version: ++this.version,
+      version: ++this.snapshotCount,
       settings: this.settings,
       services: this.registry.services(),
       workloads,

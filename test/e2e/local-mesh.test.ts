@@ -1,0 +1,155 @@
+// End to end: `jibe up` as a user runs it, traffic through the ingress gateway,
+// rules applied with `jibe apply`, and the control plane killed under traffic.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../../cli/up/ports.ts';
+import { JIBE, REPO_ROOT, runJibe } from '../helpers/jibe-cli.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const NETWORKING = path.join(REPO_ROOT, 'deploy/samples/bookinfo/networking');
+const FIXTURES = path.join(REPO_ROOT, 'test/e2e/fixtures');
+
+describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
+  let up: ChildProcess;
+  let upOutput = '';
+  let dataDir: string;
+  let gateway: string;
+  let server: string;
+
+  const productpage = async (user?: string): Promise<string> => {
+    const res = await fetch(`${gateway}/productpage`, { headers: user ? { cookie: `user=${user}` } : {}, signal: AbortSignal.timeout(10_000) });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`GET /productpage answered ${res.status}: ${body.slice(0, 200)}`);
+    return body;
+  };
+  const servedBy = (html: string) => /Reviews served by: (reviews-v\d)/.exec(html)?.[1] ?? 'none';
+  const sample = async (n: number, user?: string) => {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const v = servedBy(await productpage(user));
+      counts[v] = (counts[v] ?? 0) + 1;
+    }
+    return counts;
+  };
+  const apply = (file: string) => runJibe(['apply', '--server', server, '-f', file]);
+  /** Every proxy runs the control plane's current version. */
+  const converged = async () => {
+    const res = await runJibe(['proxy-status', '--server', server, '-o', 'json']);
+    const { version, proxies } = JSON.parse(res.stdout) as { version: string; proxies: Array<{ lastAckedVersion?: string }> };
+    return proxies.length === 7 && proxies.every((p) => p.lastAckedVersion === version);
+  };
+
+  before(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jibe-e2e-'));
+    const [gw, disc, api] = [await freePort(), await freePort(), await freePort()];
+    gateway = `http://127.0.0.1:${gw}`;
+    server = `http://127.0.0.1:${api}`;
+    up = spawn(process.execPath, [JIBE, 'up', '--data-dir', dataDir, '--gateway-port', String(gw), '--discovery-port', String(disc), '--api-port', String(api)], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    up.stdout!.on('data', (d) => (upOutput += d));
+    up.stderr!.on('data', (d) => (upOutput += d));
+    await waitFor(() => upOutput.includes('Press Ctrl-C') || (up.exitCode !== null && Promise.reject(new Error(upOutput))), 'jibe up to be ready', 120_000);
+  });
+
+  after(async () => {
+    if (up.exitCode === null) {
+      up.kill('SIGKILL');
+      await new Promise((r) => up.once('exit', r));
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves BookInfo through the ingress gateway, with reviews from every version', async () => {
+    const html = await productpage();
+    assert.match(html, /The Comedy of Errors/);
+    assert.match(html, /Book Details/);
+    const counts = await sample(30);
+    assert.deepEqual(Object.keys(counts).sort(), ['reviews-v1', 'reviews-v2', 'reviews-v3'], `round robin over all versions, got ${JSON.stringify(counts)}`);
+  });
+
+  it('splits reviews 80/20 between v1 and v3', async () => {
+    const res = await apply(path.join(FIXTURES, 'reviews-80-v1-20-v3.yaml'));
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /VirtualService\/default\/reviews (created|configured)/);
+    await waitFor(converged, 'proxies to ACK the split');
+    const n = 200;
+    const counts = await sample(n);
+    assert.equal((counts['reviews-v1'] ?? 0) + (counts['reviews-v3'] ?? 0), n, `only v1 and v3: ${JSON.stringify(counts)}`);
+    // Binomial(200, 0.2): sd ≈ 5.7; ±20 is 3.5 sd.
+    assert.ok(Math.abs((counts['reviews-v3'] ?? 0) - 40) <= 20, `v3 share near 20%: ${JSON.stringify(counts)}`);
+  });
+
+  it('routes end-user jason to v2 and everyone else to v1', async () => {
+    const res = await apply(path.join(NETWORKING, 'virtual-service-reviews-test-v2.yaml'));
+    assert.equal(res.code, 0, res.stderr);
+    await waitFor(converged, 'proxies to ACK the header route');
+    assert.deepEqual(await sample(10, 'jason'), { 'reviews-v2': 10 });
+    assert.deepEqual(await sample(10), { 'reviews-v1': 10 });
+  });
+
+  it('rejects an invalid rule whole, naming file and field, and keeps routing', async () => {
+    const before = await runJibe(['proxy-status', '--server', server, '-o', 'json']);
+    const file = path.join(FIXTURES, 'reviews-bad-subset.yaml');
+    const res = await apply(file);
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /JIBE_ERR_/);
+    assert.match(res.stderr, /v9/);
+    assert.match(res.stderr, /reviews-bad-subset\.yaml/);
+    assert.match(res.stderr, /spec\.http\[0\]\.route\[0\]/);
+    const afterStatus = await runJibe(['proxy-status', '--server', server, '-o', 'json']);
+    assert.equal(JSON.parse(afterStatus.stdout).version, JSON.parse(before.stdout).version, 'no new config version');
+    assert.deepEqual(await sample(5, 'jason'), { 'reviews-v2': 5 });
+  });
+
+  it('keeps serving with no failed request while the control plane is killed and restarted', async () => {
+    const pids = JSON.parse(fs.readFileSync(path.join(dataDir, 'processes.json'), 'utf8')) as Record<string, number>;
+    let ok = 0;
+    const failures: string[] = [];
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        try {
+          servedBy(await productpage('jason')) === 'reviews-v2' ? ok++ : failures.push('wrong version');
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    })();
+    await waitFor(() => ok >= 20, 'traffic before the kill');
+    process.kill(pids['control-plane'], 'SIGKILL');
+    // jibe up restarts it; the proxies reconnect and resync from the persisted config.
+    await waitFor(() => upOutput.includes('control-plane exited'), 'jibe up to notice the control plane died');
+    const okAtKill = ok;
+    await waitFor(converged, 'proxies to reconnect to the restarted control plane', 60_000);
+    await waitFor(() => ok >= okAtKill + 20, 'traffic after the restart');
+    stop = true;
+    await load;
+    assert.deepEqual(failures, []);
+    const status = JSON.parse((await runJibe(['get', 'vs', 'reviews', '--server', server, '-o', 'json'])).stdout);
+    assert.equal(status[0].spec.http[0].match[0].headers['end-user'].exact, 'jason', 'rules survived the restart');
+  });
+
+  it('stops every process it started on Ctrl-C', async () => {
+    const pids = Object.values(JSON.parse(fs.readFileSync(path.join(dataDir, 'processes.json'), 'utf8')) as Record<string, number>);
+    up.kill('SIGINT');
+    const code = await new Promise((r) => up.once('exit', r));
+    assert.equal(code, 0, upOutput);
+    assert.match(upOutput, /Stopped\./);
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'no process left behind');
+  });
+});
