@@ -1,0 +1,57 @@
+// Small helpers shared by the store contract suites.
+import assert from 'node:assert/strict';
+import { isJibeError } from '../../core/errors/errors.ts';
+import type { ErrorCode } from '../../core/errors/errors.ts';
+
+/** Asserts that `promise` rejects with a JibeError of `code`; returns the error for further checks. */
+export async function rejectsWithCode(promise: Promise<unknown>, code: ErrorCode): Promise<Error & { code: ErrorCode; details: Record<string, unknown> }> {
+  let caught: unknown;
+  await assert.rejects(promise, (err: unknown) => {
+    caught = err;
+    assert.ok(isJibeError(err), `expected a JibeError ${code}, got ${String(err)}`);
+    assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
+    return true;
+  });
+  return caught as Error & { code: ErrorCode; details: Record<string, unknown> };
+}
+
+/** Whether `err` is a JibeError with `code` (for retry loops). */
+export function hasCode(err: unknown, code: ErrorCode): boolean {
+  return isJibeError(err) && err.code === code;
+}
+
+/**
+ * Collects what a watch delivers and lets a test wait until a condition holds.
+ * Stores backed by a remote peer deliver asynchronously, so tests wait for the
+ * events rather than expecting them right after the write. The guard timeout only
+ * turns a missing event into a clear failure; nothing asserts on speed.
+ */
+export class Collector<T> {
+  readonly items: T[] = [];
+  private waiters: { done: () => boolean; resolve: () => void }[] = [];
+
+  push = (batch: T[]): void => {
+    this.items.push(...batch);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.done()) return true;
+      w.resolve();
+      return false;
+    });
+  };
+
+  async waitFor(count: number, guardMs = 10_000): Promise<T[]> {
+    if (this.items.length >= count) return this.items;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => this.waiters.push({ done: () => this.items.length >= count, resolve })),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`expected ${count} watch events, got ${this.items.length}`)), guardMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.items;
+  }
+}
