@@ -161,7 +161,7 @@ export function configStoreContract(name: string, factory: () => Promise<ConfigS
       withStore(async ({ store }) => {
         const [oldRatings] = await store.apply([vs('ratings', 'default', 100)]);
         await store.apply([vs('ratings', 'default', 80)]);
-        const before = await store.list();
+        const before = structuredClone(await store.list());
         await rejectsWithCode(
           store.apply([vs('brand-new'), dr('reviews'), { ...vs('ratings', 'default', 1), metadata: { ...oldRatings.metadata } }], { checkVersions: true }),
           'JIBE_ERR_CONFLICT',
@@ -201,7 +201,7 @@ export function configStoreContract(name: string, factory: () => Promise<ConfigS
     it('delete of a missing ref fails with JIBE_ERR_NOT_FOUND and deletes nothing', () =>
       withStore(async ({ store }) => {
         await store.apply([vs('reviews'), vs('ratings')]);
-        const before = await store.list();
+        const before = structuredClone(await store.list());
         await rejectsWithCode(
           store.delete([
             { kind: 'VirtualService', namespace: 'default', name: 'reviews' },
@@ -261,7 +261,7 @@ export function configStoreContract(name: string, factory: () => Promise<ConfigS
         try {
           const input = vs('reviews');
           const [result] = await store.apply([input]);
-          const snapshot = await store.list();
+          const snapshot = structuredClone(await store.list());
           input.metadata.labels = { hacked: 'input' };
           result.metadata.labels = { hacked: 'result' };
           (result.spec as { hosts: string[] }).hosts.push('evil');
@@ -282,7 +282,7 @@ export function configStoreContract(name: string, factory: () => Promise<ConfigS
         for (const r of await store.apply([vs('reviews'), dr('reviews'), vs('ratings', 'team-a')])) seenVersions.add(version(r));
         for (const r of await store.apply([vs('reviews', 'default', 40)])) seenVersions.add(version(r));
         await store.delete([{ kind: 'DestinationRule', namespace: 'default', name: 'reviews' }]);
-        const before = await store.list();
+        const before = structuredClone(await store.list());
         await store.close();
 
         const again = await reopen();
