@@ -1,0 +1,126 @@
+// A sidecar's config: inbound listeners in front of its own app, and one
+// outbound route config with a virtual host per (visible service, HTTP port),
+// plus the clusters and endpoints those routes reach.
+import type { BuildContext, IndexedVirtualService } from './build-context.ts';
+import { createBuildContext, isServiceVisible, MESH_GATEWAY } from './build-context.ts';
+import { buildRequestedClusters, requestServiceClusters } from './build-clusters.ts';
+import { compileHttpRoutes, defaultRoute } from './build-routes.ts';
+import type { RouteScope } from './build-routes.ts';
+import { compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo } from './mesh-match.ts';
+import type { MeshSnapshot } from './mesh-snapshot.ts';
+import { JibeError } from '../errors/errors.ts';
+import type { ClusterResource, EndpointsResource, ListenerResource, ProxyNode, ProxyResource, RouteConfigResource, VirtualHost } from '../model/proxy-config.ts';
+import { inboundClusterName, OUTBOUND_ROUTE_CONFIG } from '../model/proxy-config.ts';
+import type { Protocol, Service, ServicePort } from '../model/service.ts';
+import { hostAliases, isHttpProtocol } from '../model/service.ts';
+import type { Workload } from '../model/workload.ts';
+
+const MESH_SCOPE_GATEWAYS: ReadonlySet<string> = new Set([MESH_GATEWAY]);
+
+export function buildSidecarConfig(snapshot: MeshSnapshot, node: ProxyNode): ProxyResource[] {
+  const workload = findNodeWorkload(snapshot, node);
+  const ctx = createBuildContext(snapshot, node);
+  return [...buildInbound(workload), buildOutboundRouteConfig(ctx), ...buildRequestedClusters(ctx)];
+}
+
+/** The workload a sidecar fronts; a sidecar for an unregistered workload cannot be configured. */
+export function findNodeWorkload(snapshot: MeshSnapshot, node: ProxyNode): Workload {
+  const platform = node.platform || 'vm';
+  const workload = node.workload ? snapshot.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace && w.platform === platform) : undefined;
+  if (workload) return workload;
+  const what = node.workload ? `workload ${platform}/${node.namespace}/${node.workload}` : 'no workload';
+  throw new JibeError('JIBE_ERR_WORKLOAD_INVALID', `sidecar ${node.id} names ${what}, which is not registered in the mesh`, {
+    resource: node.workload ? `Workload/${node.namespace}/${node.workload}` : undefined,
+    field: 'node.workload',
+    hint: node.workload
+      ? `register the workload first (join the VM with the node agent, apply a WorkloadEntry, or deploy it on its platform), or start the proxy with the right workload, namespace and platform (now: ${node.workload}, ${node.namespace}, ${platform})`
+      : 'start the proxy with the name of the workload it fronts (and its namespace and platform)',
+  });
+}
+
+/** Inbound listeners for each app port the sidecar accepts traffic for without capture. */
+function buildInbound(workload: Workload): ProxyResource[] {
+  const inboundPorts = workload.proxy?.inboundPorts;
+  if (!inboundPorts) return [];
+  const appPorts = new Set<number>();
+  for (const binding of workload.services) for (const target of Object.values(binding.ports)) appPorts.add(target);
+  const out: ProxyResource[] = [];
+  for (const appPort of [...appPorts].sort((a, b) => a - b)) {
+    const listenPort = inboundPorts[appPort];
+    if (listenPort === undefined) continue;
+    const name = `inbound|${appPort}`;
+    const cluster = inboundClusterName(appPort);
+    const listener: ListenerResource = { type: 'listener', name, direction: 'inbound', address: workload.address, port: listenPort, protocol: 'http', routeConfig: name };
+    const routes: RouteConfigResource = {
+      type: 'route',
+      name,
+      virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'default', match: [], action: { clusters: [{ cluster, weight: 100 }] } }] }],
+    };
+    const clusterResource: ClusterResource = { type: 'cluster', name: cluster, service: '', port: appPort, lbPolicy: 'ROUND_ROBIN', protocol: 'http1' };
+    const endpoints: EndpointsResource = { type: 'endpoints', name: cluster, endpoints: [{ address: '127.0.0.1', port: appPort, healthy: true }] };
+    out.push(listener, routes, clusterResource, endpoints);
+  }
+  return out;
+}
+
+/** Until protocol sniffing exists, an unnamed port is assumed to speak HTTP/1. */
+function isHttpLike(p: Protocol): boolean {
+  return isHttpProtocol(p) || p === 'unknown';
+}
+
+function buildOutboundRouteConfig(ctx: BuildContext): RouteConfigResource {
+  const vsFor = meshVirtualServiceSelector(ctx);
+  const virtualHosts: VirtualHost[] = [];
+  for (const service of ctx.index.services) {
+    if (!isServiceVisible(service, ctx.node.namespace)) continue;
+    const ports = httpPorts(service);
+    if (ports.length === 0) continue;
+    // The bare host (no `:port`) must name one port: 80 if the service has it, else its first HTTP port.
+    const primary = ports.find((p) => p.port === 80) ?? ports[0];
+    const aliases = hostAliases(service, ctx.node.namespace, ctx.domain);
+    const ivs = vsFor(service.hostname);
+    for (const port of ports) {
+      requestServiceClusters(ctx, service, port.port);
+      const scope: RouteScope = { port: port.port, gateways: MESH_SCOPE_GATEWAYS };
+      const routes = ivs ? compileHttpRoutes(ctx, ivs, scope) : [];
+      // A trailing default after a catch-all route could never be reached.
+      if (!routes.some((r) => r.match.length === 0)) routes.push(defaultRoute(ctx, service.hostname, port.port));
+      const domains = port === primary ? [...aliases, ...aliases.map((a) => `${a}:${port.port}`)] : aliases.map((a) => `${a}:${port.port}`);
+      virtualHosts.push({ name: `${service.hostname}:${port.port}`, domains, routes });
+    }
+  }
+  virtualHosts.sort((a, b) => compareStrings(a.name, b.name));
+  return { type: 'route', name: OUTBOUND_ROUTE_CONFIG, virtualHosts };
+}
+
+function httpPorts(service: Service): ServicePort[] {
+  const seen = new Set<number>();
+  const out: ServicePort[] = [];
+  for (const p of service.ports) {
+    if (!isHttpLike(p.protocol) || seen.has(p.port)) continue;
+    seen.add(p.port);
+    out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Which VirtualService routes a host for sidecars: among those bound to `mesh` and
+ * exported to the node's namespace, an exact host beats a wildcard, a longer
+ * wildcard beats a shorter one, and among equals the oldest wins (as Istio).
+ */
+function meshVirtualServiceSelector(ctx: BuildContext): (host: string) => IndexedVirtualService | undefined {
+  const exact = new Map<string, IndexedVirtualService>();
+  const wildcards: Array<{ pattern: string; ivs: IndexedVirtualService }> = [];
+  for (const ivs of ctx.index.virtualServices) {
+    if (!ivs.gateways.includes(MESH_GATEWAY)) continue;
+    if (!isExportedTo(ivs.vs.spec.exportTo, ivs.namespace, ctx.node.namespace)) continue;
+    for (const host of ivs.hosts) {
+      if (!exact.has(host)) exact.set(host, ivs);
+      if (host.startsWith('*')) wildcards.push({ pattern: host, ivs });
+    }
+  }
+  // Most specific first; the sort is stable, so equals stay oldest first.
+  wildcards.sort((a, b) => hostSpecificity(b.pattern) - hostSpecificity(a.pattern));
+  return (host) => exact.get(host) ?? wildcards.find((w) => hostMatchesPattern(host, w.pattern))?.ivs;
+}
