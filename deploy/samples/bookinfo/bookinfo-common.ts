@@ -280,6 +280,13 @@ export function runService(service: string, server: Server, flags: ServiceFlags)
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Under `jibe up`, stdin is a pipe from the supervisor: when it closes the
+  // supervisor is gone (even if it was killed outright), so stop too.
+  if (process.env.JIBE_EXIT_WITH_PARENT === '1' && !process.stdin.isTTY) {
+    process.stdin.on('error', () => {});
+    process.stdin.on('close', stop);
+    process.stdin.resume();
+  }
 }
 
 /** The process entry of each service: flags from argv/env, a usage message on bad ones. */
