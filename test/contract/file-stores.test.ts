@@ -7,12 +7,15 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { readFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { ConfigEvent } from '../../core/config/config-store.ts';
 import { FileConfigStore } from '../../core/config/config-store-file.ts';
 import type { Resource } from '../../core/model/resource.ts';
 import { acquireDataDirLock } from '../../core/state/data-dir-lock.ts';
+import type { DataDirLock } from '../../core/state/data-dir-lock.ts';
 import { fileNameForKey, FileStateStore } from '../../core/state/state-store-file.ts';
 import { configStoreContract } from './config-store.contract.ts';
 import { rejectsWithCode } from './contract-helpers.ts';
@@ -310,6 +313,55 @@ describe('data directory lock', () => {
     await writeFile(join(dir, 'lock'), '');
     const err = await rejectsWithCode(acquireDataDirLock(dir), 'JIBE_ERR_STORE_IO');
     assert.match(String(err.details.hint), /delete the lock file/);
+  });
+
+  it('concurrent openers in one process: exactly one gets the lock', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'lock'), lockContent(deadPid()));
+    const results = await Promise.allSettled(Array.from({ length: 4 }, () => acquireDataDirLock(dir)));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(won.length, 1);
+    await (won[0] as PromiseFulfilledResult<DataDirLock>).value.release();
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it('processes racing for a stale lock: exactly one wins, the rest are refused', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'lock'), lockContent(deadPid()));
+    const moduleUrl = pathToFileURL(join(import.meta.dirname, '../../core/state/data-dir-lock.ts')).href;
+    // Each child loads, says ready, waits for "go" (so the attempts overlap), tries
+    // once, reports, and holds what it got until its stdin closes.
+    const script = `
+      const { acquireDataDirLock } = await import(${JSON.stringify(moduleUrl)});
+      const { createInterface } = await import('node:readline');
+      const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+      process.stdout.write('ready\\n');
+      await lines.next();
+      let lock;
+      try { lock = await acquireDataDirLock(${JSON.stringify(dir)}); process.stdout.write('acquired\\n'); }
+      catch (err) { process.stdout.write('refused ' + err.code + '\\n'); }
+      await lines.next();
+      await lock?.release();
+    `;
+    const children = Array.from({ length: 6 }, () => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const exits = children.map((c) => once(c, 'exit'));
+    const outputs = children.map((c) => {
+      const lines = createInterface({ input: c.stdout })[Symbol.asyncIterator]();
+      return async () => String((await lines.next()).value);
+    });
+    try {
+      for (const next of outputs) assert.equal(await next(), 'ready');
+      for (const c of children) c.stdin.write('go\n');
+      const results = await Promise.all(outputs.map((next) => next()));
+      assert.deepEqual(results.filter((r) => r === 'acquired'), ['acquired'], results.join(', '));
+      assert.deepEqual(new Set(results.filter((r) => r !== 'acquired')), new Set(['refused JIBE_ERR_STORE_IO']), results.join(', '));
+    } finally {
+      for (const c of children) c.stdin.end();
+      await Promise.race([Promise.all(exits), delay(10_000, undefined, { ref: false })]);
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await Promise.all(exits);
+    }
+    assert.deepEqual(await readdir(dir), [], 'the winner released its lock; no takeover file is left');
   });
 
   it('a control plane killed with SIGKILL blocks others while alive; its lock is taken over after', async () => {
