@@ -67,11 +67,20 @@ export interface HTTPFaultInjection {
   abort?: { httpStatus?: number; grpcStatus?: string; percentage?: { value: number } };
 }
 
+/** Answers the request from the proxy itself (Istio's HTTPDirectResponse). */
+export interface HTTPDirectResponse {
+  status: number;
+  /** `bytes` is base64. */
+  body?: { string: string } | { bytes: string };
+}
+
 export interface HTTPRoute {
   name?: string;
   match?: HTTPMatchRequest[];
   route?: HTTPRouteDestination[];
   redirect?: HTTPRedirect;
+  /** Exclusive with `route` and `redirect`. */
+  directResponse?: HTTPDirectResponse;
   rewrite?: HTTPRewrite;
   timeout?: string;
   retries?: HTTPRetry;

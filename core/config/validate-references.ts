@@ -1,0 +1,156 @@
+// Cross-resource checks: every host, subset and gateway a VirtualService names
+// must exist. Hosts come from the platforms' registry (`knownHosts`, canonical
+// names) and from ServiceEntries; subsets from DestinationRules; gateways from
+// Gateways. A DestinationRule for an unknown host is allowed, as in Istio: the
+// service may simply not be deployed yet.
+import { JibeError } from '../errors/errors.ts';
+import { DEFAULT_NAMESPACE, resourceKey } from '../model/resource.ts';
+import type { Resource, ResourceSource } from '../model/resource.ts';
+import { resolveHost } from '../model/service.ts';
+import { asArray, asObject, asString, eachObject } from './checks/check-context.ts';
+import { closest, MESH_GATEWAY, parseGatewayRef } from './names.ts';
+
+interface Exported {
+  namespace: string;
+  exportTo: unknown[];
+  key: string;
+}
+
+interface EntryHost extends Exported {
+  host: string;
+  ports: number[];
+}
+
+interface SubsetSource extends Exported {
+  host: string;
+  subsets: string[];
+}
+
+/** What the VirtualServices may refer to, indexed once per call. */
+interface Targets {
+  knownHosts: Set<string>;
+  /** Wildcard names among knownHosts, kept apart so exact lookups stay O(1). */
+  knownWildcards: string[];
+  entryHosts: EntryHost[];
+  subsetSources: SubsetSource[];
+  gateways: Set<string>;
+}
+
+export function validateReferences(resources: Resource[], knownHosts: Set<string>, sources?: Map<string, ResourceSource>): JibeError[] {
+  const targets = indexTargets(resources, knownHosts);
+  const errors: JibeError[] = [];
+  for (const r of resources) {
+    if (r?.kind !== 'VirtualService') continue;
+    const spec = asObject(r.spec);
+    if (!spec) continue;
+    const namespace = namespaceOf(r);
+    const key = resourceKey({ kind: r.kind, metadata: { name: String(r.metadata?.name), namespace } });
+    const report = (field: string, message: string) => errors.push(new JibeError('JIBE_ERR_REFERENCE', message, { ...sources?.get(key), resource: key, field }));
+
+    asArray(spec.gateways).forEach((g, i) => checkGateway(g, namespace, `spec.gateways[${i}]`, targets, report));
+    for (const protocol of ['http', 'tcp']) {
+      eachObject(spec[protocol], `spec.${protocol}`, (route, field) => {
+        eachObject(route.match, `${field}.match`, (m, f) => asArray(m.gateways).forEach((g, i) => checkGateway(g, namespace, `${f}.gateways[${i}]`, targets, report)));
+        eachObject(route.route, `${field}.route`, (d, f) => checkDestination(d.destination, namespace, `${f}.destination`, targets, report));
+      });
+    }
+  }
+  return errors;
+}
+
+function namespaceOf(r: Resource): string {
+  const ns = r?.metadata?.namespace;
+  return typeof ns === 'string' && ns ? ns : DEFAULT_NAMESPACE;
+}
+
+function indexTargets(resources: Resource[], knownHosts: Set<string>): Targets {
+  const knownWildcards = [...knownHosts].filter((h) => h.includes('*'));
+  const targets: Targets = { knownHosts, knownWildcards, entryHosts: [], subsetSources: [], gateways: new Set() };
+  for (const r of resources) {
+    const spec = asObject(r?.spec);
+    const name = asString(r?.metadata?.name);
+    if (!spec || !name) continue;
+    const namespace = namespaceOf(r);
+    const exported = { namespace, exportTo: asArray(spec.exportTo), key: resourceKey({ kind: r.kind, metadata: { name, namespace } }) };
+    if (r.kind === 'ServiceEntry') {
+      const ports = asArray(spec.ports).map((p) => asObject(p)?.number).filter((n): n is number => typeof n === 'number');
+      for (const host of asArray(spec.hosts)) {
+        if (typeof host === 'string') targets.entryHosts.push({ ...exported, host: resolveHost(host, namespace), ports });
+      }
+    } else if (r.kind === 'DestinationRule') {
+      const host = asString(spec.host);
+      if (!host) continue;
+      const subsets = asArray(spec.subsets).map((s) => asObject(s)?.name).filter((n): n is string => typeof n === 'string');
+      targets.subsetSources.push({ ...exported, host: resolveHost(host, namespace), subsets });
+    } else if (r.kind === 'Gateway') {
+      targets.gateways.add(`${namespace}/${name}`);
+    }
+  }
+  return targets;
+}
+
+/** Istio's exportTo: absent means everywhere; `.` this namespace; `*` all; `~` none. */
+function visibleFrom(target: Exported, namespace: string): boolean {
+  if (target.exportTo.length === 0) return true;
+  return target.exportTo.some((e) => e === '*' || e === namespace || (e === '.' && target.namespace === namespace));
+}
+
+/** `*.example.com` covers `a.example.com` and `a.b.example.com`; `*` covers all. */
+function hostCovers(pattern: string, host: string): boolean {
+  return pattern === host || pattern === '*' || (pattern.startsWith('*.') && host.endsWith(pattern.slice(1)));
+}
+
+function checkGateway(ref: unknown, namespace: string, field: string, targets: Targets, report: (field: string, message: string) => void): void {
+  if (typeof ref !== 'string') return;
+  const parsed = parseGatewayRef(ref, namespace);
+  if (parsed === MESH_GATEWAY || parsed === undefined) return; // malformed refs are validate-resource's to report
+  const wanted = `${parsed.namespace}/${parsed.name}`;
+  if (targets.gateways.has(wanted)) return;
+  const existing = [...targets.gateways].sort();
+  const guess = closest(wanted, existing);
+  const options = existing.length ? `, or bind to one of: ${existing.slice(0, 10).join(', ')}${existing.length > 10 ? ', …' : ''}` : '';
+  report(
+    field,
+    `gateway ${JSON.stringify(ref)} does not exist: no Gateway ${parsed.name} in namespace ${parsed.namespace}${guess ? ` (did you mean ${guess}?)` : ''} (create that Gateway${options}; "mesh" means the sidecars)`,
+  );
+}
+
+function checkDestination(value: unknown, namespace: string, field: string, targets: Targets, report: (field: string, message: string) => void): void {
+  const dest = asObject(value);
+  const written = asString(dest?.host);
+  if (!dest || !written) return;
+  const host = resolveHost(written, namespace);
+  const fromRegistry = targets.knownHosts.has(host) || targets.knownWildcards.some((k) => hostCovers(k, host));
+  const entries = targets.entryHosts.filter((e) => visibleFrom(e, namespace) && hostCovers(e.host, host));
+  if (!fromRegistry && entries.length === 0) {
+    const shown = host === written ? JSON.stringify(written) : `${JSON.stringify(written)} (${host})`;
+    const guess = closest(host, [...targets.knownHosts, ...targets.entryHosts.map((e) => e.host)]);
+    report(
+      `${field}.host`,
+      `host ${shown} is not a known service${guess ? ` (did you mean ${guess}?)` : ''} (deploy the service, fix the name, or add a ServiceEntry for an external host)`,
+    );
+    return;
+  }
+
+  const subset = asString(dest.subset);
+  if (subset !== undefined) {
+    const defined = new Set<string>();
+    for (const s of targets.subsetSources) if (visibleFrom(s, namespace) && hostCovers(s.host, host)) for (const n of s.subsets) defined.add(n);
+    if (!defined.has(subset)) {
+      const action = defined.size
+        ? `define it in a DestinationRule's spec.subsets, or route to one of: ${[...defined].sort().join(', ')}`
+        : `no DestinationRule defines subsets for this host; add one with host: ${host} and spec.subsets`;
+      report(`${field}.subset`, `subset ${JSON.stringify(subset)} is not defined for host ${host} (${action})`);
+    }
+  }
+
+  const port = asObject(dest.port)?.number;
+  if (typeof port === 'number' && !fromRegistry) {
+    // Only a ServiceEntry tells us ports here; registry hosts come as bare names.
+    const exact = entries.filter((e) => e.host === host && e.ports.length > 0);
+    if (exact.length && !exact.some((e) => e.ports.includes(port))) {
+      const declared = [...new Set(exact.flatMap((e) => e.ports))].sort((a, b) => a - b);
+      report(`${field}.port.number`, `port ${port} is not a port of host ${host} (${exact[0].key} declares ${declared.join(', ')}; use one of those or add the port to the ServiceEntry)`);
+    }
+  }
+}
