@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
 import { DiscoveryServer } from '../../../core/discovery/discovery-server.ts';
 import type { DiscoveryServerOptions, ProxyStatus } from '../../../core/discovery/discovery-server.ts';
 import { MapConfigSource, RecordingProxy, SilentProxy, cluster, sidecar, waitFor } from './discovery-fixtures.ts';
@@ -150,6 +152,40 @@ test('a burst of 100 changes is coalesced into few pushes', async (t) => {
   await waitFor('last change applied', () => proxy.client.state.version === source.version());
   assert.ok(proxy.applied.length - 2 <= 10, `100 changes took ${proxy.applied.length - 2} pushes`);
   assert.equal(proxy.clusterPort('b'), 2100);
+});
+
+test('one change reaches every connected proxy', async (t) => {
+  const source = new MapConfigSource([cluster('a')]);
+  const { server, address } = await startServer(t, source);
+  const proxies = Array.from({ length: 20 }, (_, i) => connect(t, address, `p${i}`));
+  await waitFor('all snapshots ACKed', () => server.status().filter((s) => s.lastAckedVersion === '1').length === 20);
+
+  source.set(cluster('b'));
+  await waitFor('all proxies applied the change', () => proxies.every((p) => p.client.state.version === '2'));
+  for (const proxy of proxies) {
+    assert.equal(proxy.applied.length, 2);
+    assert.deepEqual(proxy.applied[1].upserts.map((r) => r.name), ['b']);
+  }
+});
+
+test('connects, NACKs and disconnects are logged', async (t) => {
+  const lines: Array<{ msg: string; node?: string; reason?: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const source = new MapConfigSource([cluster('a')]);
+  const { server, address } = await startServer(t, source, { logger: pino({ level: 'info' }, sink) });
+  const proxy = new RecordingProxy(address, sidecar('p1'));
+  proxy.refuse = () => 'bad listener port';
+  await waitFor('NACK recorded', () => statusOf(server, 'p1')?.lastNack !== undefined);
+  await proxy.stop();
+  await waitFor('disconnect logged', () => lines.some((l) => l.msg === 'proxy disconnected'));
+
+  assert.ok(lines.some((l) => l.msg === 'proxy connected' && l.node === 'p1'));
+  assert.ok(lines.some((l) => l.msg === 'proxy rejected config (NACK)' && l.node === 'p1' && l.reason === 'bad listener port'));
 });
 
 test('a proxy that falls more than queueLimit pushes behind is reset while others keep receiving', async (t) => {
