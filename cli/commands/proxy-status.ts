@@ -11,6 +11,7 @@ interface ProxyStatusRow {
   connectedAt: string;
   lastSentVersion?: string;
   lastAckedVersion?: string;
+  syncedVersion?: string;
   lastNack?: { version: string; message: string; at: string };
   pending: boolean;
 }
@@ -35,8 +36,8 @@ export function registerProxyStatus(program: Command): void {
         p.id,
         p.type,
         p.namespace,
-        p.lastAckedVersion ?? '-',
-        syncState(p),
+        p.syncedVersion ?? p.lastAckedVersion ?? '-',
+        syncState(p, version),
         p.lastNack ? `NACK v${p.lastNack.version}: ${p.lastNack.message}` : '',
         age(p.connectedAt),
       ]);
@@ -44,10 +45,13 @@ export function registerProxyStatus(program: Command): void {
     });
 }
 
-/** SYNCED: runs what was sent; STALE: a push awaits its ACK; NACKED: refused the last push. */
-export function syncState(p: Pick<ProxyStatusRow, 'lastSentVersion' | 'lastAckedVersion' | 'lastNack' | 'pending'>): string {
+/**
+ * SYNCED: runs the control plane's current config; STALE: a push is on its way
+ * or awaits its ACK; NACKED: refused the last push and runs its previous config.
+ */
+export function syncState(p: Pick<ProxyStatusRow, 'lastSentVersion' | 'lastAckedVersion' | 'syncedVersion' | 'lastNack' | 'pending'>, current: string): string {
   if (!p.lastSentVersion) return 'NOT SENT';
-  if (p.lastNack && p.lastNack.version === p.lastSentVersion && p.lastAckedVersion !== p.lastSentVersion) return 'NACKED';
-  if (p.pending || p.lastAckedVersion !== p.lastSentVersion) return 'STALE';
+  if (p.lastNack && p.lastAckedVersion !== p.lastSentVersion) return 'NACKED';
+  if (p.pending || p.syncedVersion !== current) return 'STALE';
   return 'SYNCED';
 }

@@ -141,8 +141,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
 async function allSynced(server: string, expected: number): Promise<boolean> {
   try {
-    const { proxies } = await callApi<{ proxies: Array<{ lastSentVersion?: string; lastAckedVersion?: string; pending?: boolean }> }>(server, 'GET', '/api/v1/proxies');
-    return proxies.length >= expected && proxies.every((p) => p.lastSentVersion && p.lastAckedVersion === p.lastSentVersion && !p.pending);
+    const { version, proxies } = await callApi<{ version: string; proxies: Array<{ syncedVersion?: string; pending?: boolean }> }>(server, 'GET', '/api/v1/proxies');
+    return proxies.length >= expected && proxies.every((p) => p.syncedVersion === version && !p.pending);
   } catch {
     return false;
   }

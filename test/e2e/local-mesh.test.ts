@@ -40,8 +40,8 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
   /** Every proxy runs the control plane's current version. */
   const converged = async () => {
     const res = await runJibe(['proxy-status', '--server', server, '-o', 'json']);
-    const { version, proxies } = JSON.parse(res.stdout) as { version: string; proxies: Array<{ lastAckedVersion?: string }> };
-    return proxies.length === 7 && proxies.every((p) => p.lastAckedVersion === version);
+    const { version, proxies } = JSON.parse(res.stdout) as { version: string; proxies: Array<{ syncedVersion?: string; pending: boolean }> };
+    return proxies.length === 7 && proxies.every((p) => p.syncedVersion === version && !p.pending);
   };
 
   before(async () => {
