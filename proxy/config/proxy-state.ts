@@ -1,0 +1,204 @@
+// The proxy's running config: an immutable ProxyState compiled from the full
+// resource map. An update is validated as a whole before anything is built;
+// a bad push throws and leaves the running state untouched, a good one yields
+// a new state the caller swaps in with one assignment. Compiled pieces that
+// did not change (route tables, clusters and their connection pools) are
+// carried over from the previous state by identity.
+import type {
+  ClusterResource,
+  ConfigUpdate,
+  EndpointsResource,
+  ListenerResource,
+  ProxyResource,
+  ResourceType,
+  RouteConfigResource,
+} from '../../core/model/proxy-config.ts';
+import { OUTBOUND_ROUTE_CONFIG } from '../../core/model/proxy-config.ts';
+import { buildCluster } from '../cluster/cluster.ts';
+import type { Cluster } from '../cluster/cluster.ts';
+import type { LoadBalancerRegistry } from '../cluster/load-balancer.ts';
+import type { PoolSettings } from '../cluster/upstream-pool.ts';
+import { RouteTable } from '../router/route-table.ts';
+import type { ProxyStats } from '../stats/proxy-stats.ts';
+import { ConfigProblems, RESOURCE_TYPES, resourceLabel, validateResourceShape } from './resource-validation.ts';
+
+/** Every resource the proxy holds, keyed `type/name`. */
+export type ResourceMap = ReadonlyMap<string, ProxyResource>;
+
+export function resourceKey(type: ResourceType, name: string): string {
+  return `${type}/${name}`;
+}
+
+/** A bound listener as requests see it: its config and the route table it routes with. */
+export interface ActiveListener {
+  readonly resource: ListenerResource;
+  readonly routeTable: RouteTable;
+}
+
+export class ProxyState {
+  readonly version: string;
+  readonly resources: ResourceMap;
+  /** Config listeners (inbound, gateway) by port; ports are unique across them. */
+  readonly listenersByPort: ReadonlyMap<number, ActiveListener>;
+  readonly routeTables: ReadonlyMap<string, RouteTable>;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  /** The sidecar outbound listener's routes (`outbound` route config), when sent. */
+  readonly outbound: RouteTable | undefined;
+
+  constructor(
+    version: string,
+    resources: ResourceMap,
+    listenersByPort: Map<number, ActiveListener>,
+    routeTables: Map<string, RouteTable>,
+    clusters: Map<string, Cluster>,
+  ) {
+    this.version = version;
+    this.resources = resources;
+    this.listenersByPort = listenersByPort;
+    this.routeTables = routeTables;
+    this.clusters = clusters;
+    this.outbound = routeTables.get(OUTBOUND_ROUTE_CONFIG);
+  }
+
+  static empty(): ProxyState {
+    return new ProxyState('', new Map(), new Map(), new Map(), new Map());
+  }
+}
+
+export interface StateContext {
+  loadBalancers: LoadBalancerRegistry;
+  stats: ProxyStats;
+  random: () => number;
+  poolDefaults?: Partial<PoolSettings>;
+  /** Ports the proxy itself holds (outbound, admin), by what holds them; config listeners may not use them. */
+  reservedPorts?: ReadonlyMap<number, string>;
+}
+
+/**
+ * Validates `update` against `current` and builds the state it leads to.
+ * @throws JibeError (JIBE_ERR_CONFIG_REJECTED) listing every problem; nothing is changed then.
+ */
+export function applyUpdate(
+  current: ResourceMap,
+  update: ConfigUpdate,
+  ctx: StateContext,
+  previous?: ProxyState,
+): { resources: ResourceMap; state: ProxyState } {
+  const problems = new ConfigProblems();
+  const version = typeof update?.version === 'string' ? update.version : '?';
+  if (!checkUpdateEnvelope(update, problems)) throw problems.toError(version);
+
+  const next = new Map<string, ProxyResource>(update.full ? [] : current);
+  if (!update.full) {
+    for (const ref of update.removes) next.delete(resourceKey(ref.type, ref.name));
+  }
+  const seen = new Set<string>();
+  update.upserts.forEach((r, i) => {
+    if (!validateResourceShape(r, i, (p) => ctx.loadBalancers.has(p), problems)) return;
+    const key = resourceKey(r.type, r.name);
+    if (seen.has(key)) {
+      problems.add(resourceLabel(r, i), '', 'the same resource appears twice in one update', 'JIBE_ERR_DUPLICATE');
+      return;
+    }
+    seen.add(key);
+    next.set(key, r);
+  });
+  if (!problems.empty) throw problems.toError(version);
+
+  checkReferences(next, ctx.reservedPorts, problems);
+  if (!problems.empty) throw problems.toError(version);
+
+  return { resources: next, state: buildState(version, next, ctx, previous) };
+}
+
+function checkUpdateEnvelope(update: ConfigUpdate, problems: ConfigProblems): boolean {
+  if (update === null || typeof update !== 'object') {
+    problems.add('update', '', 'update must be an object');
+    return false;
+  }
+  if (typeof update.version !== 'string') problems.add('update', 'version', 'version must be a string');
+  if (typeof update.full !== 'boolean') problems.add('update', 'full', 'full must be a boolean');
+  if (!Array.isArray(update.upserts)) problems.add('update', 'upserts', 'upserts must be a list');
+  if (!Array.isArray(update.removes)) problems.add('update', 'removes', 'removes must be a list');
+  else
+    update.removes.forEach((ref, i) => {
+      if (ref === null || typeof ref !== 'object' || !RESOURCE_TYPES.includes(ref.type) || typeof ref.name !== 'string') {
+        problems.add('update', `removes[${i}]`, 'remove must name a type (listener, route, cluster, endpoints) and a name');
+      }
+    });
+  return problems.empty;
+}
+
+/** References between resources: listener → route config, route → cluster; listener ports unique. */
+function checkReferences(resources: ResourceMap, reservedPorts: ReadonlyMap<number, string> | undefined, problems: ConfigProblems): void {
+  const portOwners = new Map<number, string>();
+  for (const r of resources.values()) {
+    const label = `${r.type}/${r.name}`;
+    if (r.type === 'listener') {
+      if (!resources.has(resourceKey('route', r.routeConfig))) {
+        problems.add(label, 'routeConfig', `route config ${r.routeConfig} does not exist`, 'JIBE_ERR_REFERENCE');
+      }
+      const reserved = reservedPorts?.get(r.port);
+      if (reserved !== undefined) problems.add(label, 'port', `port ${r.port} is used by the ${reserved}`, 'JIBE_ERR_DUPLICATE');
+      const owner = portOwners.get(r.port);
+      if (owner !== undefined) problems.add(label, 'port', `port ${r.port} is also used by listener ${owner}`, 'JIBE_ERR_DUPLICATE');
+      else portOwners.set(r.port, r.name);
+    } else if (r.type === 'route') {
+      r.virtualHosts.forEach((vh, i) =>
+        vh.routes.forEach((route, j) =>
+          route.action.clusters?.forEach((c, k) => {
+            if (!resources.has(resourceKey('cluster', c.cluster))) {
+              problems.add(label, `virtualHosts[${i}].routes[${j}].action.clusters[${k}].cluster`, `route ${route.name} refers to unknown cluster ${c.cluster}`, 'JIBE_ERR_REFERENCE');
+            }
+          }),
+        ),
+      );
+    }
+  }
+}
+
+/** Builds a state from a validated resource map, reusing unchanged pieces of `previous`. */
+export function buildState(version: string, resources: ResourceMap, ctx: StateContext, previous?: ProxyState): ProxyState {
+  const routeTables = new Map<string, RouteTable>();
+  const clusters = new Map<string, Cluster>();
+  const listeners: ListenerResource[] = [];
+  const clusterDeps = {
+    loadBalancers: ctx.loadBalancers,
+    statsFor: (name: string) => ctx.stats.cluster(name),
+    random: ctx.random,
+    poolDefaults: ctx.poolDefaults,
+  };
+  for (const r of resources.values()) {
+    if (r.type === 'route') {
+      const old = previous?.routeTables.get(r.name);
+      routeTables.set(r.name, old !== undefined && old.resource === r ? old : new RouteTable(r as RouteConfigResource));
+    } else if (r.type === 'cluster') {
+      const endpoints = resources.get(resourceKey('endpoints', r.name)) as EndpointsResource | undefined;
+      clusters.set(r.name, buildCluster(r as ClusterResource, endpoints, previous?.clusters.get(r.name), clusterDeps));
+    } else if (r.type === 'listener') {
+      listeners.push(r);
+    }
+  }
+  const listenersByPort = new Map<number, ActiveListener>();
+  for (const l of listeners) listenersByPort.set(l.port, { resource: l, routeTable: routeTables.get(l.routeConfig)! });
+  return new ProxyState(version, resources, listenersByPort, routeTables, clusters);
+}
+
+/**
+ * After `next` replaced `previous`: closes pools of clusters that are gone or
+ * were rebuilt with new pool settings, and the pools of endpoints that left.
+ * In-flight requests on them finish; idle connections close now.
+ */
+export function releaseUnused(previous: ProxyState, next: ProxyState, stats: ProxyStats): void {
+  for (const [name, old] of previous.clusters) {
+    const now = next.clusters.get(name);
+    if (now === undefined) {
+      old.pool.close();
+      stats.clusters.delete(name);
+    } else if (now.pool !== old.pool) {
+      old.pool.close();
+    } else if (now !== old) {
+      now.pool.prune(now.endpointKeys);
+    }
+  }
+}

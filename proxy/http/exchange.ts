@@ -1,0 +1,159 @@
+// One request/response exchange through the proxy: the downstream request and
+// response, what routing decided, the upstream request, response flags and
+// timings. The only object the proxy allocates per request besides node's
+// own; handlers find it through a symbol on node's objects instead of
+// per-request closures.
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Cluster } from '../cluster/cluster.ts';
+import type { UpstreamHost } from '../cluster/upstream-pool.ts';
+import type { ProxyState } from '../config/proxy-state.ts';
+import type { MatchInput } from '../router/route-matcher.ts';
+import type { CompiledRoute } from '../router/route-table.ts';
+import type { ListenerContext } from './listener-context.ts';
+
+export const kExchange = Symbol('jibe.exchange');
+
+export type Tagged<T> = T & { [kExchange]?: Exchange };
+
+export class Exchange implements MatchInput {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly listener: ListenerContext;
+  /** The config this request is served with, from start to end. */
+  readonly state: ProxyState;
+  readonly startTime: number;
+  readonly method: string;
+  readonly listenerPort: number;
+  readonly scheme: string;
+  /** Authority the request is for: absolute-form target, else Host. */
+  authority = '';
+  path = '/';
+  /** Query string without `?`, '' when none. */
+  query = '';
+  /** Whether the request target was in absolute form (explicit proxy use). */
+  absoluteForm = false;
+  matchedPrefixLength = -1;
+
+  route: CompiledRoute | undefined = undefined;
+  /** Index of the weighted cluster chosen on the route. */
+  clusterIndex = 0;
+  cluster: Cluster | undefined = undefined;
+  host: UpstreamHost | undefined = undefined;
+  upstreamReq: ClientRequest | undefined = undefined;
+  upstreamRes: IncomingMessage | undefined = undefined;
+  upstreamStart = 0;
+  /** Headers of a body-less upstream request, kept for a retry on a stale keep-alive connection. */
+  upstreamHeaders: string[] | undefined = undefined;
+  requestId = '';
+  /** ResponseFlag bits. */
+  flags = 0;
+  /** Downstream response headers have been written (by the upstream answer or a local reply). */
+  responseStarted = false;
+  /** The request body is streamed to the upstream (false: no body, upstream request ended at once). */
+  hasBody = false;
+  /** A stale keep-alive connection was already retried once. */
+  retried = false;
+  /** Set when the exchange is over; late upstream events are ignored. */
+  done = false;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  private lowerPathCache: string | undefined = undefined;
+  private queryCache: Map<string, string> | undefined = undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerContext, state: ProxyState, startTime: number) {
+    this.req = req;
+    this.res = res;
+    this.listener = listener;
+    this.state = state;
+    this.startTime = startTime;
+    this.method = req.method ?? 'GET';
+    this.listenerPort = listener.port;
+    this.scheme = listener.scheme;
+  }
+
+  /**
+   * Splits the request target into authority, path and query. Origin-form
+   * takes the authority from Host; absolute-form (`GET http://reviews:9080/x`,
+   * as apps send to an explicit proxy) carries it in the target, which then
+   * wins over Host (RFC 9112 §3.2.2). Returns false for targets the proxy
+   * cannot serve (e.g. `https://` absolute-form).
+   */
+  parseTarget(): boolean {
+    const url = this.req.url ?? '/';
+    let pathStart = 0;
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      if (url === '*') {
+        this.path = '*';
+        this.authority = this.req.headers.host ?? '';
+        return true;
+      }
+      if (url.length < 8 || url.slice(0, 7).toLowerCase() !== 'http://') return false;
+      let end = 7;
+      while (end < url.length) {
+        const c = url.charCodeAt(end);
+        if (c === 47 || c === 63 /* ? */ || c === 35 /* # */) break;
+        end++;
+      }
+      let authority = url.slice(7, end);
+      const at = authority.lastIndexOf('@');
+      if (at >= 0) authority = authority.slice(at + 1);
+      if (authority === '') return false;
+      this.authority = authority;
+      this.absoluteForm = true;
+      pathStart = end;
+    } else {
+      this.authority = this.req.headers.host ?? '';
+    }
+    const q = url.indexOf('?', pathStart);
+    if (q < 0) {
+      this.path = pathStart === 0 ? url : url.slice(pathStart) || '/';
+    } else {
+      this.path = url.slice(pathStart, q) || '/';
+      this.query = url.slice(q + 1);
+    }
+    if (this.path.charCodeAt(0) !== 47 && this.path !== '*') this.path = '/' + this.path;
+    return true;
+  }
+
+  lowerPath(): string {
+    return (this.lowerPathCache ??= this.path.toLowerCase());
+  }
+
+  header(name: string): string | undefined {
+    const v = this.req.headers[name];
+    return v === undefined ? undefined : typeof v === 'string' ? v : v.join(',');
+  }
+
+  queryParam(name: string): string | undefined {
+    if (this.query === '') return undefined;
+    if (this.queryCache === undefined) this.queryCache = parseQuery(this.query);
+    return this.queryCache.get(name);
+  }
+
+  /** Path and query as they go upstream (before rewrites). */
+  pathAndQuery(): string {
+    return this.query === '' ? this.path : this.path + '?' + this.query;
+  }
+}
+
+/** First value wins, as Envoy's query parameter matching. */
+function parseQuery(query: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = decode(eq < 0 ? part : part.slice(0, eq));
+    if (!out.has(name)) out.set(name, eq < 0 ? '' : decode(part.slice(eq + 1)));
+  }
+  return out;
+}
+
+function decode(s: string): string {
+  const plus = s.includes('+') ? s.replaceAll('+', ' ') : s;
+  if (!plus.includes('%')) return plus;
+  try {
+    return decodeURIComponent(plus);
+  } catch {
+    return plus;
+  }
+}

@@ -1,0 +1,178 @@
+// The proxy's composition root: starts the admin server and (for sidecars)
+// the outbound listener, applies config updates atomically, and wires the
+// discovery client to `apply`. An update is validated and compiled, its new
+// ports bound, and only then swapped in with one assignment; any failure
+// leaves the running config serving (the discovery client NACKs with the
+// error's message).
+import pino from 'pino';
+import type { Logger } from 'pino';
+import type { ConfigUpdate, ProxyNode, ProxyResource } from '../core/model/proxy-config.ts';
+import { startAdminServer } from './admin/admin-server.ts';
+import type { AdminServer } from './admin/admin-server.ts';
+import type { LoadBalancerRegistry } from './cluster/load-balancer.ts';
+import { defaultLoadBalancers } from './cluster/load-balancers.ts';
+import { ProxyState, applyUpdate, releaseUnused } from './config/proxy-state.ts';
+import type { ResourceMap, StateContext } from './config/proxy-state.ts';
+import { forwardRequest } from './http/forward-request.ts';
+import type { HttpListener } from './listeners/listener-http.ts';
+import { ListenerManager } from './listeners/listener-manager.ts';
+import { createOutboundListener } from './listeners/listener-outbound.ts';
+import { composeDispatch } from './router/router.ts';
+import type { Interceptor } from './router/router.ts';
+import { ProxyStats } from './stats/proxy-stats.ts';
+
+export interface ProxyOptions {
+  node: ProxyNode;
+  /** Control plane discovery address (`host:port`); without it the proxy runs on what `apply` is given. */
+  discoveryAddress?: string;
+  /** Sidecars: the outbound listener's port (0 = ephemeral); undefined = no outbound listener. */
+  outboundPort?: number;
+  adminPort: number;
+  /** Address of the outbound listener and the admin server (default 127.0.0.1). */
+  bindAddress?: string;
+  /** Default: warnings and errors as JSON lines on stderr. */
+  logger?: Logger;
+  /** How long close() lets in-flight requests finish (default 5000 ms). */
+  drainTimeoutMs?: number;
+  /** Features wrapping the dispatch path, outermost first. */
+  interceptors?: Interceptor[];
+  /** Balancer policies; the built-in registry by default. */
+  loadBalancers?: LoadBalancerRegistry;
+}
+
+export interface RunningProxy {
+  ports: { outbound?: number; admin: number };
+  /** Applies one update atomically. @throws JibeError when it is rejected (the previous config keeps serving). */
+  apply(update: ConfigUpdate): Promise<void>;
+  state(): { version: string; resources: ProxyResource[] };
+  /** Ports of the config listeners (inbound, gateway) by listener name. */
+  listenerPorts(): Record<string, number>;
+  stats: ProxyStats;
+  /** Drains and stops: stops accepting, lets in-flight requests finish up to the drain deadline. */
+  close(): Promise<void>;
+  /** Settles once the proxy has stopped (after close() or `POST /quitquitquit`). */
+  closed: Promise<void>;
+}
+
+interface DiscoveryClientLike {
+  start(): unknown;
+  stop(): unknown;
+  on?(event: string, listener: (a: unknown, b: unknown) => void): unknown;
+}
+
+export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const logger: Logger = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
+  const bindAddress = options.bindAddress ?? '127.0.0.1';
+  const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
+  const stats = new ProxyStats();
+  const holder: { current: ProxyState } = { current: ProxyState.empty() };
+  let resources: ResourceMap = new Map();
+  let ready = false;
+
+  const dispatch = composeDispatch(forwardRequest, options.interceptors);
+  const reservedPorts = new Map<number, string>();
+  const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random: Math.random, reservedPorts };
+  const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs });
+
+  let outbound: HttpListener | undefined;
+  let admin: AdminServer | undefined;
+  let discovery: DiscoveryClientLike | undefined;
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+
+  // Updates are applied one at a time, in arrival order.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function applyNow(update: ConfigUpdate): Promise<void> {
+    if (closing !== undefined) throw new Error('the proxy is shutting down');
+    const previous = holder.current;
+    let next: ProxyState;
+    let nextResources: ResourceMap;
+    try {
+      ({ resources: nextResources, state: next } = applyUpdate(resources, update, ctx, previous));
+    } catch (err) {
+      stats.config_update_rejected++;
+      throw err;
+    }
+    let txn;
+    try {
+      txn = await listeners.prepare(next);
+    } catch (err) {
+      stats.config_update_rejected++;
+      for (const name of next.clusters.keys()) if (!previous.clusters.has(name)) stats.clusters.delete(name);
+      throw err;
+    }
+    holder.current = next;
+    resources = nextResources;
+    txn.commit();
+    releaseUnused(previous, next, stats);
+    ready = true;
+    stats.config_update_success++;
+    logger.info({ version: next.version, resources: nextResources.size }, 'config applied');
+  }
+
+  function apply(update: ConfigUpdate): Promise<void> {
+    const run = queue.then(() => applyNow(update));
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  function configDump(): { version: string; resources: ProxyResource[] } {
+    const list = [...resources.values()].sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type.localeCompare(b.type)));
+    return { version: holder.current.version, resources: list };
+  }
+
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      try {
+        await discovery?.stop();
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'discovery client did not stop cleanly');
+      }
+      await Promise.all([outbound?.close(drainTimeoutMs), listeners.close(drainTimeoutMs)]);
+      for (const cluster of holder.current.clusters.values()) cluster.pool.destroy();
+      await admin?.close();
+      logger.info({ node: options.node.id }, 'proxy stopped');
+    })().finally(resolveClosed);
+    return closing;
+  }
+
+  try {
+    if (options.outboundPort !== undefined) {
+      outbound = createOutboundListener({ address: bindAddress, port: options.outboundPort, holder, dispatch, stats, logger });
+      await outbound.listen();
+      reservedPorts.set(outbound.port, 'outbound listener');
+    }
+    admin = await startAdminServer(bindAddress, options.adminPort, {
+      ready: () => ready,
+      configDump,
+      stats,
+      quit: () => void close(),
+    });
+    reservedPorts.set(admin.port, 'admin server');
+
+    if (options.discoveryAddress !== undefined) {
+      // Loaded only when used, so a proxy fed by `apply` never loads gRPC.
+      const { DiscoveryClient } = await import('./discovery/discovery-client.ts');
+      discovery = new DiscoveryClient({ address: options.discoveryAddress, node: options.node, apply, logger }) as DiscoveryClientLike;
+      discovery.on?.('rejected', (version: unknown, message: unknown) => logger.warn({ version, reason: message }, 'config update rejected'));
+      Promise.resolve(discovery.start()).catch((err: Error) => logger.error({ err: err.message }, 'discovery client failed to start'));
+    }
+  } catch (err) {
+    await outbound?.close(0);
+    await admin?.close();
+    throw err;
+  }
+
+  logger.info({ node: options.node.id, outbound: outbound?.port, admin: admin.port }, 'proxy started');
+  return {
+    ports: { outbound: outbound?.port, admin: admin.port },
+    apply,
+    state: configDump,
+    listenerPorts: () => listeners.ports(),
+    stats,
+    close,
+    closed,
+  };
+}

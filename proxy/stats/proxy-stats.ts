@@ -1,0 +1,79 @@
+// Counters the data plane bumps on the hot path: plain integer fields on
+// long-lived objects (no maps, no labels, no strings per request). The admin
+// server renders them as Envoy-style `name: value` lines on demand.
+
+export class ClusterStats {
+  upstream_rq_total = 0;
+  upstream_rq_active = 0;
+  upstream_rq_2xx = 0;
+  upstream_rq_3xx = 0;
+  upstream_rq_4xx = 0;
+  upstream_rq_5xx = 0;
+  upstream_rq_timeout = 0;
+  upstream_cx_total = 0;
+  upstream_cx_active = 0;
+  upstream_cx_connect_fail = 0;
+  upstream_cx_destroy_remote = 0;
+  upstream_rq_no_healthy = 0;
+}
+
+export class ProxyStats {
+  downstream_cx_total = 0;
+  downstream_cx_active = 0;
+  downstream_rq_total = 0;
+  downstream_rq_active = 0;
+  downstream_rq_1xx = 0;
+  downstream_rq_2xx = 0;
+  downstream_rq_3xx = 0;
+  downstream_rq_4xx = 0;
+  downstream_rq_5xx = 0;
+  downstream_rq_client_error = 0;
+  downstream_cx_connect_tunnel = 0;
+  config_update_success = 0;
+  config_update_rejected = 0;
+
+  /** Per cluster name; entries live as long as the cluster is in the config. */
+  readonly clusters = new Map<string, ClusterStats>();
+
+  cluster(name: string): ClusterStats {
+    let stats = this.clusters.get(name);
+    if (stats === undefined) {
+      stats = new ClusterStats();
+      this.clusters.set(name, stats);
+    }
+    return stats;
+  }
+
+  /** Counts a response sent downstream, by status class. */
+  countDownstreamStatus(status: number): void {
+    if (status < 200) this.downstream_rq_1xx++;
+    else if (status < 300) this.downstream_rq_2xx++;
+    else if (status < 400) this.downstream_rq_3xx++;
+    else if (status < 500) this.downstream_rq_4xx++;
+    else this.downstream_rq_5xx++;
+  }
+
+  /** Text form for `/stats`: one `name: value` line per counter, clusters as `cluster.<name>.<counter>`. */
+  render(): string {
+    const lines: string[] = [];
+    for (const [key, value] of Object.entries(this)) {
+      if (typeof value === 'number') lines.push(`${key}: ${value}`);
+    }
+    let cxActive = 0;
+    for (const stats of this.clusters.values()) cxActive += stats.upstream_cx_active;
+    lines.push(`upstream_cx_active: ${cxActive}`);
+    const names = [...this.clusters.keys()].sort();
+    for (const name of names) {
+      const stats = this.clusters.get(name)!;
+      for (const [key, value] of Object.entries(stats)) lines.push(`cluster.${name}.${key}: ${value}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+}
+
+export function countClusterStatus(stats: ClusterStats, status: number): void {
+  if (status < 300) stats.upstream_rq_2xx++;
+  else if (status < 400) stats.upstream_rq_3xx++;
+  else if (status < 500) stats.upstream_rq_4xx++;
+  else stats.upstream_rq_5xx++;
+}
