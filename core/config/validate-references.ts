@@ -17,12 +17,14 @@ interface Exported {
 }
 
 interface EntryHost extends Exported {
-  host: string;
+  /** The host as written and, for a bare name, as resolved in the entry's namespace. */
+  hosts: string[];
   ports: number[];
 }
 
 interface SubsetSource extends Exported {
-  host: string;
+  /** The host as written and, when it differs, as resolved in the rule's namespace. */
+  hosts: string[];
   subsets: string[];
 }
 
@@ -75,13 +77,14 @@ function indexTargets(resources: Resource[], knownHosts: Set<string>): Targets {
     if (r.kind === 'ServiceEntry') {
       const ports = asArray(spec.ports).map((p) => asObject(p)?.number).filter((n): n is number => typeof n === 'number');
       for (const host of asArray(spec.hosts)) {
-        if (typeof host === 'string') targets.entryHosts.push({ ...exported, host: resolveHost(host, namespace), ports });
+        // Entry hosts are meant as written (`api.example.com`); only a bare name is a short name.
+        if (typeof host === 'string') targets.entryHosts.push({ ...exported, hosts: host.includes('.') || host.includes('*') ? [host] : [host, resolveHost(host, namespace)], ports });
       }
     } else if (r.kind === 'DestinationRule') {
       const host = asString(spec.host);
       if (!host) continue;
       const subsets = asArray(spec.subsets).map((s) => asObject(s)?.name).filter((n): n is string => typeof n === 'string');
-      targets.subsetSources.push({ ...exported, host: resolveHost(host, namespace), subsets });
+      targets.subsetSources.push({ ...exported, hosts: [...new Set([host, resolveHost(host, namespace)])], subsets });
     } else if (r.kind === 'Gateway') {
       targets.gateways.add(`${namespace}/${name}`);
     }
@@ -107,7 +110,7 @@ function checkGateway(ref: unknown, namespace: string, field: string, targets: T
   const wanted = `${parsed.namespace}/${parsed.name}`;
   if (targets.gateways.has(wanted)) return;
   const existing = [...targets.gateways].sort();
-  const guess = closest(wanted, existing);
+  const guess = existing.find((g) => g.endsWith(`/${parsed.name}`)) ?? closest(wanted, existing);
   const options = existing.length ? `, or bind to one of: ${existing.slice(0, 10).join(', ')}${existing.length > 10 ? ', …' : ''}` : '';
   report(
     field,
@@ -119,12 +122,24 @@ function checkDestination(value: unknown, namespace: string, field: string, targ
   const dest = asObject(value);
   const written = asString(dest?.host);
   if (!dest || !written) return;
-  const host = resolveHost(written, namespace);
-  const fromRegistry = targets.knownHosts.has(host) || targets.knownWildcards.some((k) => hostCovers(k, host));
-  const entries = targets.entryHosts.filter((e) => visibleFrom(e, namespace) && hostCovers(e.host, host));
+  // `httpbin.org` reads as service httpbin in namespace org, as DNS search
+  // paths would try first; when no such service exists, the name as written.
+  const candidates = [...new Set([resolveHost(written, namespace), written])];
+  let host = candidates[0];
+  let fromRegistry = false;
+  let entries: EntryHost[] = [];
+  for (const candidate of candidates) {
+    fromRegistry = targets.knownHosts.has(candidate) || targets.knownWildcards.some((k) => hostCovers(k, candidate));
+    entries = targets.entryHosts.filter((e) => visibleFrom(e, namespace) && e.hosts.some((h) => hostCovers(h, candidate)));
+    if (fromRegistry || entries.length) {
+      host = candidate;
+      break;
+    }
+  }
   if (!fromRegistry && entries.length === 0) {
-    const shown = host === written ? JSON.stringify(written) : `${JSON.stringify(written)} (${host})`;
-    const guess = closest(host, [...targets.knownHosts, ...targets.entryHosts.map((e) => e.host)]);
+    const looked = candidates.filter((c) => c !== written);
+    const shown = looked.length ? `${JSON.stringify(written)} (${looked.join(' or ')})` : JSON.stringify(written);
+    const guess = closest(host, [...targets.knownHosts, ...targets.entryHosts.flatMap((e) => e.hosts)]);
     report(
       `${field}.host`,
       `host ${shown} is not a known service${guess ? ` (did you mean ${guess}?)` : ''} (deploy the service, fix the name, or add a ServiceEntry for an external host)`,
@@ -135,7 +150,7 @@ function checkDestination(value: unknown, namespace: string, field: string, targ
   const subset = asString(dest.subset);
   if (subset !== undefined) {
     const defined = new Set<string>();
-    for (const s of targets.subsetSources) if (visibleFrom(s, namespace) && hostCovers(s.host, host)) for (const n of s.subsets) defined.add(n);
+    for (const s of targets.subsetSources) if (visibleFrom(s, namespace) && s.hosts.some((h) => hostCovers(h, host))) for (const n of s.subsets) defined.add(n);
     if (!defined.has(subset)) {
       const action = defined.size
         ? `define it in a DestinationRule's spec.subsets, or route to one of: ${[...defined].sort().join(', ')}`
@@ -147,7 +162,7 @@ function checkDestination(value: unknown, namespace: string, field: string, targ
   const port = asObject(dest.port)?.number;
   if (typeof port === 'number' && !fromRegistry) {
     // Only a ServiceEntry tells us ports here; registry hosts come as bare names.
-    const exact = entries.filter((e) => e.host === host && e.ports.length > 0);
+    const exact = entries.filter((e) => e.hosts.includes(host) && e.ports.length > 0);
     if (exact.length && !exact.some((e) => e.ports.includes(port))) {
       const declared = [...new Set(exact.flatMap((e) => e.ports))].sort((a, b) => a - b);
       report(`${field}.port.number`, `port ${port} is not a port of host ${host} (${exact[0].key} declares ${declared.join(', ')}; use one of those or add the port to the ServiceEntry)`);

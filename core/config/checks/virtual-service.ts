@@ -93,7 +93,9 @@ function checkDestination(value: unknown, field: string, report: Report): void {
  */
 export function checkWeights(list: unknown, field: string, report: Report): void {
   const dests = asArray(list).map(asObject);
-  if (dests.length === 0 || dests.some((d) => !d || (d.weight !== undefined && typeof d.weight !== 'number'))) return;
+  // A weight the schema refuses (not a whole number in 0..100) is reported once, there.
+  const bad = (w: unknown) => w !== undefined && !(Number.isInteger(w) && (w as number) >= 0 && (w as number) <= 100);
+  if (dests.length === 0 || dests.some((d) => !d || bad(d.weight))) return;
   const weights = dests.map((d) => d!.weight as number | undefined);
   if (dests.length === 1) {
     if (weights[0] !== undefined && weights[0] !== 100 && weights[0] !== 0) {
