@@ -1,0 +1,399 @@
+// Sidecar HTTP/1.1 benchmark (issue 2): one Jibe sidecar on loopback, HTTP/1.1
+// keep-alive, 1 KiB responses, 16 connections, side by side in one run against
+// direct calls and against nginx configured as the same reverse proxy.
+//
+// Fairness: each proxy (nginx's worker, the Jibe sidecar) is pinned to core 1;
+// fortio's server and load generator share core 0. Targets are interleaved so a
+// noisy neighbour slows all of them, and the report leans on ratios.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpuSeconds, residentBytes, stopAll } from './bench-processes.ts';
+import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { formatSummary, summarizeCpuProfile } from './cpu-profile-summary.ts';
+import { loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
+import { startJibeSidecar } from './jibe-sidecar.ts';
+import { startNginx } from './nginx.ts';
+import { installPeers } from '../peers/install.ts';
+import { CACHE_DIR, REPO_ROOT, requirePeerBinary } from '../peers/paths.ts';
+
+export const name = 'http-sidecar';
+export const description = 'Jibe sidecar vs nginx vs direct: HTTP/1.1 keep-alive, 1 KiB, 16 connections (issue 2)';
+export const SECTION_TITLE = 'Sidecar HTTP/1.1 (issue 2)';
+
+const TARGETS = ['direct', 'nginx', 'jibe'] as const;
+type TargetName = (typeof TARGETS)[number];
+const HOST_HEADER = 'upstream:8080';
+const PATH = '/echo?size=1024';
+const LOAD_CPUS = '0';
+const PROXY_CPUS = '1';
+const FULL = { throughput: 15, latency: 20, warmup: 3 };
+const SMOKE = { throughput: 3, latency: 4, warmup: 1 };
+/** The issue's targets. */
+const GOALS = { throughputVsNginx: 0.5, addedP50Ms: 0.3, addedP99Ms: 1.5, rssBytes: 60e6 };
+
+interface Target {
+  name: TargetName;
+  port: number;
+  /** Processes whose memory and CPU count as the proxy's; empty for direct. */
+  pids(): number[];
+}
+
+interface RoundFigures {
+  maxQps: number;
+  maxErrors: number;
+  peakRssAtMax?: number;
+  latency: LoadResult;
+  rssAt1000?: number;
+  cpuAt1000?: number;
+}
+
+interface Options {
+  targets: TargetName[];
+  throughputSeconds: number;
+  latencySeconds: number;
+  warmupSeconds: number;
+  rounds: number;
+  connections: number;
+  qps: number;
+  write: boolean;
+  profile: boolean;
+  profileSeconds: number;
+  profileQps: number;
+  keepTemp: boolean;
+}
+
+function seconds(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value.replace(/s$/, ''));
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag}: expected a duration in seconds like 15 or 15s, got '${value}'`);
+  return parsed;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      targets: { type: 'string', default: TARGETS.join(',') },
+      smoke: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      'throughput-duration': { type: 'string' },
+      'latency-duration': { type: 'string' },
+      'warmup-duration': { type: 'string' },
+      rounds: { type: 'string', default: '1' },
+      connections: { type: 'string', default: '16' },
+      qps: { type: 'string', default: '1000' },
+      write: { type: 'boolean' },
+      'no-write': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      'profile-duration': { type: 'string' },
+      'profile-qps': { type: 'string', default: '0' },
+      'keep-temp': { type: 'boolean', default: false },
+    },
+  });
+  const targets = values.targets.split(',').map((target) => target.trim());
+  for (const target of targets) {
+    if (!(TARGETS as readonly string[]).includes(target)) throw new Error(`--targets: unknown target '${target}'; known: ${TARGETS.join(', ')}`);
+  }
+  const base = values.smoke ? SMOKE : FULL;
+  // --duration shortens (or stretches) both measured phases at once.
+  const both = values.duration === undefined ? undefined : seconds(values.duration, 0, '--duration');
+  const options: Options = {
+    targets: TARGETS.filter((target) => targets.includes(target)),
+    throughputSeconds: seconds(values['throughput-duration'], both ?? base.throughput, '--throughput-duration'),
+    latencySeconds: seconds(values['latency-duration'], both ?? base.latency, '--latency-duration'),
+    warmupSeconds: seconds(values['warmup-duration'], base.warmup, '--warmup-duration'),
+    rounds: Math.max(1, Number(values.rounds)),
+    connections: Number(values.connections),
+    qps: Number(values.qps),
+    write: false,
+    profile: values.profile,
+    profileSeconds: seconds(values['profile-duration'], 10, '--profile-duration'),
+    profileQps: Number(values['profile-qps']),
+    keepTemp: values['keep-temp'],
+  };
+  // Only a full-length run of all three targets replaces the recorded figures, unless asked.
+  const fullRun = options.targets.length === TARGETS.length && options.throughputSeconds >= FULL.throughput && options.latencySeconds >= FULL.latency;
+  options.write = values['no-write'] ? false : (values.write ?? fullRun);
+  return options;
+}
+
+function log(message: string): void {
+  process.stdout.write(`[bench] ${message}\n`);
+}
+
+/** One request through the target, so a misrouted proxy fails loudly before any load. */
+function probe(target: Target): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: target.port, path: PATH, headers: { host: HOST_HEADER } }, (res) => {
+      let length = 0;
+      res.on('data', (chunk: Buffer) => (length += chunk.length));
+      res.on('end', () => {
+        if (res.statusCode === 200 && length === 1024) resolve();
+        else reject(new Error(`${target.name}: probe answered ${res.statusCode} with ${length} bytes (expected 200 with 1024)`));
+      });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${target.name}: probe timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Samples memory (max RSS summed over the pids) and CPU while `work` runs. */
+async function sampled<T>(pids: number[], work: () => Promise<T>): Promise<{ result: T; maxRss?: number; cpuFraction?: number }> {
+  if (pids.length === 0) return { result: await work() };
+  let maxRss = 0;
+  const sample = (): void => {
+    let sum = 0;
+    for (const pid of pids) sum += residentBytes(pid) ?? 0;
+    maxRss = Math.max(maxRss, sum);
+  };
+  const cpuBefore = pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
+  const started = performance.now();
+  const timer = setInterval(sample, 100);
+  try {
+    const result = await work();
+    sample();
+    const wall = (performance.now() - started) / 1000;
+    const cpuAfter = pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
+    return { result, maxRss, cpuFraction: (cpuAfter - cpuBefore) / wall };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function medianOf(rounds: RoundFigures[], pick: (round: RoundFigures) => number | undefined): number | undefined {
+  const values = rounds.map(pick).filter((value): value is number => value !== undefined);
+  return values.length === 0 ? undefined : median(values);
+}
+
+interface Row {
+  target: TargetName;
+  maxQps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  achievedQps: number;
+  errors: number;
+  rss?: number;
+  peakRssAtMax?: number;
+  cpu?: number;
+}
+
+function summarize(results: Map<TargetName, RoundFigures[]>): Row[] {
+  const rows: Row[] = [];
+  for (const [target, rounds] of results) {
+    rows.push({
+      target,
+      maxQps: medianOf(rounds, (round) => round.maxQps)!,
+      p50: medianOf(rounds, (round) => round.latency.percentiles.get(50))!,
+      p90: medianOf(rounds, (round) => round.latency.percentiles.get(90))!,
+      p99: medianOf(rounds, (round) => round.latency.percentiles.get(99))!,
+      achievedQps: medianOf(rounds, (round) => round.latency.actualQps)!,
+      errors: rounds.reduce((sum, round) => sum + round.maxErrors + round.latency.errors, 0),
+      rss: medianOf(rounds, (round) => round.rssAt1000),
+      peakRssAtMax: medianOf(rounds, (round) => round.peakRssAtMax),
+      cpu: medianOf(rounds, (round) => round.cpuAt1000),
+    });
+  }
+  return rows;
+}
+
+const ms = (secondsValue: number): string => (secondsValue * 1000).toFixed(3);
+const mb = (bytes: number | undefined): string => (bytes === undefined ? '–' : (bytes / 1e6).toFixed(1));
+
+function renderTable(rows: Row[], qps: number): string {
+  const nginx = rows.find((row) => row.target === 'nginx');
+  const direct = rows.find((row) => row.target === 'direct');
+  const lines = [
+    `| Target | Max rps | vs nginx | p50 / p90 / p99 ms @${qps} rps | Added p50 / p99 ms vs direct | Proxy CPU @${qps} rps | Proxy RSS MB @${qps} rps (max) | Proxy RSS MB at max rps |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of rows) {
+    const ratio = nginx === undefined ? '–' : `${(row.maxQps / nginx.maxQps).toFixed(2)}×`;
+    const added = direct === undefined || row.target === 'direct' ? '–' : `${ms(row.p50 - direct.p50)} / ${ms(row.p99 - direct.p99)}`;
+    const cpu = row.cpu === undefined ? '–' : `${(row.cpu * 100).toFixed(0)} %`;
+    lines.push(`| ${row.target} | ${row.maxQps.toFixed(0)} | ${ratio} | ${ms(row.p50)} / ${ms(row.p90)} / ${ms(row.p99)} | ${added} | ${cpu} | ${mb(row.rss)} | ${mb(row.peakRssAtMax)} |`);
+  }
+  return lines.join('\n');
+}
+
+function verdicts(rows: Row[]): string[] {
+  const jibe = rows.find((row) => row.target === 'jibe');
+  const nginx = rows.find((row) => row.target === 'nginx');
+  const direct = rows.find((row) => row.target === 'direct');
+  if (jibe === undefined) return [];
+  const out: string[] = [];
+  const mark = (ok: boolean): string => (ok ? 'met' : '**missed**');
+  if (nginx !== undefined) {
+    const ratio = jibe.maxQps / nginx.maxQps;
+    out.push(`- Throughput ≥ ${GOALS.throughputVsNginx}× nginx on one core: ${ratio.toFixed(2)}× — ${mark(ratio >= GOALS.throughputVsNginx)}`);
+  }
+  if (direct !== undefined) {
+    const p50 = (jibe.p50 - direct.p50) * 1000;
+    const p99 = (jibe.p99 - direct.p99) * 1000;
+    out.push(`- Added p50 < ${GOALS.addedP50Ms} ms: ${p50.toFixed(3)} ms — ${mark(p50 < GOALS.addedP50Ms)}`);
+    out.push(`- Added p99 < ${GOALS.addedP99Ms} ms: ${p99.toFixed(3)} ms — ${mark(p99 < GOALS.addedP99Ms)}`);
+  }
+  if (jibe.rss !== undefined) out.push(`- Sidecar RSS < ${GOALS.rssBytes / 1e6} MB at the fixed rate: ${mb(jibe.rss)} MB — ${mark(jibe.rss < GOALS.rssBytes)}`);
+  return out;
+}
+
+/** First line a `--version`-style command prints (nginx -v prints to stderr). */
+function versionOf(command: string, args: string[]): string {
+  const result = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
+  return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n')[0] || 'unknown';
+}
+
+function gitRevision(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function startTargets(options: Options, nginxBinary: string, dir: string, upstreamPort: number, profileDir?: string): Promise<Target[]> {
+  const targets: Target[] = [];
+  for (const targetName of options.targets) {
+    if (targetName === 'direct') {
+      targets.push({ name: 'direct', port: upstreamPort, pids: () => [] });
+    } else if (targetName === 'nginx') {
+      const nginx = await startNginx(nginxBinary, join(dir, 'nginx'), upstreamPort, PROXY_CPUS);
+      log(`nginx on 127.0.0.1:${nginx.port} (pid ${nginx.process.pid}, core ${PROXY_CPUS})`);
+      targets.push({ name: 'nginx', port: nginx.port, pids: nginx.pids });
+    } else {
+      const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+      const sidecar = await startJibeSidecar({ upstreamPort, cpus: PROXY_CPUS, nodeArgs });
+      log(`jibe sidecar outbound on 127.0.0.1:${sidecar.port} (pid ${sidecar.process.pid}, core ${PROXY_CPUS})`);
+      targets.push({ name: 'jibe', port: sidecar.port, pids: () => [sidecar.process.pid] });
+    }
+  }
+  return targets;
+}
+
+async function measure(options: Options, fortio: string, dir: string, targets: Target[]): Promise<Map<TargetName, RoundFigures[]>> {
+  const url = (target: Target): string => `http://127.0.0.1:${target.port}${PATH}`;
+  const headers = [`Host: ${HOST_HEADER}`];
+  const common = { connections: options.connections, headers, cpus: LOAD_CPUS };
+  // Warm-up (JIT, connection pools) at the fixed rate, and the fixed-rate phase before the
+  // max-rate phase: a heap grown at max load never shrinks back, so RSS "under 1000 rps"
+  // is only honest before the proxy has seen more than that.
+  for (const target of targets) {
+    log(`warm-up ${target.name} ${options.warmupSeconds} s at ${options.qps} rps`);
+    await runLoad(fortio, { ...common, url: url(target), qps: options.qps, durationSeconds: options.warmupSeconds, jsonFile: loadJsonPath(dir, target.name, 'warmup', 0) });
+  }
+  const results = new Map<TargetName, RoundFigures[]>(targets.map((target) => [target.name, []]));
+  for (let round = 1; round <= options.rounds; round++) {
+    const fixed = new Map<TargetName, { latency: LoadResult; rss?: number; cpu?: number }>();
+    for (const target of targets) {
+      const run = await sampled(target.pids(), () =>
+        runLoad(fortio, { ...common, url: url(target), qps: options.qps, durationSeconds: options.latencySeconds, resolution: 0.00005, jsonFile: loadJsonPath(dir, target.name, 'latency', round) }),
+      );
+      fixed.set(target.name, { latency: run.result, rss: run.maxRss, cpu: run.cpuFraction });
+      const p = (n: number): string => ms(run.result.percentiles.get(n) ?? NaN);
+      log(`round ${round} ${target.name}: @${options.qps} rps p50 ${p(50)} p90 ${p(90)} p99 ${p(99)} ms${run.maxRss === undefined ? '' : `, RSS ${mb(run.maxRss)} MB`}`);
+    }
+    for (const target of targets) {
+      const run = await sampled(target.pids(), () =>
+        runLoad(fortio, { ...common, url: url(target), qps: 0, durationSeconds: options.throughputSeconds, jsonFile: loadJsonPath(dir, target.name, 'max', round) }),
+      );
+      const atFixed = fixed.get(target.name)!;
+      results.get(target.name)!.push({
+        maxQps: run.result.actualQps,
+        maxErrors: run.result.errors,
+        peakRssAtMax: run.maxRss,
+        latency: atFixed.latency,
+        // Later rounds follow a max-rate phase, so only the first round's memory counts.
+        rssAt1000: round === 1 ? atFixed.rss : undefined,
+        cpuAt1000: atFixed.cpu,
+      });
+      log(`round ${round} ${target.name}: max ${run.result.actualQps.toFixed(0)} rps${run.result.errors > 0 ? `, ${run.result.errors} errors` : ''}${run.maxRss === undefined ? '' : `, RSS ${mb(run.maxRss)} MB`}`);
+    }
+  }
+  return results;
+}
+
+async function profile(options: Options, fortio: string, nginxBinary: string, dir: string, upstreamPort: number): Promise<void> {
+  const profileDir = join(dir, 'profile');
+  mkdirSync(profileDir, { recursive: true });
+  const [target] = await startTargets({ ...options, targets: ['jibe'] }, nginxBinary, dir, upstreamPort, profileDir);
+  await probe(target);
+  const url = `http://127.0.0.1:${target.port}${PATH}`;
+  const common = { connections: options.connections, headers: [`Host: ${HOST_HEADER}`], cpus: LOAD_CPUS, url };
+  log(`warm-up ${options.warmupSeconds} s, then ${options.profileSeconds} s at ${options.profileQps === 0 ? 'max' : options.profileQps} rps under --cpu-prof`);
+  await runLoad(fortio, { ...common, qps: 0, durationSeconds: options.warmupSeconds, jsonFile: join(dir, 'profile-warmup.json') });
+  const result = await runLoad(fortio, { ...common, qps: options.profileQps, durationSeconds: options.profileSeconds, jsonFile: join(dir, 'profile-load.json') });
+  log(`profiled load: ${result.actualQps.toFixed(0)} rps`);
+  await stopAll();
+  const file = readdirSync(profileDir).find((entry) => entry.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error('the sidecar wrote no .cpuprofile (did it exit cleanly on SIGTERM?)');
+  const keptDir = join(CACHE_DIR, 'bench');
+  mkdirSync(keptDir, { recursive: true });
+  const kept = join(keptDir, 'http-sidecar.cpuprofile');
+  copyFileSync(join(profileDir, file), kept);
+  log(`profile saved to ${kept} (open in Chrome DevTools or summarize with test/bench/cpu-profile-summary.ts)`);
+  process.stdout.write(`${formatSummary(summarizeCpuProfile(JSON.parse(readFileSync(kept, 'utf8'))))}\n`);
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const options = parseOptions(argv);
+  const failedPeers = await installPeers(['fortio', 'nginx']);
+  if (failedPeers.length > 0) throw new Error(`could not install peers: ${failedPeers.join(', ')}`);
+  const fortio = requirePeerBinary('fortio');
+  const nginxBinary = requirePeerBinary('nginx');
+  const dir = mkdtempSync(join(tmpdir(), 'jibe-bench-'));
+  try {
+    const upstream = await startFortioServer(fortio, LOAD_CPUS);
+    log(`fortio server on 127.0.0.1:${upstream.port} (core ${LOAD_CPUS})`);
+    if (options.profile) {
+      await profile(options, fortio, nginxBinary, dir, upstream.port);
+      return;
+    }
+    const targets = await startTargets(options, nginxBinary, dir, upstream.port);
+    for (const target of targets) await probe(target);
+    const started = new Date();
+    const results = await measure(options, fortio, dir, targets);
+    const rows = summarize(results);
+    const table = renderTable(rows, options.qps);
+    const goals = verdicts(rows);
+    const errors = rows.filter((row) => row.errors > 0).map((row) => `${row.target}: ${row.errors} non-200 answers or errors`);
+    process.stdout.write(`\n${table}\n${goals.length > 0 ? `\n${goals.join('\n')}\n` : ''}${errors.length > 0 ? `\nErrors: ${errors.join('; ')}\n` : ''}`);
+    if (errors.length > 0) process.exitCode = 1;
+    if (!options.write) {
+      log(`not written to BENCHMARKS.md (shortened or partial run; pass --write to record it)`);
+      return;
+    }
+    const command = `npm run bench -- ${[name, ...argv].join(' ')}`;
+    const body = [
+      `Command: \`${command}\``,
+      '',
+      `Date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · Node ${process.version} · ${versionOf(nginxBinary, ['-v'])} · fortio ${versionOf(fortio, ['version'])} · commit ${gitRevision()}`,
+      '',
+      `Setup: fortio server (upstream, \`/echo?size=1024\`) and \`fortio load\` pinned to core ${LOAD_CPUS}; nginx (1 worker, upstream keepalive 32) and the Jibe sidecar pinned to core ${PROXY_CPUS}. ` +
+        `${options.connections} keep-alive connections; max rps = \`-qps 0\` for ${options.throughputSeconds} s; latency = \`-qps ${options.qps}\` for ${options.latencySeconds} s with \`-r 0.00005\`; ` +
+        `${options.warmupSeconds} s warm-up per target at the fixed rate; targets interleaved, fixed-rate phase before the max-rate phase; ${options.rounds === 1 ? 'one round' : `median of ${options.rounds} rounds`}. ` +
+        'RSS is the max of VmRSS sampled every 100 ms (nginx: master + worker; at the fixed rate: first round only, before any max-rate load); CPU is the proxy\'s CPU time over wall time.',
+      '',
+      table,
+      '',
+      ...(goals.length > 0 ? ['Issue targets:', '', ...goals, ''] : []),
+      ...(errors.length > 0 ? [`Errors: ${errors.join('; ')}`, ''] : []),
+    ].join('\n');
+    writeSection(SECTION_TITLE, body);
+    log(`recorded in ${BENCHMARKS_FILE}`);
+  } finally {
+    await stopAll();
+    if (options.keepTemp) log(`temp files kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
