@@ -36,6 +36,8 @@ export interface Upstream {
   requests: SeenRequest[];
   /** TCP connections accepted so far. */
   connections: number;
+  /** TCP connections open now. */
+  open: Set<net.Socket>;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startUpstream(name: string, handler?: UpstreamHandler): Pr
     server: undefined as unknown as http.Server,
     requests,
     connections: 0,
+    open: new Set(),
     close: async () => {
       upstream.server.closeAllConnections();
       await new Promise<void>((resolve) => upstream.server.close(() => resolve()));
@@ -67,7 +70,11 @@ export async function startUpstream(name: string, handler?: UpstreamHandler): Pr
       res.end(`${name} ${req.method} ${req.url}`);
     });
   });
-  server.on('connection', () => upstream.connections++);
+  server.on('connection', (socket: net.Socket) => {
+    upstream.connections++;
+    upstream.open.add(socket);
+    socket.once('close', () => upstream.open.delete(socket));
+  });
   upstream.server = server;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   upstream.port = (server.address() as net.AddressInfo).port;
