@@ -49,7 +49,7 @@ export class Exchange implements MatchInput {
   flags = 0;
   /** Downstream response headers have been written (by the upstream answer or a local reply). */
   responseStarted = false;
-  /** The request body is streamed to the upstream (false: no body, upstream request ended at once). */
+  /** The request has a body (chunked, or a content-length above 0); it is streamed to the upstream. */
   hasBody = false;
   /** A stale keep-alive connection was already retried once. */
   retried = false;
@@ -79,12 +79,28 @@ export class Exchange implements MatchInput {
    * cannot serve (e.g. `https://` absolute-form).
    */
   parseTarget(): boolean {
+    // One scan of the raw headers instead of node's lazily built headers object.
+    const raw = this.req.rawHeaders;
+    let host = '';
+    let hasBody = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i];
+      const len = name.length;
+      if (len === 4) {
+        if (host === '' && name.toLowerCase() === 'host') host = raw[i + 1];
+      } else if (len === 14) {
+        if (name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') hasBody = true;
+      } else if (len === 17) {
+        if (name.toLowerCase() === 'transfer-encoding') hasBody = true;
+      }
+    }
+    this.hasBody = hasBody;
     const url = this.req.url ?? '/';
     let pathStart = 0;
     if (url.charCodeAt(0) !== 47 /* / */) {
       if (url === '*') {
         this.path = '*';
-        this.authority = this.req.headers.host ?? '';
+        this.authority = host;
         return true;
       }
       if (url.length < 8 || url.slice(0, 7).toLowerCase() !== 'http://') return false;
@@ -102,7 +118,7 @@ export class Exchange implements MatchInput {
       this.absoluteForm = true;
       pathStart = end;
     } else {
-      this.authority = this.req.headers.host ?? '';
+      this.authority = host;
     }
     const q = url.indexOf('?', pathStart);
     if (q < 0) {

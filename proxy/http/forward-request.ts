@@ -56,14 +56,22 @@ const REQUEST_SPECIAL = new Map<string, number>([
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate']);
 
+// Lowercasing every header name allocates; a name can only be special when its
+// length is one of the special names' lengths, so most names skip it.
+function lengthsOf(names: Iterable<string>): Uint8Array {
+  const table = new Uint8Array(64);
+  for (const n of names) table[n.length] = 1;
+  return table;
+}
+const REQUEST_SPECIAL_LENGTHS = lengthsOf(REQUEST_SPECIAL.keys());
+const RESPONSE_SPECIAL_LENGTHS = lengthsOf(RESPONSE_HOP_BY_HOP);
+
 /**
  * Tokens of a Connection header beyond keep-alive/close name more hop-by-hop
  * headers; undefined in the usual case so the hot path skips the check.
  */
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  const v = typeof value === 'string' ? value : value.join(',');
-  const lower = v.toLowerCase();
+function connectionTokens(value: string): Set<string> | undefined {
+  const lower = value.toLowerCase();
   if (lower === 'keep-alive' || lower === 'close') return undefined;
   let tokens: Set<string> | undefined;
   for (const part of lower.split(',')) {
@@ -72,6 +80,18 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
     (tokens ??= new Set()).add(t);
   }
   return tokens;
+}
+
+/** Removes, in place, the headers a Connection header named (rare: a second pass only then). */
+function dropNamed(headers: string[], named: Set<string>, from: number): string[] {
+  let w = from;
+  for (let r = from; r < headers.length; r += 2) {
+    if (named.has(headers[r].toLowerCase())) continue;
+    headers[w++] = headers[r];
+    headers[w++] = headers[r + 1];
+  }
+  headers.length = w;
+  return headers;
 }
 
 function clientAddress(ex: Exchange): string {
@@ -85,9 +105,9 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
   const route = ex.route!;
   const mutation = route.requestHeaders[ex.clusterIndex];
   const drop = mutation.empty ? undefined : mutation.drop;
-  const named = connectionTokens(ex.req.headers.connection);
   const edge = ex.listener.edge;
   const out: string[] = ['host', ''];
+  let named: Set<string> | undefined;
   let xffIndex = -1;
   let hasXfp = false;
   let hasXfh = false;
@@ -95,11 +115,21 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
   let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
+    const special = name.length < 64 && REQUEST_SPECIAL_LENGTHS[name.length] === 1;
+    if (!special && drop === undefined) {
+      out.push(name, raw[i + 1]);
+      continue;
+    }
     const lower = name.toLowerCase();
-    const code = REQUEST_SPECIAL.get(lower);
+    const code = special ? REQUEST_SPECIAL.get(lower) : undefined;
     if (code !== undefined) {
       switch (code) {
         case DROP:
+          if (lower === 'connection') {
+            const tokens = connectionTokens(raw[i + 1]);
+            if (tokens !== undefined) for (const t of tokens) (named ??= new Set()).add(t);
+          }
+          continue;
         case HOST:
           continue;
         case TRANSFER_ENCODING:
@@ -130,8 +160,12 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
       }
     }
     if (drop !== undefined && drop.has(lower)) continue;
-    if (named !== undefined && named.has(lower)) continue;
     out.push(name, raw[i + 1]);
+  }
+  if (named !== undefined) {
+    dropNamed(out, named, 2);
+    xffIndex = -1;
+    for (let i = 2; i < out.length; i += 2) if (out[i].toLowerCase() === 'x-forwarded-for') xffIndex = i + 1;
   }
   out[1] = route.rewriteAuthority ?? (ex.authority || ex.host!.key);
   const client = clientAddress(ex);
@@ -206,7 +240,7 @@ function onUpstreamResponse(this: Tagged<ClientRequest>, ures: Tagged<IncomingMe
   ex.upstreamRes = ures;
   ures[kExchange] = ex;
   ures.on('error', onUpstreamResponseError);
-  ures.on('end', onUpstreamResponseEnd);
+  if (ex.timer !== undefined) ures.on('end', onUpstreamResponseEnd);
   const status = ures.statusCode ?? 502;
   const cluster = ex.cluster!;
   countClusterStatus(cluster.stats, status);
@@ -214,15 +248,24 @@ function onUpstreamResponse(this: Tagged<ClientRequest>, ures: Tagged<IncomingMe
   const raw = ures.rawHeaders;
   const mutation = ex.route!.responseHeaders[ex.clusterIndex];
   const drop = mutation.empty ? undefined : mutation.drop;
-  const named = connectionTokens(ures.headers.connection);
+  let named: Set<string> | undefined;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i].toLowerCase();
-    if (RESPONSE_HOP_BY_HOP.has(lower)) continue;
+    const name = raw[i];
+    const special = name.length < 64 && RESPONSE_SPECIAL_LENGTHS[name.length] === 1;
+    if (!special && drop === undefined) {
+      out.push(name, raw[i + 1]);
+      continue;
+    }
+    const lower = name.toLowerCase();
+    if (special && RESPONSE_HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') named = connectionTokens(raw[i + 1]);
+      continue;
+    }
     if (drop !== undefined && drop.has(lower)) continue;
-    if (named !== undefined && named.has(lower)) continue;
-    out.push(raw[i], raw[i + 1]);
+    out.push(name, raw[i + 1]);
   }
+  if (named !== undefined) dropNamed(out, named, 0);
   const append = mutation.append;
   for (let i = 0; i < append.length; i++) out.push(append[i]);
   out.push(UPSTREAM_SERVICE_TIME, String(Math.round(performance.now() - ex.upstreamStart)));

@@ -40,7 +40,7 @@ export function sendLocalReply(
   if (mutation !== undefined && !mutation.empty) out = applyResponseMutation(headers, mutation);
   // A body the client is still sending would stall the keep-alive connection:
   // read and discard it, and close the connection after this answer.
-  if (!ex.req.complete) {
+  if (ex.hasBody && !ex.req.complete) {
     out.push('connection', 'close');
     ex.req.resume();
   } else if (ex.listener.draining) {

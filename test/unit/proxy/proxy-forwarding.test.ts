@@ -129,6 +129,25 @@ describe('proxy forwarding', () => {
     assert.match(head, /x-upstream: echo/);
   });
 
+  it('drops a header named in Connection even when it comes before x-forwarded-for', async () => {
+    await rawRequest(port, 'GET /n HTTP/1.1\r\nHost: echo\r\nX-Hop: 1\r\nX-Forwarded-For: 10.9.9.9\r\nConnection: x-hop, close\r\n\r\n');
+    const seen = echo.requests.at(-1)!;
+    assert.equal(seen.headers['x-hop'], undefined);
+    assert.equal(seen.headers['x-forwarded-for'], '10.9.9.9, 127.0.0.1');
+  });
+
+  it('keeps the downstream connection alive after a local reply', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const before = proxy.stats.downstream_cx_total;
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await request(port, { headers: { host: 'nowhere' }, agent })).status, 404);
+      assert.equal((await request(port, { headers: { host: 'echo' }, agent })).status, 200);
+    } finally {
+      agent.destroy();
+    }
+    assert.equal(proxy.stats.downstream_cx_total - before, 1);
+  });
+
   it('generates x-request-id when absent and keeps it when present', async () => {
     await request(port, { headers: { host: 'echo' } });
     const generated = echo.requests.at(-1)!.headers['x-request-id'];
