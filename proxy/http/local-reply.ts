@@ -46,7 +46,13 @@ export function sendLocalReply(
   } else if (ex.listener.draining) {
     out.push('connection', 'close');
   }
-  res.writeHead(status, out);
+  try {
+    res.writeHead(status, out);
+  } catch {
+    // Only a header built from the request itself (e.g. a redirect Location) can be invalid here.
+    res.destroy();
+    return;
+  }
   res.end(ex.method === 'HEAD' ? undefined : payload);
 }
 

@@ -13,7 +13,6 @@ export class ClusterStats {
   upstream_cx_total = 0;
   upstream_cx_active = 0;
   upstream_cx_connect_fail = 0;
-  upstream_cx_destroy_remote = 0;
   upstream_rq_no_healthy = 0;
 }
 

@@ -184,3 +184,51 @@ describe('admin server', () => {
     assert.equal(await connectRefused(admin), true);
   });
 });
+
+describe('proxy lifecycle', () => {
+  it('drains on close: in-flight requests finish, new connections are refused', async () => {
+    let release: () => void = () => {};
+    const slow = await startUpstream('slow', (_req, res) => {
+      release = () => res.end('finished');
+    });
+    const proxy = await startSidecar({ drainTimeoutMs: 5000 });
+    try {
+      await proxy.apply(fullUpdate([routeConfig('outbound', [vhost('slow', ['slow'], [route('all', [], toCluster('slow'))])]), cluster('slow'), endpoints('slow', [slow.port])]));
+      const inFlight = request(proxy.ports.outbound!, { headers: { host: 'slow' } });
+      while (slow.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const closing = proxy.close();
+      while (!(await connectRefused(proxy.ports.outbound!))) await new Promise((r) => setTimeout(r, 5));
+      release();
+      const reply = await inFlight;
+      assert.equal(reply.status, 200);
+      assert.equal(reply.body, 'finished');
+      assert.equal(reply.headers.connection, 'close');
+      await closing;
+    } finally {
+      await proxy.close();
+      await slow.close();
+    }
+  });
+
+  it('starts with an unreachable control plane, serves what apply gives it, and stops cleanly', async () => {
+    const proxy = await startSidecar({ discoveryAddress: `127.0.0.1:${await freePort()}` });
+    try {
+      assert.equal((await request(proxy.ports.admin, { path: '/ready' })).status, 503);
+      await proxy.apply(fullUpdate([routeConfig('outbound', [vhost('d', ['d'], [route('all', [], { directResponse: { status: 200, body: 'direct' } })])])]));
+      assert.equal((await request(proxy.ports.outbound!, { headers: { host: 'd' } })).body, 'direct');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('refuses to start when the admin port is taken', async () => {
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const taken = (squatter.address() as net.AddressInfo).port;
+    try {
+      await assert.rejects(startSidecar({ adminPort: taken }), (e: unknown) => e instanceof JibeError && e.code === 'JIBE_ERR_PORT_IN_USE');
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+  });
+});
