@@ -53,6 +53,8 @@ export class Exchange implements MatchInput {
   hasBody = false;
   /** A stale keep-alive connection was already retried once. */
   retried = false;
+  /** A 'drain' listener is on the downstream response (added the first time it pushed back). */
+  drainHooked = false;
   /** Set when the exchange is over; late upstream events are ignored. */
   done = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;

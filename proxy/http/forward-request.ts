@@ -240,7 +240,6 @@ function onUpstreamResponse(this: Tagged<ClientRequest>, ures: Tagged<IncomingMe
   ex.upstreamRes = ures;
   ures[kExchange] = ex;
   ures.on('error', onUpstreamResponseError);
-  if (ex.timer !== undefined) ures.on('end', onUpstreamResponseEnd);
   const status = ures.statusCode ?? 502;
   const cluster = ex.cluster!;
   countClusterStatus(cluster.stats, status);
@@ -281,15 +280,36 @@ function onUpstreamResponse(this: Tagged<ClientRequest>, ures: Tagged<IncomingMe
     return;
   }
   ex.responseStarted = true;
-  ures.pipe(res);
+  // A lean pump instead of pipe(): three listeners, no per-request closures,
+  // the same backpressure (pause on a full socket, resume on drain).
+  ures.on('data', onUpstreamData);
+  ures.on('end', onUpstreamEnd);
 }
 
-function onUpstreamResponseEnd(this: Tagged<IncomingMessage>): void {
+function onUpstreamData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
+  const ex = this[kExchange]!;
+  if (ex.done) return;
+  if (!ex.res.write(chunk)) {
+    this.pause();
+    if (!ex.drainHooked) {
+      ex.drainHooked = true;
+      ex.res.on('drain', onDownstreamDrain);
+    }
+  }
+}
+
+function onDownstreamDrain(this: Tagged<ServerResponse>): void {
+  const ex = this[kExchange];
+  if (ex !== undefined && !ex.done) ex.upstreamRes?.resume();
+}
+
+function onUpstreamEnd(this: Tagged<IncomingMessage>): void {
   const ex = this[kExchange]!;
   if (ex.timer !== undefined) {
     clearTimeout(ex.timer);
     ex.timer = undefined;
   }
+  if (!ex.done) ex.res.end();
 }
 
 function onUpstreamResponseError(this: Tagged<IncomingMessage>): void {

@@ -8,8 +8,10 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
+import type { RouteConfigResource } from '../../../core/model/proxy-config.ts';
 import {
   cluster,
+  deltaUpdate,
   endpoints,
   freePort,
   fullUpdate,
@@ -113,6 +115,8 @@ describe('proxy forwarding', () => {
     await new Promise<void>((resolve) => bad.close(() => resolve()));
   });
 
+  const currentVirtualHosts = () =>
+    (proxy.state().resources.find((r) => r.type === 'route' && r.name === 'outbound') as RouteConfigResource).virtualHosts;
   const lastLog = () => logs.filter((l) => l.msg === 'request').at(-1)!;
 
   it('strips hop-by-hop headers both ways, including those named in Connection', async () => {
@@ -215,6 +219,60 @@ describe('proxy forwarding', () => {
         .on('error', reject);
     });
     assert.equal(bytes, 20 * MB);
+  });
+
+  it('applies backpressure: a client that stops reading stops the upstream', async () => {
+    const state = { written: 0, blockedAt: 0, finished: false, resume: () => {} };
+    const gush = await startUpstream('gush', (_req, res) => {
+      const chunk = Buffer.alloc(MB, 1);
+      const pump = () => {
+        while (state.written < 64 * MB) {
+          state.written += MB;
+          if (!res.write(chunk)) {
+            state.blockedAt = state.written;
+            return void res.once('drain', pump);
+          }
+        }
+        state.finished = true;
+        res.end();
+      };
+      pump();
+    });
+    await proxy.apply(
+      deltaUpdate([
+        routeConfig('outbound', [...currentVirtualHosts(), vhost('gush', ['gush'], [route('all', [], toCluster('gush'))])]),
+        cluster('gush'),
+        endpoints('gush', [gush.port]),
+      ]),
+    );
+    try {
+      let received = 0;
+      const done = new Promise<void>((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port, path: '/', headers: { host: 'gush' }, agent: false }, (res) => {
+            res.pause();
+            state.resume = () => {
+              res.on('data', (c: Buffer) => (received += c.length));
+              res.resume();
+            };
+            res.on('end', resolve);
+          })
+          .on('error', reject);
+      });
+      // Wait until the upstream is held back (blocked with no progress) or has sent everything.
+      let last = -1;
+      while (!state.finished && !(state.blockedAt > 0 && state.written === last)) {
+        last = state.written;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(state.finished, false, 'the upstream sent all 64 MB to a client that read nothing');
+      assert.ok(state.written < 48 * MB, `${state.written / MB} MB in flight`);
+      state.resume();
+      await done;
+      assert.equal(received, 64 * MB);
+    } finally {
+      await gush.close();
+    }
   });
 
   it('answers 503 with UF when the upstream refuses connections', async () => {

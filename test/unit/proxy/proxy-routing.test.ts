@@ -111,7 +111,9 @@ describe('proxy routing', () => {
     const out = await runNode(['--input-type=commonjs', '-e', `(async () => { ${script} })().catch((e) => { console.error(e); process.exit(1); })`], {
       NODE_USE_ENV_PROXY: '1',
       HTTP_PROXY: `http://127.0.0.1:${port}`,
+      http_proxy: `http://127.0.0.1:${port}`,
       NO_PROXY: '',
+      no_proxy: '',
     });
     assert.deepEqual(JSON.parse(out), ['reviews GET /from-fetch', 'reviews GET /from-http']);
     assert.ok(proxy.stats.downstream_cx_connect_tunnel > tunnelsBefore, 'fetch went through a CONNECT tunnel');
