@@ -28,8 +28,10 @@ export interface ProxyOptions {
   /** Sidecars: the outbound listener's port (0 = ephemeral); undefined = no outbound listener. */
   outboundPort?: number;
   adminPort: number;
-  /** Address of the outbound listener and the admin server (default 127.0.0.1). */
+  /** Address of the outbound listener (default 127.0.0.1). */
   bindAddress?: string;
+  /** Address of the admin server (default 127.0.0.1: config dumps and quitquitquit stay local). */
+  adminAddress?: string;
   /** Default: warnings and errors as JSON lines on stderr. */
   logger?: Logger;
   /** How long close() lets in-flight requests finish (default 5000 ms). */
@@ -144,7 +146,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       await outbound.listen();
       reservedPorts.set(outbound.port, 'outbound listener');
     }
-    admin = await startAdminServer(bindAddress, options.adminPort, {
+    admin = await startAdminServer(options.adminAddress ?? '127.0.0.1', options.adminPort, {
       ready: () => ready,
       configDump,
       stats,

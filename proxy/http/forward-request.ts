@@ -151,10 +151,11 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
           hasXfp = true;
           break;
         case XFH:
+          if (drop?.has(lower)) continue;
           hasXfh = true;
           break;
         case REQUEST_ID:
-          if (raw[i + 1] === '' || ex.requestId !== '') continue;
+          if (drop?.has(lower) || raw[i + 1] === '' || ex.requestId !== '') continue;
           ex.requestId = raw[i + 1];
           break;
       }
