@@ -1,6 +1,6 @@
 // The proxy's admin port (127.0.0.1 by default, as Envoy's): readiness,
 // the running config, counters, and a graceful stop. Off the data path.
-import http from 'node:http';
+import http from '../http/node-http.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyResource } from '../../core/model/proxy-config.ts';

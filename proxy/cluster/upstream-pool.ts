@@ -3,7 +3,8 @@
 // connections, and least-request can count in-flight requests per endpoint.
 // A pool outlives config updates as long as its settings do not change; the
 // cluster objects built on top of it are rebuilt cheaply instead.
-import http from 'node:http';
+import http from '../http/node-http.ts';
+import type { Agent, ClientRequestArgs } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
@@ -55,7 +56,7 @@ class UpstreamAgent extends http.Agent {
   }
 
   override createConnection(
-    options: http.ClientRequestArgs,
+    options: ClientRequestArgs,
     callback?: (err: Error | null, stream: Duplex) => void,
   ): Duplex | null | undefined {
     const socket = super.createConnection(options, callback) as TrackedSocket;
@@ -86,11 +87,11 @@ export class UpstreamHost {
   readonly port: number;
   /** `address:port`, as the pool keys it. */
   readonly key: string;
-  readonly agent: http.Agent;
+  readonly agent: Agent;
   /** Requests in flight to this endpoint (least-request reads it). */
   active = 0;
 
-  constructor(address: string, port: number, agent: http.Agent) {
+  constructor(address: string, port: number, agent: Agent) {
     this.address = address;
     this.port = port;
     this.key = endpointKey(address, port);
@@ -161,8 +162,8 @@ export function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
 
 // The agent's 'free' handler reads `keepAlive` each time a request finishes, so
 // turning it off makes busy sockets close when done instead of being cut.
-function retireAgent(agent: http.Agent): void {
-  (agent as http.Agent & { keepAlive: boolean }).keepAlive = false;
+function retireAgent(agent: Agent): void {
+  (agent as Agent & { keepAlive: boolean }).keepAlive = false;
   for (const sockets of Object.values(agent.freeSockets)) {
     if (sockets) for (const socket of sockets) socket.destroy();
   }

@@ -7,7 +7,7 @@
 // Event handlers are module-level functions that find their exchange through
 // a symbol, so a request allocates no closures here.
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
+import http from './node-http.ts';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { kConnected } from '../cluster/upstream-pool.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';

@@ -3,8 +3,8 @@
 // 400/431/408 without ever throwing, counts connections, and drains on close
 // (stop accepting, answer in-flight requests with `connection: close`, cut
 // whatever is left at the deadline).
-import http from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import http from '../http/node-http.ts';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
@@ -57,7 +57,7 @@ export class HttpListener implements ListenerContext {
   readonly stats: ProxyStats;
   readonly logger: ProxyLogger;
   draining = false;
-  readonly server: http.Server;
+  readonly server: Server;
   readonly routeTable: (state: ProxyState) => RouteTable | undefined;
   private readonly holder: StateHolder;
   private readonly dispatch: Dispatch;
