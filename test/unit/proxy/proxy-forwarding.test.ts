@@ -97,8 +97,10 @@ describe('proxy forwarding', () => {
           vhost('reset', ['reset'], [route('all', [], toCluster('reset'))]),
           vhost('bad', ['bad'], [route('all', [], toCluster('bad'))]),
           vhost('down', ['down'], [route('all', [], toCluster('down'))]),
+          vhost('unhealthy', ['unhealthy'], [route('all', [], toCluster('unhealthy'))]),
         ]),
-        ...['echo', 'sink', 'hold', 'reset', 'bad', 'down'].map((n) => cluster(n)),
+        ...['echo', 'sink', 'hold', 'reset', 'bad', 'down', 'unhealthy'].map((n) => cluster(n)),
+        endpoints('unhealthy', [{ port: echo.port, healthy: false }]),
         endpoints('echo', [echo.port]),
         endpoints('sink', [sink.port]),
         endpoints('hold', [hold.port]),
@@ -296,10 +298,14 @@ describe('proxy forwarding', () => {
     assert.equal(lastLog().flags, 'UPE');
   });
 
-  it('records the NR flag with a 404', async () => {
+  it('records the NR flag with a 404 and the UH flag with a 503', async () => {
     await request(port, { headers: { host: 'nowhere' } });
     assert.equal(lastLog().flags, 'NR');
     assert.equal(lastLog().status, 404);
+    const reply = await request(port, { headers: { host: 'unhealthy' } });
+    assert.equal(reply.status, 503);
+    assert.equal(reply.body, 'no healthy upstream');
+    assert.equal(lastLog().flags, 'UH');
   });
 
   it('answers 504 with UT when the route timeout passes', async () => {
