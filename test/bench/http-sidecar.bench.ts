@@ -24,7 +24,9 @@ export const name = 'http-sidecar';
 export const description = 'Jibe sidecar vs nginx vs direct: HTTP/1.1 keep-alive, 1 KiB, 16 connections (issue 2)';
 export const SECTION_TITLE = 'Sidecar HTTP/1.1 (issue 2)';
 
-const TARGETS = ['direct', 'nginx', 'jibe'] as const;
+// node-http (a bare node:http proxy, opt-in) shows the Node HTTP stack's own floor.
+const TARGETS = ['direct', 'nginx', 'jibe', 'node-http'] as const;
+const DEFAULT_TARGETS: readonly TargetName[] = ['direct', 'nginx', 'jibe'];
 type TargetName = (typeof TARGETS)[number];
 const HOST_HEADER = 'upstream:8080';
 const PATH = '/echo?size=1024';
@@ -46,6 +48,7 @@ interface RoundFigures {
   maxQps: number;
   maxErrors: number;
   peakRssAtMax?: number;
+  cpuAtMax?: number;
   latency: LoadResult;
   rssAt1000?: number;
   cpuAt1000?: number;
@@ -77,7 +80,7 @@ function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
-      targets: { type: 'string', default: TARGETS.join(',') },
+      targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
       smoke: { type: 'boolean', default: false },
       duration: { type: 'string' },
       'throughput-duration': { type: 'string' },
@@ -116,7 +119,7 @@ function parseOptions(argv: string[]): Options {
     keepTemp: values['keep-temp'],
   };
   // Only a full-length run of all three targets replaces the recorded figures, unless asked.
-  const fullRun = options.targets.length === TARGETS.length && options.throughputSeconds >= FULL.throughput && options.latencySeconds >= FULL.latency;
+  const fullRun = DEFAULT_TARGETS.every((target) => options.targets.includes(target)) && options.throughputSeconds >= FULL.throughput && options.latencySeconds >= FULL.latency;
   options.write = values['no-write'] ? false : (values.write ?? fullRun);
   return options;
 }
@@ -179,30 +182,54 @@ function medianOf(rounds: RoundFigures[], pick: (round: RoundFigures) => number 
 interface Row {
   target: TargetName;
   maxQps: number;
+  /** Median over rounds of (this target's max rps / nginx's in the same round). */
+  ratioVsNginx?: number;
+  /** Max rps per fully used core of the proxy (max rps / proxy CPU at max rps). */
+  rpsPerCore?: number;
+  /** Median over rounds of rpsPerCore / nginx's: capacity on one core, even when nginx is not saturated. */
+  capacityVsNginx?: number;
   p50: number;
   p90: number;
   p99: number;
+  /** Medians over rounds of (this target's percentile − direct's in the same round), in seconds. */
+  addedP50?: number;
+  addedP99?: number;
   achievedQps: number;
   errors: number;
   rss?: number;
   peakRssAtMax?: number;
   cpu?: number;
+  cpuAtMax?: number;
 }
 
+// Ratios and differences are taken within a round, where the targets ran minutes
+// apart at most, and only then reduced to a median across rounds.
 function summarize(results: Map<TargetName, RoundFigures[]>): Row[] {
+  const nginx = results.get('nginx');
+  const direct = results.get('direct');
+  const percentile = (round: RoundFigures, n: number): number => round.latency.percentiles.get(n) ?? NaN;
+  const perCore = (round: RoundFigures): number => (round.cpuAtMax === undefined || round.cpuAtMax === 0 ? NaN : round.maxQps / round.cpuAtMax);
   const rows: Row[] = [];
   for (const [target, rounds] of results) {
+    const relative = (other: RoundFigures[] | undefined, value: (round: RoundFigures, index: number) => number): number | undefined =>
+      other === undefined ? undefined : median(rounds.map(value));
     rows.push({
       target,
       maxQps: medianOf(rounds, (round) => round.maxQps)!,
-      p50: medianOf(rounds, (round) => round.latency.percentiles.get(50))!,
-      p90: medianOf(rounds, (round) => round.latency.percentiles.get(90))!,
-      p99: medianOf(rounds, (round) => round.latency.percentiles.get(99))!,
+      ratioVsNginx: relative(nginx, (round, index) => round.maxQps / nginx![index].maxQps),
+      rpsPerCore: target === 'direct' ? undefined : medianOf(rounds, perCore),
+      capacityVsNginx: target === 'direct' ? undefined : relative(nginx, (round, index) => perCore(round) / perCore(nginx![index])),
+      p50: medianOf(rounds, (round) => percentile(round, 50))!,
+      p90: medianOf(rounds, (round) => percentile(round, 90))!,
+      p99: medianOf(rounds, (round) => percentile(round, 99))!,
+      addedP50: target === 'direct' ? undefined : relative(direct, (round, index) => percentile(round, 50) - percentile(direct![index], 50)),
+      addedP99: target === 'direct' ? undefined : relative(direct, (round, index) => percentile(round, 99) - percentile(direct![index], 99)),
       achievedQps: medianOf(rounds, (round) => round.latency.actualQps)!,
       errors: rounds.reduce((sum, round) => sum + round.maxErrors + round.latency.errors, 0),
       rss: medianOf(rounds, (round) => round.rssAt1000),
       peakRssAtMax: medianOf(rounds, (round) => round.peakRssAtMax),
       cpu: medianOf(rounds, (round) => round.cpuAt1000),
+      cpuAtMax: medianOf(rounds, (round) => round.cpuAtMax),
     });
   }
   return rows;
@@ -212,35 +239,36 @@ const ms = (secondsValue: number): string => (secondsValue * 1000).toFixed(3);
 const mb = (bytes: number | undefined): string => (bytes === undefined ? '–' : (bytes / 1e6).toFixed(1));
 
 function renderTable(rows: Row[], qps: number): string {
-  const nginx = rows.find((row) => row.target === 'nginx');
-  const direct = rows.find((row) => row.target === 'direct');
   const lines = [
-    `| Target | Max rps | vs nginx | p50 / p90 / p99 ms @${qps} rps | Added p50 / p99 ms vs direct | Proxy CPU @${qps} rps | Proxy RSS MB @${qps} rps (max) | Proxy RSS MB at max rps |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    `| Target | Max rps | vs nginx | Proxy CPU at max rps | Rps per proxy core (vs nginx) | p50 / p90 / p99 ms @${qps} rps | Added p50 / p99 ms vs direct | Proxy CPU @${qps} rps | Proxy RSS MB @${qps} rps (max) | Proxy RSS MB at max rps |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of rows) {
-    const ratio = nginx === undefined ? '–' : `${(row.maxQps / nginx.maxQps).toFixed(2)}×`;
-    const added = direct === undefined || row.target === 'direct' ? '–' : `${ms(row.p50 - direct.p50)} / ${ms(row.p99 - direct.p99)}`;
-    const cpu = row.cpu === undefined ? '–' : `${(row.cpu * 100).toFixed(0)} %`;
-    lines.push(`| ${row.target} | ${row.maxQps.toFixed(0)} | ${ratio} | ${ms(row.p50)} / ${ms(row.p90)} / ${ms(row.p99)} | ${added} | ${cpu} | ${mb(row.rss)} | ${mb(row.peakRssAtMax)} |`);
+    const ratio = row.ratioVsNginx === undefined ? '–' : `${row.ratioVsNginx.toFixed(2)}×`;
+    const added = row.addedP50 === undefined || row.addedP99 === undefined ? '–' : `${ms(row.addedP50)} / ${ms(row.addedP99)}`;
+    const percent = (fraction: number | undefined): string => (fraction === undefined ? '–' : `${(fraction * 100).toFixed(0)} %`);
+    const capacity = row.rpsPerCore === undefined ? '–' : `${row.rpsPerCore.toFixed(0)}${row.capacityVsNginx === undefined ? '' : ` (${row.capacityVsNginx.toFixed(2)}×)`}`;
+    lines.push(`| ${row.target} | ${row.maxQps.toFixed(0)} | ${ratio} | ${percent(row.cpuAtMax)} | ${capacity} | ${ms(row.p50)} / ${ms(row.p90)} / ${ms(row.p99)} | ${added} | ${percent(row.cpu)} | ${mb(row.rss)} | ${mb(row.peakRssAtMax)} |`);
   }
   return lines.join('\n');
 }
 
 function verdicts(rows: Row[]): string[] {
   const jibe = rows.find((row) => row.target === 'jibe');
-  const nginx = rows.find((row) => row.target === 'nginx');
-  const direct = rows.find((row) => row.target === 'direct');
   if (jibe === undefined) return [];
   const out: string[] = [];
   const mark = (ok: boolean): string => (ok ? 'met' : '**missed**');
-  if (nginx !== undefined) {
-    const ratio = jibe.maxQps / nginx.maxQps;
-    out.push(`- Throughput ≥ ${GOALS.throughputVsNginx}× nginx on one core: ${ratio.toFixed(2)}× — ${mark(ratio >= GOALS.throughputVsNginx)}`);
+  if (jibe.ratioVsNginx !== undefined) {
+    // When nginx does not saturate its core the load generator limits it, and the raw
+    // ratio flatters the sidecar; rps per fully used core is then the honest comparison.
+    const capacity = jibe.capacityVsNginx;
+    const judged = capacity !== undefined && Number.isFinite(capacity) ? capacity : jibe.ratioVsNginx;
+    const detail = judged === capacity ? ` per proxy core (raw max rps ratio ${jibe.ratioVsNginx.toFixed(2)}×)` : '';
+    out.push(`- Throughput ≥ ${GOALS.throughputVsNginx}× nginx on one core: ${judged.toFixed(2)}×${detail} — ${mark(judged >= GOALS.throughputVsNginx)}`);
   }
-  if (direct !== undefined) {
-    const p50 = (jibe.p50 - direct.p50) * 1000;
-    const p99 = (jibe.p99 - direct.p99) * 1000;
+  if (jibe.addedP50 !== undefined && jibe.addedP99 !== undefined) {
+    const p50 = jibe.addedP50 * 1000;
+    const p99 = jibe.addedP99 * 1000;
     out.push(`- Added p50 < ${GOALS.addedP50Ms} ms: ${p50.toFixed(3)} ms — ${mark(p50 < GOALS.addedP50Ms)}`);
     out.push(`- Added p99 < ${GOALS.addedP99Ms} ms: ${p99.toFixed(3)} ms — ${mark(p99 < GOALS.addedP99Ms)}`);
   }
@@ -248,7 +276,6 @@ function verdicts(rows: Row[]): string[] {
   return out;
 }
 
-/** First line a `--version`-style command prints (nginx -v prints to stderr). */
 function versionOf(command: string, args: string[]): string {
   const result = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
   return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n')[0] || 'unknown';
@@ -271,6 +298,10 @@ async function startTargets(options: Options, nginxBinary: string, dir: string, 
       const nginx = await startNginx(nginxBinary, join(dir, 'nginx'), upstreamPort, PROXY_CPUS);
       log(`nginx on 127.0.0.1:${nginx.port} (pid ${nginx.process.pid}, core ${PROXY_CPUS})`);
       targets.push({ name: 'nginx', port: nginx.port, pids: nginx.pids });
+    } else if (targetName === 'node-http') {
+      const proxy = await startJibeSidecar({ kind: 'node-http', upstreamPort, cpus: PROXY_CPUS });
+      log(`node:http reference proxy on 127.0.0.1:${proxy.port} (pid ${proxy.process.pid}, core ${PROXY_CPUS})`);
+      targets.push({ name: 'node-http', port: proxy.port, pids: () => [proxy.process.pid] });
     } else {
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
       const sidecar = await startJibeSidecar({ upstreamPort, cpus: PROXY_CPUS, nodeArgs });
@@ -312,6 +343,7 @@ async function measure(options: Options, fortio: string, dir: string, targets: T
         maxQps: run.result.actualQps,
         maxErrors: run.result.errors,
         peakRssAtMax: run.maxRss,
+        cpuAtMax: run.cpuFraction,
         latency: atFixed.latency,
         // Later rounds follow a max-rate phase, so only the first round's memory counts.
         rssAt1000: round === 1 ? atFixed.rss : undefined,
@@ -381,8 +413,8 @@ export async function run(argv: string[]): Promise<void> {
       '',
       `Setup: fortio server (upstream, \`/echo?size=1024\`) and \`fortio load\` pinned to core ${LOAD_CPUS}; nginx (1 worker, upstream keepalive 32) and the Jibe sidecar pinned to core ${PROXY_CPUS}. ` +
         `${options.connections} keep-alive connections; max rps = \`-qps 0\` for ${options.throughputSeconds} s; latency = \`-qps ${options.qps}\` for ${options.latencySeconds} s with \`-r 0.00005\`; ` +
-        `${options.warmupSeconds} s warm-up per target at the fixed rate; targets interleaved, fixed-rate phase before the max-rate phase; ${options.rounds === 1 ? 'one round' : `median of ${options.rounds} rounds`}. ` +
-        'RSS is the max of VmRSS sampled every 100 ms (nginx: master + worker; at the fixed rate: first round only, before any max-rate load); CPU is the proxy\'s CPU time over wall time.',
+        `${options.warmupSeconds} s warm-up per target at the fixed rate; targets interleaved, fixed-rate phase before the max-rate phase; ${options.rounds === 1 ? 'one round' : `median of ${options.rounds} rounds (ratios and added latency taken within each round, then the median)`}. ` +
+        'RSS is the max of VmRSS sampled every 100 ms (nginx: master + worker; at the fixed rate: first round only, before any max-rate load); CPU is the proxy\'s CPU time over wall time (100 % = its core is saturated; below that, the load generator\'s core limits max rps).',
       '',
       table,
       '',

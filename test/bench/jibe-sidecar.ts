@@ -1,10 +1,12 @@
 // Starts the Jibe sidecar for a benchmark in its own process (run-sidecar.ts),
-// so its CPU can be pinned and its memory read like any other proxy's.
+// so its CPU can be pinned and its memory read like any other proxy's; the
+// node:http reference proxy (run-node-http-proxy.ts) starts the same way.
 import { fileURLToPath } from 'node:url';
 import { startProcess, waitForPort, type ManagedProcess } from './bench-processes.ts';
 
 export const READY_PREFIX = 'JIBE_SIDECAR_READY ';
-const RUNNER = fileURLToPath(new URL('./run-sidecar.ts', import.meta.url));
+const JIBE_RUNNER = fileURLToPath(new URL('./run-sidecar.ts', import.meta.url));
+const NODE_HTTP_RUNNER = fileURLToPath(new URL('./run-node-http-proxy.ts', import.meta.url));
 
 export interface JibeSidecar {
   process: ManagedProcess;
@@ -14,6 +16,8 @@ export interface JibeSidecar {
 }
 
 export interface SidecarOptions {
+  /** Which proxy: the Jibe sidecar, or the plain node:http reference proxy. */
+  kind?: 'jibe' | 'node-http';
   upstreamPort: number;
   cpus: string;
   /** Extra Node flags, e.g. `--cpu-prof`. */
@@ -21,15 +25,18 @@ export interface SidecarOptions {
   timeoutMs?: number;
 }
 
+/** Starts the Jibe sidecar (or, with kind 'node-http', the reference proxy) and waits until it serves. */
 export async function startJibeSidecar(options: SidecarOptions): Promise<JibeSidecar> {
+  const kind = options.kind ?? 'jibe';
+  const label = kind === 'jibe' ? 'jibe sidecar' : 'node:http proxy';
   let stdout = '';
   let onReady: (ports: { outbound?: number; admin: number }) => void = () => {};
   const ready = new Promise<{ outbound?: number; admin: number }>((resolve) => (onReady = resolve));
   const managed = startProcess({
-    name: 'jibe sidecar',
+    name: label,
     command: process.execPath,
     cpus: options.cpus,
-    args: [...(options.nodeArgs ?? []), RUNNER, '--upstream-port', String(options.upstreamPort)],
+    args: [...(options.nodeArgs ?? []), kind === 'jibe' ? JIBE_RUNNER : NODE_HTTP_RUNNER, '--upstream-port', String(options.upstreamPort)],
     onStdout(chunk) {
       stdout += chunk;
       const line = stdout.split('\n').find((candidate) => candidate.startsWith(READY_PREFIX));
@@ -41,13 +48,13 @@ export async function startJibeSidecar(options: SidecarOptions): Promise<JibeSid
   const ports = await Promise.race([
     ready,
     managed.exited.then((code) => {
-      throw new Error(`jibe sidecar exited (${code}) before it was ready:\n${managed.output()}`);
+      throw new Error(`${label} exited (${code}) before it was ready:\n${managed.output()}`);
     }),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`jibe sidecar not ready within ${timeoutMs} ms:\n${managed.output()}`)), timeoutMs);
+      timer = setTimeout(() => reject(new Error(`${label} not ready within ${timeoutMs} ms:\n${managed.output()}`)), timeoutMs);
     }),
   ]).finally(() => clearTimeout(timer));
-  if (ports.outbound === undefined) throw new Error('jibe sidecar started without an outbound listener');
+  if (ports.outbound === undefined) throw new Error(`${label} started without an outbound listener`);
   await waitForPort(managed, ports.outbound);
   return { process: managed, port: ports.outbound, adminPort: ports.admin };
 }
