@@ -338,6 +338,32 @@ describe('proxy forwarding', () => {
     assert.equal((await request(port, { headers: { host: 'echo' } })).status, 200);
   });
 
+  it('survives hostile traffic and keeps serving', async () => {
+    const nasty = [
+      'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: echo\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      'POST / HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nnot a chunk\r\n',
+      'GET / HTTP/1.1\r\nHost: echo\r\nX-Nul: a\u0000b\r\n\r\n',
+      `GET /${'x'.repeat(70000)} HTTP/1.1\r\nHost: echo\r\n\r\n`,
+      'GET http:///nohost HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n',
+      'GET https://echo/ HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n',
+      'CONNECT not-an-authority HTTP/1.1\r\nHost: x\r\n\r\n',
+      'BREW / HTTP/1.1\r\nHost: echo\r\n\r\n',
+      '\u0016\u0003\u0001\u0002\u0000\u0001\u0000\u0001\u00fc\u0003\u0003',
+    ];
+    for (const payload of nasty) {
+      const reply = await rawRequest(port, payload).catch(() => '');
+      assert.doesNotMatch(reply, /^HTTP\/1.1 [23]/, `accepted: ${JSON.stringify(payload.slice(0, 40))}`);
+    }
+    // A client that promises a body and leaves halfway.
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('POST /upload HTTP/1.1\r\nHost: sink\r\nContent-Length: 1000000\r\n\r\npartial');
+    await new Promise((r) => setTimeout(r, 20));
+    socket.destroy();
+    assert.equal((await request(port, { headers: { host: 'echo' } })).status, 200);
+  });
+
   it('keeps counters for /stats', () => {
     const s = proxy.stats;
     assert.ok(s.downstream_rq_total > 0);
