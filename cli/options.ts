@@ -21,3 +21,14 @@ export function parseLabels(value: string, previous: Record<string, string> = {}
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** ['8080=18080'] → {8080: 18080}. */
+export function parsePortMap(values: string[]): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const v of values) {
+    const [from, to] = v.split('=').map((p) => parsePort(p));
+    if (from === undefined || to === undefined) throw new InvalidArgumentError(`"${v}" is not configPort=port.`);
+    out[from] = to;
+  }
+  return out;
+}

@@ -12,6 +12,8 @@ import type { AdminServer } from './admin/admin-server.ts';
 import type { LoadBalancerRegistry } from './cluster/load-balancer.ts';
 import { defaultLoadBalancers } from './cluster/load-balancers.ts';
 import { ProxyState, applyUpdate, releaseUnused } from './config/proxy-state.ts';
+import { overrideListeners } from './config/listener-overrides.ts';
+import type { ListenerOverrides } from './config/listener-overrides.ts';
 import type { ResourceMap, StateContext } from './config/proxy-state.ts';
 import { forwardRequest } from './http/forward-request.ts';
 import type { HttpListener } from './listeners/listener-http.ts';
@@ -40,6 +42,8 @@ export interface ProxyOptions {
   interceptors?: Interceptor[];
   /** Balancer policies; the built-in registry by default. */
   loadBalancers?: LoadBalancerRegistry;
+  /** Bind config listeners (inbound, gateway) elsewhere than the config says. */
+  listenerOverrides?: ListenerOverrides;
 }
 
 export interface RunningProxy {
@@ -92,7 +96,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     let next: ProxyState;
     let nextResources: ResourceMap;
     try {
-      ({ resources: nextResources, state: next } = applyUpdate(resources, update, ctx, previous));
+      ({ resources: nextResources, state: next } = applyUpdate(resources, overrideListeners(update, options.listenerOverrides), ctx, previous));
     } catch (err) {
       stats.config_update_rejected++;
       throw err;

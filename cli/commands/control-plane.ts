@@ -25,7 +25,7 @@ export function registerControlPlane(program: Command): void {
       const { registerPlugins } = await import('../plugins.ts');
       const { startControlPlane } = await import('../../core/control-plane.ts');
       const { DEFAULT_MESH_SETTINGS } = await import('../../core/mesh/mesh-snapshot.ts');
-      const logger = pino({ level: opts.logLevel, base: { component: 'control-plane' } });
+      const logger = pino({ level: opts.logLevel, name: 'control-plane' });
       const running = await startControlPlane({
         container: registerPlugins(),
         dataDir: path.resolve(opts.dataDir),

@@ -1,6 +1,6 @@
 // `jibe proxy`: runs a sidecar or a gateway proxy fed by the discovery stream.
 import type { Command } from 'commander';
-import { parseLabels, parsePort } from '../options.ts';
+import { collect, parseLabels, parsePort, parsePortMap } from '../options.ts';
 import { waitForSignal } from './control-plane.ts';
 
 export function registerProxy(program: Command): void {
@@ -16,7 +16,9 @@ export function registerProxy(program: Command): void {
     .option('--discovery <host:port>', 'control plane discovery address', '127.0.0.1:15010')
     .option('--outbound-port <port>', 'outbound listener port (sidecars)', parsePort, 15001)
     .option('--admin-port <port>', 'admin port: /ready, /config_dump, /stats', parsePort, 15000)
-    .option('--bind <address>', 'address the outbound and admin listeners bind to', '127.0.0.1')
+    .option('--bind <address>', 'address the outbound listener binds to', '127.0.0.1')
+    .option('--listener-address <address>', 'bind inbound and gateway listeners here instead of the address in config')
+    .option('--listener-port <configPort=port>', 'bind a config listener on another port, e.g. 8080=18080 (repeatable)', collect)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (opts) => {
       const { pino } = await import('pino');
@@ -40,6 +42,7 @@ export function registerProxy(program: Command): void {
         outboundPort: type === 'sidecar' ? opts.outboundPort : undefined,
         adminPort: opts.adminPort,
         bindAddress: opts.bind,
+        listenerOverrides: { address: opts.listenerAddress, ports: parsePortMap(opts.listenerPort ?? []) },
         logger,
       });
       logger.info({ ports: proxy.ports }, 'proxy started');

@@ -102,7 +102,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     const gw = supervisor.start('ingressgateway', [
       JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
       '--discovery', `127.0.0.1:${options.discoveryPort}`, '--admin-port', String(gatewayAdmin),
-      '--gateway-port-map', `8080=${options.gatewayPort}`,
+      '--listener-address', '127.0.0.1', '--listener-port', `8080=${options.gatewayPort}`,
     ]);
 
     if (options.bookinfo) {
