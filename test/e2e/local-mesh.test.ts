@@ -116,7 +116,9 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
     const load = (async () => {
       while (!stop) {
         try {
-          servedBy(await productpage('jason')) === 'reviews-v2' ? ok++ : failures.push('wrong version');
+          const version = servedBy(await productpage('jason'));
+          if (version === 'reviews-v2') ok++;
+          else failures.push(`served by ${version}`);
         } catch (err) {
           failures.push((err as Error).message);
         }
