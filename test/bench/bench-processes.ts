@@ -31,7 +31,26 @@ export interface StartOptions {
 
 const OUTPUT_TAIL_CHARS = 8192;
 const running = new Set<ManagedProcess>();
+const cleanups = new Set<() => void>();
 let handlersInstalled = false;
+
+/** Runs `fn` when the benchmark is interrupted (normal paths clean up in their own finally). */
+export function onInterrupt(fn: () => void): () => void {
+  installExitHandlers();
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+function runCleanups(): void {
+  for (const fn of cleanups) {
+    try {
+      fn();
+    } catch {
+      // Best effort: the process is exiting anyway.
+    }
+  }
+  cleanups.clear();
+}
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -51,7 +70,10 @@ function installExitHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\n[bench] ${signal}: stopping ${running.size} child process(es)\n`);
-      void stopAll().finally(() => process.exit(130));
+      void stopAll().finally(() => {
+        runCleanups();
+        process.exit(130);
+      });
     });
   }
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpuSeconds, residentBytes, stopAll } from './bench-processes.ts';
+import { cpuSeconds, onInterrupt, residentBytes, stopAll } from './bench-processes.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { formatSummary, summarizeCpuProfile } from './cpu-profile-summary.ts';
 import { loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
@@ -384,6 +384,11 @@ export async function run(argv: string[]): Promise<void> {
   const fortio = requirePeerBinary('fortio');
   const nginxBinary = requirePeerBinary('nginx');
   const dir = mkdtempSync(join(tmpdir(), 'jibe-bench-'));
+  const removeTemp = (): void => {
+    if (options.keepTemp) log(`temp files kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  };
+  const forgetInterrupt = onInterrupt(removeTemp);
   try {
     const upstream = await startFortioServer(fortio, LOAD_CPUS);
     log(`fortio server on 127.0.0.1:${upstream.port} (core ${LOAD_CPUS})`);
@@ -425,7 +430,7 @@ export async function run(argv: string[]): Promise<void> {
     log(`recorded in ${BENCHMARKS_FILE}`);
   } finally {
     await stopAll();
-    if (options.keepTemp) log(`temp files kept in ${dir}`);
-    else rmSync(dir, { recursive: true, force: true });
+    forgetInterrupt();
+    removeTemp();
   }
 }
