@@ -9,9 +9,9 @@ import { ProcessSupervisor } from './process-supervisor.ts';
 import type { Child } from './process-supervisor.ts';
 import { ensurePortFree, freePort } from './ports.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const JIBE = path.join(ROOT, 'cli/jibe.ts');
-export const BOOKINFO_DIR = path.join(ROOT, 'deploy/samples/bookinfo');
+// The processes run from wherever this file runs: the compiled JS in dist/ for
+// users (`npm start`), the TypeScript sources when a developer runs them directly.
+const JIBE = fileURLToPath(new URL(`../jibe${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export interface LocalMeshOptions {
   dataDir: string;
@@ -107,9 +107,10 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
     if (options.bookinfo) {
       const { loadFiles } = await import('../../core/config/load-documents.ts');
+      const { BOOKINFO_NETWORKING_DIR } = await import('../../deploy/samples/bookinfo/bookinfo.ts');
       const documents: ParsedDocument[] = await loadFiles([
-        path.join(BOOKINFO_DIR, 'networking/bookinfo-gateway.yaml'),
-        path.join(BOOKINFO_DIR, 'networking/destination-rule-all.yaml'),
+        path.join(BOOKINFO_NETWORKING_DIR, 'bookinfo-gateway.yaml'),
+        path.join(BOOKINFO_NETWORKING_DIR, 'destination-rule-all.yaml'),
       ]);
       await callApi(server, 'POST', '/api/v1/config/apply', { documents });
       say('✓ rules             bookinfo-gateway, destination-rule-all');

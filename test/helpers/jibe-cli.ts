@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const JIBE = path.join(REPO_ROOT, 'cli/jibe.ts');
+/** The compiled CLI, as users run it (`npm test` builds it first). */
+export const JIBE = path.join(REPO_ROOT, 'dist/cli/jibe.js');
 
 export interface CliResult {
   code: number | null;

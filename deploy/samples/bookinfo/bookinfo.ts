@@ -4,7 +4,11 @@
 // it sets HTTP_PROXY=http://127.0.0.1:<sidecar outbound port> and
 // NODE_USE_ENV_PROXY=1 so the apps' plain `http://<service>:9080` calls go
 // through the mesh. `labels` are what the DestinationRules' subsets select on.
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** `.ts` when run from source, `.js` when run from the compiled dist/. */
+const EXT = extname(fileURLToPath(import.meta.url));
 
 export interface SampleWorkload {
   /** Workload (deployment) name, unique in the namespace; also the reported pod name. */
@@ -34,7 +38,7 @@ function workload(service: string, version: string, file: string): SampleWorkloa
     service,
     version,
     serviceAccount: `bookinfo-${service}`,
-    script: join(import.meta.dirname, file),
+    script: join(import.meta.dirname, file + EXT),
     args: ['--version', version, '--name', name],
     servicePort: BOOKINFO_SERVICE_PORT,
     labels: { app: service, version },
@@ -42,12 +46,12 @@ function workload(service: string, version: string, file: string): SampleWorkloa
 }
 
 export const BOOKINFO_WORKLOADS: readonly SampleWorkload[] = Object.freeze([
-  workload('productpage', 'v1', 'productpage.ts'),
-  workload('details', 'v1', 'details.ts'),
-  workload('reviews', 'v1', 'reviews.ts'),
-  workload('reviews', 'v2', 'reviews.ts'),
-  workload('reviews', 'v3', 'reviews.ts'),
-  workload('ratings', 'v1', 'ratings.ts'),
+  workload('productpage', 'v1', 'productpage'),
+  workload('details', 'v1', 'details'),
+  workload('reviews', 'v1', 'reviews'),
+  workload('reviews', 'v2', 'reviews'),
+  workload('reviews', 'v3', 'reviews'),
+  workload('ratings', 'v1', 'ratings'),
 ]);
 
 /** The services BookInfo defines, in the order a reader meets them. */
