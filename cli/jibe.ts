@@ -13,7 +13,7 @@ import { registerUp } from './commands/up.ts';
 import { registerWorkload } from './commands/workload.ts';
 import { exitWithParent } from './up/process-supervisor.ts';
 
-exitWithParent();
+const stopWatchingParent = exitWithParent();
 
 const program = new Command('jibe')
   .description('Jibe: one service mesh for Kubernetes, Consul and bare VMs')
@@ -43,4 +43,6 @@ try {
     if (process.env.JIBE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
     process.exitCode = 1;
   }
+} finally {
+  stopWatchingParent();
 }

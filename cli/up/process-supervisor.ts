@@ -96,10 +96,20 @@ function isAlive(p: ChildProcess): boolean {
   return p.exitCode === null && p.signalCode === null;
 }
 
-/** Call early in a child process: exit cleanly when the parent's stdin pipe closes. */
-export function exitWithParent(): void {
-  if (process.env.JIBE_EXIT_WITH_PARENT !== '1' || process.stdin.isTTY) return;
+/**
+ * Call early in a child process: exit cleanly when the parent's stdin pipe
+ * closes. Returns a function that stops watching, so the pipe no longer keeps
+ * the process alive once its command has finished.
+ */
+export function exitWithParent(): () => void {
+  if (process.env.JIBE_EXIT_WITH_PARENT !== '1' || process.stdin.isTTY) return () => {};
+  const onClose = () => process.kill(process.pid, 'SIGTERM');
   process.stdin.on('error', () => {});
-  process.stdin.on('close', () => process.kill(process.pid, 'SIGTERM'));
+  process.stdin.on('close', onClose);
   process.stdin.resume();
+  return () => {
+    process.stdin.off('close', onClose);
+    process.stdin.pause();
+    (process.stdin as { unref?: () => void }).unref?.();
+  };
 }
