@@ -1,20 +1,10 @@
 // `jibe proxy-status`: each connected proxy's config version and ACK state (as istioctl proxy-status).
 import type { Command } from 'commander';
+import type { ProxyStatus } from '../../core/discovery/discovery-subscriber.ts';
 import { DEFAULT_SERVER, callApi } from '../api-client.ts';
 import { age, formatTable } from '../table.ts';
 
-interface ProxyStatusRow {
-  id: string;
-  type: string;
-  namespace: string;
-  workload?: string;
-  connectedAt: string;
-  lastSentVersion?: string;
-  lastAckedVersion?: string;
-  syncedVersion?: string;
-  lastNack?: { version: string; message: string; at: string };
-  pending: boolean;
-}
+type ProxyStatusRow = ProxyStatus;
 
 export function registerProxyStatus(program: Command): void {
   program
