@@ -3,6 +3,7 @@
 // Envoy's wording so that users and tools recognise them.
 import type { Exchange } from './exchange.ts';
 import type { CompiledHeaderMutation } from './header-mutation.ts';
+import { formatResponseFlags } from './response-flags.ts';
 
 export const BODY_NO_HEALTHY_UPSTREAM = Buffer.from('no healthy upstream');
 export const BODY_CONNECT_FAILURE = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: connection failure');
@@ -34,6 +35,8 @@ export function sendLocalReply(
   ex.responseStarted = true;
   const payload = body ?? EMPTY;
   const headers: string[] = ['server', 'jibe', 'content-length', String(payload.length)];
+  // Local replies are the exception, so naming why costs nothing on the hot path.
+  if (ex.flags !== 0) headers.push('x-jibe-response-flags', formatResponseFlags(ex.flags));
   if (payload.length > 0) headers.push('content-type', 'text/plain');
   if (extraHeaders !== undefined) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
   let out = headers;

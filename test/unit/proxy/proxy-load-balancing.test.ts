@@ -192,6 +192,7 @@ describe('load balancing through the proxy', () => {
     assert.equal(reply.status, 503);
     assert.equal(reply.body, 'no healthy upstream');
     assert.equal(reply.headers.server, 'jibe');
+    assert.equal(reply.headers['x-jibe-response-flags'], 'UH');
     assert.ok(proxy.stats.cluster('down').upstream_rq_no_healthy >= 1);
   });
 });
