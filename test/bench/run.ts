@@ -16,6 +16,7 @@ interface Benchmark {
 // Loaded lazily so one benchmark's dependencies never slow or break another.
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   'http-sidecar': () => import('./http-sidecar.bench.ts'),
+  convergence: () => import('./convergence.bench.ts'),
 };
 
 async function main(argv: string[]): Promise<void> {
