@@ -42,6 +42,8 @@ export const ErrorCodes = {
   JIBE_ERR_BAD_REQUEST: 'An API request was malformed.',
   JIBE_ERR_PROCESS: 'A process that Jibe started exited unexpectedly.',
   JIBE_ERR_FILE_READ: 'A file or directory named by the user could not be read.',
+  JIBE_ERR_CAPTURE: 'Installing, checking or removing traffic capture (iptables) failed.',
+  JIBE_ERR_CAPTURE_CONFIG: 'A traffic capture option is invalid.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
