@@ -42,6 +42,9 @@ export const ErrorCodes = {
   JIBE_ERR_BAD_REQUEST: 'An API request was malformed.',
   JIBE_ERR_PROCESS: 'A process that Jibe started exited unexpectedly.',
   JIBE_ERR_FILE_READ: 'A file or directory named by the user could not be read.',
+  JIBE_ERR_CSR_REJECTED: 'The CA refused a certificate signing request (bad signature, weak key, or a name other than the proven identity).',
+  JIBE_ERR_UNAUTHENTICATED: 'A credential presented to the control plane proves no identity.',
+  JIBE_ERR_CA_INVALID: 'The CA certificate or key (plug-in files or the stored root) cannot be used.',
   JIBE_ERR_CAPTURE: 'Installing, checking or removing traffic capture (iptables) failed.',
   JIBE_ERR_CAPTURE_CONFIG: 'A traffic capture option is invalid.',
 } as const;
