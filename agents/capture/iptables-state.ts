@@ -128,7 +128,7 @@ export function isJibeRule(rule: SavedRule): boolean {
 export interface CapturePlan {
   /** True when the table already holds exactly the desired rules. */
   upToDate: boolean;
-  /** Desired rules not (or not in that place) in the table. */
+  /** Desired rules not in the table (rules present but out of order are rewritten, not listed). */
   missing: Rule[];
   /** Jibe rules in the table that are not desired, as iptables-save lines. */
   extra: string[];
@@ -155,8 +155,8 @@ export function planCapture(desired: readonly Rule[], current: SavedTable | unde
     const same = currentChains.has(chain) && want.length === have.length && want.every((r, i) => key(chain, ruleTokens(r)) === key(chain, have[i].tokens));
     if (same) continue;
     rewrite.push(chain);
-    const haveKeys = have.map((r) => key(chain, r.tokens));
-    missing.push(...want.filter((r, i) => haveKeys[i] !== key(chain, ruleTokens(r))));
+    const haveKeys = new Set(have.map((r) => key(chain, r.tokens)));
+    missing.push(...want.filter((r) => !haveKeys.has(key(chain, ruleTokens(r)))));
     const wantKeys = new Set(want.map((r) => key(chain, ruleTokens(r))));
     extra.push(...have.filter((r) => !wantKeys.has(key(chain, r.tokens))).map(savedLine));
   }
