@@ -69,7 +69,8 @@ export function signCertificate(cert: forge.pki.Certificate, key: KeyObject, iss
   cert.tbsCertificate = tbs;
   const der = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
   cert.signature = sign('sha256', der, key).toString('binary');
-  return forge.pki.certificateToPem(cert);
+  // forge writes CRLF; node:crypto and every PEM Jibe handles elsewhere use LF.
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
 
 /** The subject Name of a PEM certificate as ASN.1, byte for byte (see signCertificate). */

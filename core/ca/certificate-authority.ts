@@ -116,6 +116,17 @@ export class CertificateAuthority {
         if (!entry) throw err;
       }
     }
+    if (rootExpired(entry.value, now())) {
+      // Nothing it signed is valid any more, and nothing can be until a new root exists.
+      options.logger?.warn({ key: CA_ROOT_KEY }, 'the stored CA root has expired; generating a new one (every workload must get a new certificate)');
+      try {
+        entry = await state.put(CA_ROOT_KEY, await newRoot(options.trustDomain, now()), { ifVersion: entry.version, secret: true });
+      } catch (err) {
+        if (!isJibeError(err) || err.code !== 'JIBE_ERR_CONFLICT') throw err;
+        entry = await state.get<StoredRoot>(CA_ROOT_KEY);
+        if (!entry) throw err;
+      }
+    }
     const ca = new CertificateAuthority(state, options, signerFromStored(entry.value, now()), 'generated');
     ca.rootVersion = entry.version;
     if (entry.value.trustDomain !== options.trustDomain) {
@@ -138,7 +149,8 @@ export class CertificateAuthority {
       throw new JibeError('JIBE_ERR_CSR_REJECTED', `certificate request for ${spiffeId} refused: this CA signs for trust domain ${this.trustDomain} only`);
     }
     const publicKey = checkCsr(csrPem, spiffeId);
-    const now = this.now();
+    // Whole seconds: certificates hold no more, and expiresAt must be the certificate's own expiry.
+    const now = Math.floor(this.now() / 1000) * 1000;
     const signer = this.signer;
     let notAfter = now + this.workloadTtlMs;
     if (notAfter > +signer.notAfter) {
@@ -281,6 +293,14 @@ function signerFromStored(stored: StoredRoot, now: number): Signer {
     throw new JibeError('JIBE_ERR_STORE_CORRUPT', `the CA root in ${CA_ROOT_KEY} has no readable certificate and key`, { ...where, hint: 'restore the state store from a backup' });
   }
   return loadSigner({ certPem: stored.certPem, key, where, now });
+}
+
+function rootExpired(stored: StoredRoot, now: number): boolean {
+  try {
+    return Date.parse(new X509Certificate(stored.certPem).validTo) <= now;
+  } catch {
+    return false; // unreadable: signerFromStored reports it
+  }
 }
 
 function toTrusted(value: StoredRoots): TrustedRoot[] {
