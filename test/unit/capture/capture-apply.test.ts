@@ -30,8 +30,10 @@ function fakeIptables(state: { v4: string; v6?: string }, behaviour: { installed
       if (text === undefined) throw new CommandError(command, args, 'ENOENT', `spawn ${command} ENOENT`);
       return text;
     }
-    if (command.endsWith('-restore') && args.includes('--noflush')) state[family] = behaviour.installed?.[family] ?? state[family];
-    else if (command.endsWith('-restore')) state[family] = input!;
+    if (command.endsWith('-restore') && args.includes('--noflush')) {
+      const next = behaviour.installed?.[family];
+      if (next !== undefined) state[family] = next;
+    } else if (command.endsWith('-restore')) state[family] = input!;
     return '';
   };
   return { exec, calls, lines: () => calls.map((c) => c.line), state };

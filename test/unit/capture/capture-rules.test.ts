@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildCaptureRules, renderCommands, renderDryRun, renderRestore, renderRuleLine } from '../../../agents/capture/capture-rules.ts';
 import type { Rule } from '../../../agents/capture/capture-rules.ts';
-import { DEFAULT_CAPTURE_CONFIG, resolveCaptureConfig } from '../../../agents/capture/capture-config.ts';
+import { DEFAULT_CAPTURE_CONFIG } from '../../../agents/capture/capture-config.ts';
+import type { CaptureOptions } from '../../../agents/capture/capture-config.ts';
 import { JibeError } from '../../../core/errors/errors.ts';
 
 const lines = (rules: Rule[]): string[] => rules.map((r) => renderRuleLine(r));
@@ -142,7 +143,7 @@ test('renderCommands and renderDryRun: shell commands, comments single-quoted, i
 });
 
 test('invalid options are refused with the field named', () => {
-  const cases: [Parameters<typeof resolveCaptureConfig>[0], string][] = [
+  const cases: [CaptureOptions, string][] = [
     [{ inboundPort: 0 }, 'inboundPort'],
     [{ outboundPort: 70000 }, 'outboundPort'],
     [{ proxyUid: -1 }, 'proxyUid'],
