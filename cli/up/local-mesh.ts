@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ParsedDocument } from '../../core/config/load-documents.ts';
+import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
 import { callApi } from '../api-client.ts';
 import { ProcessSupervisor } from './process-supervisor.ts';
 import type { Child } from './process-supervisor.ts';
@@ -88,8 +89,9 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           NODE_USE_ENV_PROXY: '1',
           NO_PROXY: '',
         });
+        // The supervisor runs `node <args>`: the proxies' memory flags go first.
         supervisor.start(`${w.name}-sidecar`, [
-          JIBE, 'proxy', '--workload', w.name, '--namespace', 'default',
+          ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--workload', w.name, '--namespace', 'default',
           '--discovery', `127.0.0.1:${options.discoveryPort}`,
           '--outbound-port', String(ports.outboundPort), '--admin-port', String(ports.adminPort),
         ]);
@@ -100,7 +102,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
     gatewayAdmin = await freePort();
     const gw = supervisor.start('ingressgateway', [
-      JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
+      ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
       '--discovery', `127.0.0.1:${options.discoveryPort}`, '--admin-port', String(gatewayAdmin),
       '--listener-address', '127.0.0.1', '--listener-port', `8080=${options.gatewayPort}`,
     ]);

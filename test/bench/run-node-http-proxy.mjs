@@ -1,12 +1,17 @@
 // The smallest reverse proxy node:http allows (keep-alive agent, streamed bodies,
 // no routing): a reference row showing what the Node HTTP stack itself costs on
 // this machine, so the sidecar's figures split into Node's floor and Jibe's own work.
+// Plain JavaScript, like run-sidecar.mjs, so neither carries Node's type stripper.
 // Prints `JIBE_SIDECAR_READY {"outbound":<port>}` once it listens.
 //
-//   node test/bench/run-node-http-proxy.ts --upstream-port <port>
-import http from 'node:http';
+//   node test/bench/run-node-http-proxy.mjs --upstream-port <port>
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { READY_PREFIX } from './jibe-sidecar.ts';
+
+// Loaded with require like the sidecar does (proxy/http/node-http.ts): an ESM
+// import of node:http reads its lazy exports and loads undici.
+const http = createRequire(import.meta.url)('node:http');
+const READY_PREFIX = 'JIBE_SIDECAR_READY ';
 
 const { values } = parseArgs({ options: { 'upstream-port': { type: 'string' } } });
 if (values['upstream-port'] === undefined) throw new Error('--upstream-port is required');
@@ -30,4 +35,4 @@ server.listen(0, '127.0.0.1', () => {
   const port = typeof address === 'object' && address !== null ? address.port : 0;
   process.stdout.write(`${READY_PREFIX}${JSON.stringify({ outbound: port, admin: 0 })}\n`);
 });
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => server.close(() => process.exit(0)).closeAllConnections());
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)).closeAllConnections());
