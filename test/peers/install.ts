@@ -84,24 +84,32 @@ const fortio: Peer = {
   install: () => goInstall(`fortio.org/fortio@${FORTIO_VERSION}`),
 };
 
-const nginx: Peer = {
-  name: 'nginx',
-  isInstalled: () => peerBinary('nginx') !== undefined,
-  async install() {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let result = await run('apt-get', ['install', '-y', '--no-install-recommends', 'nginx-light'], env);
-    if (result.code !== 0) {
-      log('apt-get install failed; refreshing the package index and retrying');
-      await run('apt-get', ['update'], env);
-      result = await run('apt-get', ['install', '-y', '--no-install-recommends', 'nginx-light'], env);
-    }
-    if (result.code !== 0) throw new Error(`apt-get install nginx-light failed (exit ${result.code})`);
-    // The Debian package starts a system nginx on port 80; benchmarks run their own.
-    spawnSync('systemctl', ['disable', '--now', 'nginx'], { stdio: 'ignore' });
-  },
-};
+/** A peer that Debian packages: installed with apt-get when its binary is missing. */
+function aptPeer(name: string, binary: string, pkg: string, after?: () => void): Peer {
+  return {
+    name,
+    isInstalled: () => peerBinary(binary) !== undefined,
+    async install() {
+      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+      let result = await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], env);
+      if (result.code !== 0) {
+        log('apt-get install failed; refreshing the package index and retrying');
+        await run('apt-get', ['update'], env);
+        result = await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], env);
+      }
+      if (result.code !== 0) throw new Error(`apt-get install ${pkg} failed (exit ${result.code})`);
+      after?.();
+    },
+  };
+}
 
-export const PEERS: readonly Peer[] = [fortio, nginx];
+// The Debian package starts a system nginx on port 80; benchmarks run their own.
+const nginx = aptPeer('nginx', 'nginx', 'nginx-light', () => spawnSync('systemctl', ['disable', '--now', 'nginx'], { stdio: 'ignore' }));
+/** Traffic capture tests (agents/capture) run real iptables in network namespaces. */
+const iptables = aptPeer('iptables', 'iptables-save', 'iptables');
+const iproute2 = aptPeer('iproute2', 'ip', 'iproute2');
+
+export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2];
 
 /** Installs the named peers (all when `names` is empty); returns the names that failed. */
 export async function installPeers(names: readonly string[] = []): Promise<string[]> {
