@@ -2,7 +2,7 @@
 // generated and every signature is made by node:crypto (OpenSSL): an RSA
 // private-key operation in forge's pure JavaScript costs tens of milliseconds
 // on the event loop, in OpenSSL well under one — that is the CA's signing rate.
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
@@ -87,11 +87,4 @@ export function privateKeyFromPem(pem: string): KeyObject | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** True when `privateKey` is the other half of the public key in `publicKeyPem`. */
-export function keyMatches(privateKey: KeyObject, publicKeyPem: string): boolean {
-  const a = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  const b = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
-  return a.equals(b);
 }
