@@ -39,6 +39,12 @@ export interface LoadOptions {
   durationSeconds: number;
   /** Histogram resolution in seconds (fortio `-r`). */
   resolution?: number;
+  /**
+   * Spread the connections' start times over one pacing interval (fortio `-uniform`).
+   * Without it every connection fires at the same instant, so at a fixed rate the
+   * target sees bursts of `connections` simultaneous requests.
+   */
+  uniform?: boolean;
   headers?: string[];
   cpus: string;
   jsonFile: string;
@@ -78,6 +84,7 @@ export async function runLoad(fortio: string, options: LoadOptions): Promise<Loa
     '-loglevel', 'Warning',
   ];
   if (options.resolution !== undefined) args.push('-r', String(options.resolution));
+  if (options.uniform) args.push('-uniform');
   for (const header of options.headers ?? []) args.push('-H', header);
   args.push(options.url);
   const managed = startProcess({ name: 'fortio load', command: fortio, args, cpus: options.cpus });
