@@ -1,21 +1,19 @@
-// Keep-alive connection pools to a cluster's endpoints: one node:http Agent per
-// endpoint, so that an endpoint leaving the cluster closes exactly its own
-// connections, and least-request can count in-flight requests per endpoint.
-// A pool outlives config updates as long as its settings do not change; the
-// cluster objects built on top of it are rebuilt cheaply instead.
-import http from '../http/node-http.ts';
-import type { Agent, ClientRequestArgs } from 'node:http';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+// Keep-alive connection pools to a cluster's endpoints: one raw HTTP/1.1 pool
+// (proxy/http1) per endpoint, so that an endpoint leaving the cluster closes
+// exactly its own connections, and least-request can count in-flight requests
+// per endpoint. A pool outlives config updates as long as its settings do not
+// change; the cluster objects built on top of it are rebuilt cheaply instead.
+import type { Exchange } from '../http/exchange.ts';
+import { Http1Pool } from '../http1/http1-connection-pool.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
 
 export interface PoolSettings {
-  /** Upper bound of connections to one endpoint; more requests queue in the agent. */
+  /** Upper bound of connections to one endpoint; more requests wait in the pool. */
   maxConnectionsPerEndpoint: number;
   /** Idle keep-alive connections kept per endpoint. */
   maxFreeConnectionsPerEndpoint: number;
   connectTimeoutMs: number;
-  /** An idle connection is closed after this long (shortened by the upstream's Keep-Alive hint). */
+  /** An idle connection is closed after this long. */
   idleTimeoutMs: number;
 }
 
@@ -26,76 +24,21 @@ export const DEFAULT_POOL_SETTINGS: PoolSettings = {
   idleTimeoutMs: 60_000,
 };
 
-/** Thrown into a request whose connection did not establish within connectTimeoutMs. */
-export class UpstreamConnectTimeoutError extends Error {
-  readonly code = 'UPSTREAM_CONNECT_TIMEOUT';
-  constructor(ms: number) {
-    super(`upstream connect timeout after ${ms}ms`);
-  }
-}
-
-/** Marks sockets that completed their TCP handshake, so errors can tell UF from UC. */
-export const kConnected = Symbol('jibe.upstream.connected');
-
-type TrackedSocket = Socket & { [kConnected]?: boolean };
-
-class UpstreamAgent extends http.Agent {
-  readonly stats: ClusterStats;
-  readonly connectTimeoutMs: number;
-
-  constructor(settings: PoolSettings, stats: ClusterStats) {
-    super({
-      keepAlive: true,
-      scheduling: 'lifo',
-      maxSockets: settings.maxConnectionsPerEndpoint,
-      maxFreeSockets: settings.maxFreeConnectionsPerEndpoint,
-      timeout: settings.idleTimeoutMs,
-    });
-    this.stats = stats;
-    this.connectTimeoutMs = settings.connectTimeoutMs;
-  }
-
-  override createConnection(
-    options: ClientRequestArgs,
-    callback?: (err: Error | null, stream: Duplex) => void,
-  ): Duplex | null | undefined {
-    const socket = super.createConnection(options, callback) as TrackedSocket;
-    this.stats.upstream_cx_total++;
-    this.stats.upstream_cx_active++;
-    socket[kConnected] = false;
-    const timer = this.connectTimeoutMs > 0 ? setTimeout(onConnectTimeout, this.connectTimeoutMs, socket, this.connectTimeoutMs) : undefined;
-    socket.once('connect', () => {
-      socket[kConnected] = true;
-      if (timer !== undefined) clearTimeout(timer);
-    });
-    socket.once('close', () => {
-      if (timer !== undefined) clearTimeout(timer);
-      this.stats.upstream_cx_active--;
-      if (!socket[kConnected]) this.stats.upstream_cx_connect_fail++;
-    });
-    return socket;
-  }
-}
-
-function onConnectTimeout(socket: TrackedSocket, ms: number): void {
-  if (!socket[kConnected]) socket.destroy(new UpstreamConnectTimeoutError(ms));
-}
-
 /** One endpoint of a cluster as the data plane sees it: where it is, its pool, its load. */
 export class UpstreamHost {
   readonly address: string;
   readonly port: number;
   /** `address:port`, as the pool keys it. */
   readonly key: string;
-  readonly agent: Agent;
+  readonly pool: Http1Pool<Exchange>;
   /** Requests in flight to this endpoint (least-request reads it). */
   active = 0;
 
-  constructor(address: string, port: number, agent: Agent) {
+  constructor(address: string, port: number, pool: Http1Pool<Exchange>) {
     this.address = address;
     this.port = port;
     this.key = endpointKey(address, port);
-    this.agent = agent;
+    this.pool = pool;
   }
 }
 
@@ -118,7 +61,9 @@ export class UpstreamPool {
     const key = endpointKey(address, port);
     let host = this.hosts.get(key);
     if (host === undefined) {
-      host = new UpstreamHost(address, port, new UpstreamAgent(this.settings, this.stats));
+      const s = this.settings;
+      const options = { maxConnections: s.maxConnectionsPerEndpoint, maxIdle: s.maxFreeConnectionsPerEndpoint, connectTimeoutMs: s.connectTimeoutMs, idleTimeoutMs: s.idleTimeoutMs };
+      host = new UpstreamHost(address, port, new Http1Pool<Exchange>(address, port, options, this.stats));
       this.hosts.set(key, host);
     }
     return host;
@@ -129,20 +74,20 @@ export class UpstreamPool {
     for (const [key, host] of this.hosts) {
       if (!live.has(key)) {
         this.hosts.delete(key);
-        retireAgent(host.agent);
+        host.pool.retire();
       }
     }
   }
 
   /** Closes idle connections now and in-flight ones as their requests finish. */
   close(): void {
-    for (const host of this.hosts.values()) retireAgent(host.agent);
+    for (const host of this.hosts.values()) host.pool.retire();
     this.hosts.clear();
   }
 
   /** Ends every connection at once, in-flight or not (proxy shutdown after the drain deadline). */
   destroy(): void {
-    for (const host of this.hosts.values()) host.agent.destroy();
+    for (const host of this.hosts.values()) host.pool.destroy();
     this.hosts.clear();
   }
 
@@ -158,13 +103,4 @@ export function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
     a.connectTimeoutMs === b.connectTimeoutMs &&
     a.idleTimeoutMs === b.idleTimeoutMs
   );
-}
-
-// The agent's 'free' handler reads `keepAlive` each time a request finishes, so
-// turning it off makes busy sockets close when done instead of being cut.
-function retireAgent(agent: Agent): void {
-  (agent as Agent & { keepAlive: boolean }).keepAlive = false;
-  for (const sockets of Object.values(agent.freeSockets)) {
-    if (sockets) for (const socket of sockets) socket.destroy();
-  }
 }

@@ -3,10 +3,11 @@
 // timings. The only object the proxy allocates per request besides node's
 // own; handlers find it through a symbol on node's objects instead of
 // per-request closures.
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/cluster.ts';
 import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
+import type { Http1Connection } from '../http1/http1-connection-pool.ts';
 import type { MatchInput } from '../router/route-matcher.ts';
 import type { CompiledRoute } from '../router/route-table.ts';
 import type { ListenerContext } from './listener-context.ts';
@@ -39,11 +40,11 @@ export class Exchange implements MatchInput {
   clusterIndex = 0;
   cluster: Cluster | undefined = undefined;
   host: UpstreamHost | undefined = undefined;
-  upstreamReq: ClientRequest | undefined = undefined;
-  upstreamRes: IncomingMessage | undefined = undefined;
+  /** The upstream connection carrying this request, until its response is complete or abandoned. */
+  upstream: Http1Connection<Exchange> | undefined = undefined;
   upstreamStart = 0;
-  /** Headers of a body-less upstream request, kept for a retry on a stale keep-alive connection. */
-  upstreamHeaders: string[] | undefined = undefined;
+  /** The request head as written upstream, kept for a retry on a stale keep-alive connection. */
+  upstreamHead = '';
   requestId = '';
   /** ResponseFlag bits. */
   flags = 0;
@@ -51,6 +52,8 @@ export class Exchange implements MatchInput {
   responseStarted = false;
   /** The request has a body (chunked, or a content-length above 0); it is streamed to the upstream. */
   hasBody = false;
+  /** The request body came chunked; it is re-framed as chunked upstream. */
+  requestChunked = false;
   /** A stale keep-alive connection was already retried once. */
   retried = false;
   /** A 'drain' listener is on the downstream response (added the first time it pushed back). */

@@ -1,15 +1,16 @@
 // Forwarding one request to the upstream host routing picked, over the host's
-// keep-alive agent: the request body is piped to the upstream request and the
-// upstream response piped back, both with backpressure, never buffered.
+// raw HTTP/1.1 keep-alive pool (proxy/http1): the request head is written as
+// one string, the request body and the upstream response body are pumped with
+// backpressure both ways, never buffered.
 // Headers are rewritten in one pass over the raw header list: hop-by-hop
 // headers (RFC 9110 §7.6.1, plus those the Connection header names) dropped,
 // route mutations applied, x-forwarded-* and x-request-id added.
 // Event handlers are module-level functions that find their exchange through
 // a symbol, so a request allocates no closures here.
 import { randomUUID } from 'node:crypto';
-import http from './node-http.ts';
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import { kConnected } from '../cluster/upstream-pool.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FAIL_CONNECT, FAIL_PROTOCOL } from '../http1/http1-connection-pool.ts';
+import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
 import { kExchange } from './exchange.ts';
 import type { Exchange, Tagged } from './exchange.ts';
@@ -179,6 +180,7 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
     out.push('x-request-id', ex.requestId);
   }
   // Node's parser removed the chunked framing; the upstream request re-frames it.
+  ex.requestChunked = chunked;
   if (chunked) {
     out.push('transfer-encoding', 'chunked');
     ex.hasBody = true;
@@ -208,44 +210,94 @@ export function forwardRequest(ex: Exchange): void {
   sendUpstream(ex, headers, path);
 }
 
+// Field values as node's client accepted them: no CR, LF, NUL or other controls.
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const LAST_CHUNK = '0\r\n\r\n';
+const CRLF = '\r\n';
+
+/** The request head as one string, or undefined when a value cannot be sent. */
+export function requestHead(method: string, path: string, headers: readonly string[]): string | undefined {
+  let head = method + ' ' + path + ' HTTP/1.1\r\n';
+  for (let i = 0; i < headers.length; i += 2) {
+    const value = headers[i + 1];
+    if (INVALID_VALUE.test(value)) return undefined;
+    head += headers[i] + ': ' + value + '\r\n';
+  }
+  return head + '\r\n';
+}
+
 function sendUpstream(ex: Exchange, headers: string[], path: string): void {
-  const host = ex.host!;
-  let upstream: Tagged<ClientRequest>;
-  try {
-    upstream = http.request({ host: host.address, port: host.port, method: ex.method, path, headers, agent: host.agent });
-  } catch {
-    // Node's client validates harder than its parser (e.g. control characters in a header value).
+  const head = requestHead(ex.method, path, headers);
+  if (head === undefined) {
+    // Node's parser accepts some values a client must not send (e.g. control characters).
     sendLocalReply(ex, 400, BODY_BAD_REQUEST, 0);
     return;
   }
-  upstream[kExchange] = ex;
-  ex.upstreamReq = upstream;
+  ex.upstreamHead = head;
   ex.upstreamStart = performance.now();
-  upstream.on('response', onUpstreamResponse);
-  upstream.on('error', onUpstreamError);
-  if (ex.hasBody) {
-    ex.req.pipe(upstream);
-  } else {
-    // Kept for one retry over a fresh connection if a reused one turns out stale.
-    ex.upstreamHeaders = headers;
-    upstream.end();
-  }
+  ex.host!.pool.request(ex, UPSTREAM_HANDLER);
 }
 
-function onUpstreamResponse(this: Tagged<ClientRequest>, ures: Tagged<IncomingMessage>): void {
-  const ex = this[kExchange]!;
-  if (ex.done || ex.responseStarted) {
-    ures.resume();
-    return;
+const UPSTREAM_HANDLER: Http1Handler<Exchange> = {
+  start: onUpstreamStart,
+  head: onUpstreamHead,
+  body: onUpstreamBody,
+  complete: onUpstreamComplete,
+  drain: onUpstreamDrain,
+  fail: onUpstreamFail,
+};
+
+function onUpstreamStart(ex: Exchange, conn: Http1Connection<Exchange>): boolean {
+  if (ex.done) return false;
+  ex.upstream = conn;
+  conn.expectResponse(ex.method === 'HEAD');
+  const socket = conn.socket;
+  socket.write(ex.upstreamHead, 'latin1');
+  if (!ex.hasBody) {
+    conn.requestDone = true;
+    return true;
   }
-  ex.upstreamRes = ures;
-  ures[kExchange] = ex;
-  ures.on('error', onUpstreamResponseError);
-  const status = ures.statusCode ?? 502;
+  const req: Tagged<IncomingMessage> = ex.req;
+  req[kExchange] = ex;
+  req.on('data', onRequestData);
+  req.on('end', onRequestEnd);
+  return true;
+}
+
+function onRequestData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
+  const ex = this[kExchange]!;
+  const conn = ex.upstream;
+  if (conn === undefined || ex.done) return;
+  const socket = conn.socket;
+  let ok: boolean;
+  if (ex.requestChunked) {
+    // node's parser removed the client's chunk framing; the upstream request is re-framed.
+    socket.write(chunk.length.toString(16) + CRLF, 'latin1');
+    socket.write(chunk);
+    ok = socket.write(CRLF, 'latin1');
+  } else {
+    ok = socket.write(chunk);
+  }
+  if (!ok) this.pause();
+}
+
+function onRequestEnd(this: Tagged<IncomingMessage>): void {
+  const ex = this[kExchange]!;
+  const conn = ex.upstream;
+  if (conn === undefined || ex.done) return;
+  if (ex.requestChunked) conn.socket.write(LAST_CHUNK, 'latin1');
+  conn.requestDone = true;
+}
+
+function onUpstreamDrain(ex: Exchange): void {
+  if (ex.hasBody && !ex.done) ex.req.resume();
+}
+
+function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
+  if (ex.done || ex.responseStarted) return;
   const cluster = ex.cluster!;
   countClusterStatus(cluster.stats, status);
 
-  const raw = ures.rawHeaders;
   const mutation = ex.route!.responseHeaders[ex.clusterIndex];
   const drop = mutation.empty ? undefined : mutation.drop;
   let named: Set<string> | undefined;
@@ -275,23 +327,18 @@ function onUpstreamResponse(this: Tagged<ClientRequest>, ures: Tagged<IncomingMe
   try {
     res.writeHead(status, out);
   } catch {
-    // A header value node's client accepted but its server refuses to send.
-    ures.destroy();
+    // A header value the upstream sent but the downstream server refuses to send.
+    abortUpstream(ex);
     sendLocalReply(ex, 502, BODY_PROTOCOL_ERROR, ResponseFlag.UPE);
     return;
   }
   ex.responseStarted = true;
-  // A lean pump instead of pipe(): three listeners, no per-request closures,
-  // the same backpressure (pause on a full socket, resume on drain).
-  ures.on('data', onUpstreamData);
-  ures.on('end', onUpstreamEnd);
 }
 
-function onUpstreamData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
-  const ex = this[kExchange]!;
+function onUpstreamBody(ex: Exchange, chunk: Buffer): void {
   if (ex.done) return;
   if (!ex.res.write(chunk)) {
-    this.pause();
+    ex.upstream?.socket.pause();
     if (!ex.drainHooked) {
       ex.drainHooked = true;
       ex.res.on('drain', onDownstreamDrain);
@@ -301,64 +348,45 @@ function onUpstreamData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
 
 function onDownstreamDrain(this: Tagged<ServerResponse>): void {
   const ex = this[kExchange];
-  if (ex !== undefined && !ex.done) ex.upstreamRes?.resume();
+  if (ex !== undefined && !ex.done) ex.upstream?.socket.resume();
 }
 
-function onUpstreamEnd(this: Tagged<IncomingMessage>): void {
-  const ex = this[kExchange]!;
+function onUpstreamComplete(ex: Exchange): void {
+  // The pool takes the connection back once the chunk that completed the response is parsed.
+  ex.upstream = undefined;
   if (ex.timer !== undefined) {
     clearTimeout(ex.timer);
     ex.timer = undefined;
   }
-  if (!ex.done) ex.res.end();
+  if (!ex.done && ex.responseStarted) ex.res.end();
 }
 
-function onUpstreamResponseError(this: Tagged<IncomingMessage>): void {
-  const ex = this[kExchange]!;
+function onUpstreamFail(ex: Exchange, kind: number, retriable: boolean): void {
+  ex.upstream = undefined;
   if (ex.done) return;
-  // The upstream went away mid-body: the client must not take a truncated body for a whole one.
-  ex.flags |= ResponseFlag.UC;
-  ex.res.destroy();
-}
-
-const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UPSTREAM_CONNECT_TIMEOUT']);
-
-function onUpstreamError(this: Tagged<ClientRequest>, err: NodeJS.ErrnoException): void {
-  const ex = this[kExchange]!;
-  if (ex.done || this !== ex.upstreamReq) return;
   if (ex.responseStarted) {
-    ex.flags |= ResponseFlag.UC;
+    // The upstream went away mid-body: the client must not take a truncated body for a whole one.
+    ex.flags |= kind === FAIL_PROTOCOL ? ResponseFlag.UPE : ResponseFlag.UC;
     ex.res.destroy();
     return;
   }
-  const code = err.code ?? '';
-  const socket = this.socket as (typeof this.socket & { [kConnected]?: boolean }) | null;
   // A reused keep-alive connection the upstream closed just as we sent on it:
   // nothing reached the upstream application, so one retry on a fresh connection is safe.
-  if (this.reusedSocket && !ex.hasBody && !ex.retried && (code === 'ECONNRESET' || code === 'EPIPE')) {
+  if (retriable && !ex.hasBody && !ex.retried) {
     ex.retried = true;
-    const headers = ex.upstreamHeaders;
-    if (headers !== undefined) {
-      sendUpstream(ex, headers, this.path);
-      return;
-    }
+    ex.host!.pool.request(ex, UPSTREAM_HANDLER, true);
+    return;
   }
-  if (CONNECT_FAILURE_CODES.has(code) || (socket != null && socket[kConnected] === false)) {
-    sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
-  } else if (code.startsWith('HPE_')) {
-    sendLocalReply(ex, 502, BODY_PROTOCOL_ERROR, ResponseFlag.UPE);
-  } else {
-    sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
-  }
+  if (kind === FAIL_CONNECT) sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
+  else if (kind === FAIL_PROTOCOL) sendLocalReply(ex, 502, BODY_PROTOCOL_ERROR, ResponseFlag.UPE);
+  else sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
 }
 
 function onRouteTimeout(ex: Exchange): void {
   ex.timer = undefined;
   if (ex.done) return;
   ex.cluster!.stats.upstream_rq_timeout++;
-  const upstream = ex.upstreamReq;
-  ex.upstreamReq = undefined;
-  upstream?.destroy();
+  abortUpstream(ex);
   if (ex.responseStarted) {
     ex.flags |= ResponseFlag.UT;
     ex.res.destroy();
@@ -367,9 +395,10 @@ function onRouteTimeout(ex: Exchange): void {
   }
 }
 
-/** Ends the upstream side when the exchange ends (client gone, local reply sent, or done). */
+/** Ends the upstream side when the exchange ends before its response did (client gone, local reply, timeout). */
 export function abortUpstream(ex: Exchange): void {
-  const upstream = ex.upstreamReq;
-  if (upstream === undefined) return;
-  if (ex.upstreamRes === undefined || !ex.upstreamRes.complete) upstream.destroy();
+  const conn = ex.upstream;
+  if (conn === undefined) return;
+  ex.upstream = undefined;
+  if (conn.owner === ex) conn.abort();
 }
