@@ -61,6 +61,8 @@ export class Http1Connection<T> implements Http1ResponseHandler {
   /** The current request (head and body) is fully written. */
   requestDone = false;
   closed = false;
+  /** The current response reached its end (the owner has everything it will get). */
+  responseComplete = false;
   errorCode = '';
   connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
@@ -72,6 +74,7 @@ export class Http1Connection<T> implements Http1ResponseHandler {
 
   /** Sets what the response will be parsed as; call before writing the request head. */
   expectResponse(head: boolean): void {
+    this.responseComplete = false;
     this.parser.expect(head);
   }
 
@@ -84,6 +87,7 @@ export class Http1Connection<T> implements Http1ResponseHandler {
   }
 
   onResponseComplete(): void {
+    this.responseComplete = true;
     if (this.owner !== undefined) this.handler!.complete(this.owner);
   }
 
@@ -254,7 +258,8 @@ function onSocketData(this: TaggedSocket, chunk: Buffer): void {
     conn.owner = undefined;
     conn.handler = undefined;
     this.destroy();
-    if (handler !== undefined) handler.fail(owner, FAIL_PROTOCOL, false);
+    // Bytes after a complete response: the owner has its whole answer; only the connection is unusable.
+    if (handler !== undefined && !conn.responseComplete) handler.fail(owner, FAIL_PROTOCOL, false);
     return;
   }
   // Released only after the whole chunk was parsed: extra bytes must not reach the next request.

@@ -19,6 +19,7 @@ const SCRIPTS: Record<string, Array<string | null>> = {
   '/close': ['HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nclose'],
   '/truncated': ['HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc', null],
   '/head': ['HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n'],
+  '/extra': ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA'],
 };
 
 describe('raw HTTP/1.1 upstream connections', () => {
@@ -105,6 +106,17 @@ describe('raw HTTP/1.1 upstream connections', () => {
     assert.equal(reply.status, 200);
     assert.equal(reply.headers['content-length'], '100');
     assert.equal(reply.body, '');
+  });
+
+  it('delivers a complete response followed by stray bytes, then drops that connection', async () => {
+    await get('/keep');
+    const before = connections;
+    const reply = await get('/extra');
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, 'ok');
+    assert.equal(lastLog().flags, '-');
+    assert.equal((await get('/keep')).body, 'keep');
+    assert.equal(connections, before + 1, 'the connection that carried stray bytes is not reused');
   });
 
   it('reuses a connection after a framed response and not after connection: close', async () => {
