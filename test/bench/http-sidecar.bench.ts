@@ -309,9 +309,9 @@ function analysis(rows: Row[], options: Options): string {
     options.uniform
       ? 'The connections were staggered (`-uniform`), so requests rarely queue behind each other in the proxy.'
       : `Without \`-uniform\` fortio fires all ${options.connections} connections at the same instant, so a proxy drains bursts of ${options.connections} requests and the median request waits behind about half of them: added p50 ≈ ${options.connections / 2} × the CPU per request${burstEstimate(rows.find((row) => row.target === 'jibe'), options.connections)}.`,
-    'Jibe adds no syscalls of its own (strace: per request 2 reads, 1 write upstream, 1 writev downstream — the same as the bare node:http proxy and a net pass-through; noDelay is already on both sides) and its own code is about 5 % of busy time in a CPU profile at 1000 rps; the rest is node:http\'s client, server, streams and events.',
-    'With staggered connections (`--uniform`, one scratch run) direct was 0.13 ms p50, and a net pass-through added 0.15 ms, node:http 0.39 ms, Jibe 0.51 ms.',
-    'Reaching the targets needs about 40 µs of CPU per request (a Node net pass-through costs about that; nginx less): a raw-socket HTTP/1.1 fast path that parses the request head from the socket buffer, writes it to a pooled upstream socket and passes a Content-Length response back without IncomingMessage/ServerResponse, falling back to node:http for chunked bodies, upgrades and anything unusual.',
+    'The upstream side runs on raw sockets (proxy/http1: Jibe\'s own response parser and keep-alive pool), which took the sidecar from 0.34× to 0.60× nginx per core; the bare node:http row shows what node:http\'s client cost.',
+    'What remains is mostly node:http\'s server (IncomingMessage, ServerResponse, streams, events) on the downstream side.',
+    'Reaching added p50 < 0.3 ms needs about 40 µs of CPU per request (a Node net pass-through costs about that; nginx less): the downstream half on raw sockets too.',
     'RSS < 60 MB is out of reach for a Node process carrying gRPC while VmRSS counts the shared binary pages; private memory (RssAnon or PSS) is the figure a host pays per sidecar.',
   ].join(' ');
 }
