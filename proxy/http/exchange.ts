@@ -1,24 +1,19 @@
 // One request/response exchange through the proxy: the downstream request and
 // response, what routing decided, the upstream request, response flags and
-// timings. The only object the proxy allocates per request besides node's
-// own; handlers find it through a symbol on node's objects instead of
-// per-request closures.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// timings. With the request head's strings, the only object the proxy
+// allocates per request; handlers are module-level functions that take it.
 import type { Cluster } from '../cluster/cluster.ts';
 import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import type { Http1Connection } from '../http1/http1-connection-pool.ts';
 import type { MatchInput } from '../router/route-matcher.ts';
 import type { CompiledRoute } from '../router/route-table.ts';
+import type { Downstream } from './downstream.ts';
 import type { ListenerContext } from './listener-context.ts';
 
-export const kExchange = Symbol('jibe.exchange');
-
-export type Tagged<T> = T & { [kExchange]?: Exchange };
-
 export class Exchange implements MatchInput {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  /** The client side: request head and body, response writer. */
+  readonly down: Downstream;
   readonly listener: ListenerContext;
   /** The config this request is served with, from start to end. */
   readonly state: ProxyState;
@@ -56,8 +51,6 @@ export class Exchange implements MatchInput {
   requestChunked = false;
   /** A stale keep-alive connection was already retried once. */
   retried = false;
-  /** A 'drain' listener is on the downstream response (added the first time it pushed back). */
-  drainHooked = false;
   /** Set when the exchange is over; late upstream events are ignored. */
   done = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -65,13 +58,12 @@ export class Exchange implements MatchInput {
   private lowerPathCache: string | undefined = undefined;
   private queryCache: Map<string, string> | undefined = undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerContext, state: ProxyState, startTime: number) {
-    this.req = req;
-    this.res = res;
+  constructor(down: Downstream, listener: ListenerContext, state: ProxyState, startTime: number) {
+    this.down = down;
     this.listener = listener;
     this.state = state;
     this.startTime = startTime;
-    this.method = req.method ?? 'GET';
+    this.method = down.method;
     this.listenerPort = listener.port;
     this.scheme = listener.scheme;
   }
@@ -84,8 +76,7 @@ export class Exchange implements MatchInput {
    * cannot serve (e.g. `https://` absolute-form).
    */
   parseTarget(): boolean {
-    // One scan of the raw headers instead of node's lazily built headers object.
-    const raw = this.req.rawHeaders;
+    const raw = this.down.rawHeaders;
     let host = '';
     let hasBody = false;
     for (let i = 0; i < raw.length; i += 2) {
@@ -100,7 +91,7 @@ export class Exchange implements MatchInput {
       }
     }
     this.hasBody = hasBody;
-    const url = this.req.url ?? '/';
+    const url = this.down.target;
     let pathStart = 0;
     if (url.charCodeAt(0) !== 47 /* / */) {
       if (url === '*') {
@@ -140,9 +131,15 @@ export class Exchange implements MatchInput {
     return (this.lowerPathCache ??= this.path.toLowerCase());
   }
 
+  /** `name` in lower case; repeated fields are joined with ', '. */
   header(name: string): string | undefined {
-    const v = this.req.headers[name];
-    return v === undefined ? undefined : typeof v === 'string' ? v : v.join(',');
+    const raw = this.down.rawHeaders;
+    const len = name.length;
+    let out: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].length === len && raw[i].toLowerCase() === name) out = out === undefined ? raw[i + 1] : out + ', ' + raw[i + 1];
+    }
+    return out;
   }
 
   queryParam(name: string): string | undefined {

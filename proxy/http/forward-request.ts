@@ -8,12 +8,10 @@
 // Event handlers are module-level functions that find their exchange through
 // a symbol, so a request allocates no closures here.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FAIL_CONNECT, FAIL_PROTOCOL } from '../http1/http1-connection-pool.ts';
 import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
-import { kExchange } from './exchange.ts';
-import type { Exchange, Tagged } from './exchange.ts';
+import type { Exchange } from './exchange.ts';
 import {
   BODY_BAD_REQUEST,
   BODY_CONNECT_FAILURE,
@@ -44,7 +42,7 @@ const REQUEST_SPECIAL = new Map<string, number>([
   ['trailer', DROP],
   ['upgrade', DROP],
   ['proxy-authorization', DROP],
-  // The downstream server already answered `100 Continue` itself.
+  // The downstream connection already answered `100 Continue` itself.
   ['expect', DROP],
   ['transfer-encoding', TRANSFER_ENCODING],
   ['host', HOST],
@@ -96,13 +94,13 @@ function dropNamed(headers: string[], named: Set<string>, from: number): string[
 }
 
 function clientAddress(ex: Exchange): string {
-  const a = ex.req.socket.remoteAddress ?? '';
+  const a = ex.down.remoteAddress;
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 /** Builds the upstream request headers (flat list) and records what forwarding needs on the exchange. */
 export function buildUpstreamHeaders(ex: Exchange): string[] {
-  const raw = ex.req.rawHeaders;
+  const raw = ex.down.rawHeaders;
   const route = ex.route!;
   const mutation = route.requestHeaders[ex.clusterIndex];
   const drop = mutation.empty ? undefined : mutation.drop;
@@ -179,7 +177,7 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
     ex.requestId = randomUUID();
     out.push('x-request-id', ex.requestId);
   }
-  // Node's parser removed the chunked framing; the upstream request re-frames it.
+  // The request parser removed the chunked framing; the upstream request re-frames it.
   ex.requestChunked = chunked;
   if (chunked) {
     out.push('transfer-encoding', 'chunked');
@@ -257,32 +255,28 @@ function onUpstreamStart(ex: Exchange, conn: Http1Connection<Exchange>): boolean
     conn.requestDone = true;
     return true;
   }
-  const req: Tagged<IncomingMessage> = ex.req;
-  req[kExchange] = ex;
-  req.on('data', onRequestData);
-  req.on('end', onRequestEnd);
+  ex.down.readBody();
   return true;
 }
 
-function onRequestData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
-  const ex = this[kExchange]!;
+/** A slice of the request body (framing removed) for the upstream. */
+export function onRequestBody(ex: Exchange, chunk: Buffer): void {
   const conn = ex.upstream;
   if (conn === undefined || ex.done) return;
   const socket = conn.socket;
   let ok: boolean;
   if (ex.requestChunked) {
-    // node's parser removed the client's chunk framing; the upstream request is re-framed.
+    // The parser removed the client's chunk framing; the upstream request is re-framed.
     socket.write(chunk.length.toString(16) + CRLF, 'latin1');
     socket.write(chunk);
     ok = socket.write(CRLF, 'latin1');
   } else {
     ok = socket.write(chunk);
   }
-  if (!ok) this.pause();
+  if (!ok) ex.down.pauseBody();
 }
 
-function onRequestEnd(this: Tagged<IncomingMessage>): void {
-  const ex = this[kExchange]!;
+export function onRequestBodyEnd(ex: Exchange): void {
   const conn = ex.upstream;
   if (conn === undefined || ex.done) return;
   if (ex.requestChunked) conn.socket.write(LAST_CHUNK, 'latin1');
@@ -290,7 +284,7 @@ function onRequestEnd(this: Tagged<IncomingMessage>): void {
 }
 
 function onUpstreamDrain(ex: Exchange): void {
-  if (ex.hasBody && !ex.done) ex.req.resume();
+  if (ex.hasBody && !ex.done) ex.down.resumeBody();
 }
 
 function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
@@ -323,32 +317,19 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
   out.push(UPSTREAM_SERVICE_TIME, String(Math.round(performance.now() - ex.upstreamStart)));
   if (ex.listener.draining) out.push('connection', 'close');
 
-  const res: ServerResponse = ex.res;
-  try {
-    res.writeHead(status, out);
-  } catch {
-    // A header value the upstream sent but the downstream server refuses to send.
-    abortUpstream(ex);
-    sendLocalReply(ex, 502, BODY_PROTOCOL_ERROR, ResponseFlag.UPE);
-    return;
-  }
+  // The upstream parser already refused values that cannot be sent on.
+  ex.down.writeHead(status, out, false);
   ex.responseStarted = true;
 }
 
 function onUpstreamBody(ex: Exchange, chunk: Buffer): void {
   if (ex.done) return;
-  if (!ex.res.write(chunk)) {
-    ex.upstream?.socket.pause();
-    if (!ex.drainHooked) {
-      ex.drainHooked = true;
-      ex.res.on('drain', onDownstreamDrain);
-    }
-  }
+  if (!ex.down.write(chunk)) ex.upstream?.socket.pause();
 }
 
-function onDownstreamDrain(this: Tagged<ServerResponse>): void {
-  const ex = this[kExchange];
-  if (ex !== undefined && !ex.done) ex.upstream?.socket.resume();
+/** The client took the response bytes it had pushed back on. */
+export function onDownstreamDrain(ex: Exchange): void {
+  if (!ex.done) ex.upstream?.socket.resume();
 }
 
 function onUpstreamComplete(ex: Exchange): void {
@@ -358,7 +339,7 @@ function onUpstreamComplete(ex: Exchange): void {
     clearTimeout(ex.timer);
     ex.timer = undefined;
   }
-  if (!ex.done && ex.responseStarted) ex.res.end();
+  if (!ex.done && ex.responseStarted) ex.down.end();
 }
 
 function onUpstreamFail(ex: Exchange, kind: number, retriable: boolean): void {
@@ -367,7 +348,7 @@ function onUpstreamFail(ex: Exchange, kind: number, retriable: boolean): void {
   if (ex.responseStarted) {
     // The upstream went away mid-body: the client must not take a truncated body for a whole one.
     ex.flags |= kind === FAIL_PROTOCOL ? ResponseFlag.UPE : ResponseFlag.UC;
-    ex.res.destroy();
+    ex.down.destroy();
     return;
   }
   // A reused keep-alive connection the upstream closed just as we sent on it:
@@ -389,7 +370,7 @@ function onRouteTimeout(ex: Exchange): void {
   abortUpstream(ex);
   if (ex.responseStarted) {
     ex.flags |= ResponseFlag.UT;
-    ex.res.destroy();
+    ex.down.destroy();
   } else {
     sendLocalReply(ex, 504, BODY_TIMEOUT, ResponseFlag.UT);
   }

@@ -27,7 +27,8 @@ export function sendLocalReply(
   mutation?: CompiledHeaderMutation,
 ): void {
   ex.flags |= flags;
-  const res = ex.res;
+  const res = ex.down;
+  if (ex.done) return;
   if (ex.responseStarted || res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -43,15 +44,13 @@ export function sendLocalReply(
   if (mutation !== undefined && !mutation.empty) out = applyResponseMutation(headers, mutation);
   // A body the client is still sending would stall the keep-alive connection:
   // read and discard it, and close the connection after this answer.
-  if (ex.hasBody && !ex.req.complete) {
+  if (ex.hasBody && !res.bodyComplete) {
     out.push('connection', 'close');
-    ex.req.resume();
+    res.discardBody();
   } else if (ex.listener.draining) {
     out.push('connection', 'close');
   }
-  try {
-    res.writeHead(status, out);
-  } catch {
+  if (!res.writeHead(status, out, true)) {
     // Only a header built from the request itself (e.g. a redirect Location) can be invalid here.
     res.destroy();
     return;

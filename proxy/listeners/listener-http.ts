@@ -3,17 +3,17 @@
 // 400/431/408 without ever throwing, counts connections, and drains on close
 // (stop accepting, answer in-flight requests with `connection: close`, cut
 // whatever is left at the deadline).
-import http from '../http/node-http.ts';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import net from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
-import { Exchange, kExchange } from '../http/exchange.ts';
-import type { Tagged } from '../http/exchange.ts';
-import { abortUpstream } from '../http/forward-request.ts';
+import { Exchange } from '../http/exchange.ts';
+import { abortUpstream, onDownstreamDrain, onRequestBody, onRequestBodyEnd } from '../http/forward-request.ts';
 import type { ListenerContext, ListenerKind } from '../http/listener-context.ts';
 import { BODY_BAD_REQUEST, sendLocalReply } from '../http/local-reply.ts';
 import { ResponseFlag, formatResponseFlags } from '../http/response-flags.ts';
+import { Http1ServerConnection } from '../http1/http1-server-connection.ts';
+import type { Http1ServerHandler } from '../http1/http1-server-connection.ts';
 import { debugEnabled } from '../proxy-logger.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import { routeExchange } from '../router/router.ts';
@@ -38,16 +38,15 @@ export interface HttpListenerOptions {
   dispatch: Dispatch;
   stats: ProxyStats;
   logger: ProxyLogger;
+  /** Answers a CONNECT (written to the socket); true when the bytes after it are requests to serve. Default: 405-less refusal (400, close). */
+  connect?: (listener: HttpListener, conn: Http1ServerConnection<Exchange>, target: string) => boolean;
 }
 
-const kCounted = Symbol('jibe.downstream.counted');
+// A request head (or the wait for one on a keep-alive connection) may take this long.
+const HEAD_TIMEOUT_MS = 60_000;
+const TUNNEL_REFUSED = 'HTTP/1.1 400 Bad Request\r\nserver: jibe\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
-const CLIENT_ERROR_RESPONSES: Record<number, string> = {};
-for (const status of [400, 408, 431]) {
-  CLIENT_ERROR_RESPONSES[status] = `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nserver: jibe\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
-}
-
-export class HttpListener implements ListenerContext {
+export class HttpListener implements ListenerContext, Http1ServerHandler<Exchange> {
   readonly kind: ListenerKind;
   readonly name: string;
   readonly address: string;
@@ -62,7 +61,9 @@ export class HttpListener implements ListenerContext {
   private readonly holder: StateHolder;
   private readonly dispatch: Dispatch;
   private readonly debug: boolean;
-  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Set<Http1ServerConnection<Exchange>>();
+  private readonly connectHook: HttpListenerOptions['connect'];
+  private sweep: ReturnType<typeof setInterval> | undefined = undefined;
   private closing: Promise<void> | undefined;
 
   constructor(options: HttpListenerOptions) {
@@ -77,15 +78,10 @@ export class HttpListener implements ListenerContext {
     this.stats = options.stats;
     this.logger = options.logger;
     this.debug = debugEnabled(options.logger);
-    this.server = http.createServer({
-      // A proxy streams bodies of any size and duration; slow headers are still bounded.
-      requestTimeout: 0,
-      headersTimeout: 60_000,
-      keepAliveTimeout: 60_000,
-    });
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    this.connectHook = options.connect;
+    // Half-open: a client that ends its side after a request still gets the answer.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true });
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     this.server.on('error', (err: Error) => this.logger.error({ listener: this.name, err: err.message }, 'listener error'));
   }
 
@@ -109,6 +105,8 @@ export class HttpListener implements ListenerContext {
         this.server.removeListener('error', onError);
         const address = this.server.address();
         if (address !== null && typeof address === 'object') this.port = address.port;
+        this.sweep = setInterval(sweepTimeouts, 1000, this);
+        this.sweep.unref();
         resolve(this.port);
       };
       this.server.once('error', onError);
@@ -117,44 +115,64 @@ export class HttpListener implements ListenerContext {
     });
   }
 
-  private onConnection(socket: Socket & { [kCounted]?: boolean }): void {
-    // A CONNECT tunnel feeds its socket back in: count the connection once.
-    if (socket[kCounted]) return;
-    socket[kCounted] = true;
+  private onConnection(socket: Socket): void {
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
-    this.sockets.add(socket);
+    const conn = new Http1ServerConnection<Exchange>(socket, this);
+    this.connections.add(conn);
     socket.once('close', () => {
       this.stats.downstream_cx_active--;
-      this.sockets.delete(socket);
+      this.connections.delete(conn);
     });
   }
 
-  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    this.stats.downstream_rq_client_error++;
-    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || (inFlight !== undefined && inFlight !== null && inFlight.headersSent)) {
-      socket.destroy();
-      return;
+  /** Closes connections whose request head (or the next one) is overdue. */
+  checkTimeouts(): void {
+    const limit = performance.now() - HEAD_TIMEOUT_MS;
+    for (const conn of this.connections) {
+      if (conn.current === undefined && conn.idleSince !== 0 && conn.idleSince < limit) conn.timedOut();
     }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    if (this.debug) this.logger.debug({ listener: this.name, code: err.code, status }, 'malformed request');
-    socket.end(CLIENT_ERROR_RESPONSES[status]);
   }
 
-  private onRequest(req: IncomingMessage, res: Tagged<ServerResponse>): void {
+  clientError(_conn: Http1ServerConnection<Exchange>, status: number, reason: string): void {
+    this.stats.downstream_rq_client_error++;
+    if (this.debug) this.logger.debug({ listener: this.name, reason, status }, 'malformed request');
+  }
+
+  connect(conn: Http1ServerConnection<Exchange>, target: string): boolean {
+    if (this.connectHook !== undefined) return this.connectHook(this, conn, target);
+    conn.socket.end(TUNNEL_REFUSED);
+    return false;
+  }
+
+  request(conn: Http1ServerConnection<Exchange>): void {
     const stats = this.stats;
     stats.downstream_rq_total++;
     stats.downstream_rq_active++;
     const state = this.holder.current;
-    const ex = new Exchange(req, res, this, state, performance.now());
-    res[kExchange] = ex;
-    res.on('close', onResponseClose);
+    const ex = new Exchange(conn, this, state, performance.now());
+    conn.current = ex;
     if (!ex.parseTarget()) {
       sendLocalReply(ex, 400, BODY_BAD_REQUEST, 0);
       return;
     }
     routeExchange(ex, this.routeTable(state), this.dispatch);
+  }
+
+  body(ex: Exchange, chunk: Buffer): void {
+    onRequestBody(ex, chunk);
+  }
+
+  bodyEnd(ex: Exchange): void {
+    onRequestBodyEnd(ex);
+  }
+
+  drain(ex: Exchange): void {
+    onDownstreamDrain(ex);
+  }
+
+  done(ex: Exchange): void {
+    if (!ex.done) this.finish(ex);
   }
 
   /** Bookkeeping once the downstream response is over, finished or not. */
@@ -164,8 +182,8 @@ export class HttpListener implements ListenerContext {
       clearTimeout(ex.timer);
       ex.timer = undefined;
     }
-    const res = ex.res;
-    if (!res.writableFinished) ex.flags |= ResponseFlag.DC;
+    const res = ex.down;
+    if (!res.finished) ex.flags |= ResponseFlag.DC;
     abortUpstream(ex);
     const host = ex.host;
     if (host !== undefined) {
@@ -203,24 +221,32 @@ export class HttpListener implements ListenerContext {
     this.draining = true;
     this.closing = new Promise<void>((resolve) => {
       this.server.close();
-      this.server.closeIdleConnections();
-      if (this.sockets.size === 0) return resolve();
+      if (this.sweep !== undefined) clearInterval(this.sweep);
+      this.closeIdle();
+      if (this.connections.size === 0) return resolve();
       const started = Date.now();
       const poll = setInterval(() => {
-        this.server.closeIdleConnections();
-        if (this.sockets.size === 0 || Date.now() - started >= deadlineMs) {
+        this.closeIdle();
+        if (this.connections.size === 0 || Date.now() - started >= deadlineMs) {
           clearInterval(poll);
-          for (const socket of this.sockets) socket.destroy();
+          for (const conn of this.connections) conn.socket.destroy();
           resolve();
         }
       }, 25);
     });
     return this.closing;
   }
+
+  private closeIdle(): void {
+    for (const conn of this.connections) {
+      if (conn.idle) {
+        conn.closing = true;
+        conn.socket.end();
+      }
+    }
+  }
 }
 
-function onResponseClose(this: Tagged<ServerResponse>): void {
-  const ex = this[kExchange];
-  if (ex === undefined || ex.done) return;
-  (ex.listener as HttpListener).finish(ex);
+function sweepTimeouts(listener: HttpListener): void {
+  listener.checkTimeouts();
 }

@@ -2,11 +2,9 @@
 // capture (plain requests carrying a Host header) or by using it as an
 // explicit HTTP proxy — absolute-form targets (`GET http://reviews:9080/x`,
 // as node's http client sends with NODE_USE_ENV_PROXY) and CONNECT tunnels
-// (as fetch does). A tunnel is answered 200 and its socket fed back into the
-// same HTTP server, so the requests inside it are routed like any other by
+// (as fetch does). A tunnel is answered 200 and the bytes that follow on its
+// socket are read as requests again, so the requests inside it are routed like any other by
 // their Host headers.
-import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import { OUTBOUND_ROUTE_CONFIG } from '../../core/model/proxy-config.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { Dispatch } from '../router/router.ts';
@@ -40,21 +38,16 @@ export function createOutboundListener(options: OutboundListenerOptions): HttpLi
     dispatch: options.dispatch,
     stats: options.stats,
     logger: options.logger,
-  });
-  listener.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    socket.on('error', ignoreSocketError);
-    if (listener.draining || !AUTHORITY_FORM.test(req.url ?? '')) {
-      socket.end(TUNNEL_BAD_TARGET);
-      return;
-    }
-    options.stats.downstream_cx_connect_tunnel++;
-    socket.write(TUNNEL_ESTABLISHED);
-    if (head.length > 0) socket.unshift(head);
-    socket.removeListener('error', ignoreSocketError);
-    listener.server.emit('connection', socket);
+    connect: (l, conn, target) => {
+      const socket = conn.socket;
+      if (l.draining || !AUTHORITY_FORM.test(target)) {
+        socket.end(TUNNEL_BAD_TARGET);
+        return false;
+      }
+      options.stats.downstream_cx_connect_tunnel++;
+      socket.write(TUNNEL_ESTABLISHED, 'latin1');
+      return true;
+    },
   });
   return listener;
 }
-
-// Between the CONNECT answer and the hand-over, an error only means the client left.
-function ignoreSocketError(): void {}
