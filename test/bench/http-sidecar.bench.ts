@@ -309,9 +309,7 @@ function analysis(rows: Row[], options: Options): string {
     options.uniform
       ? 'The connections were staggered (`-uniform`), so requests rarely queue behind each other in the proxy.'
       : `Without \`-uniform\` fortio fires all ${options.connections} connections at the same instant, so a proxy drains bursts of ${options.connections} requests and the median request waits behind about half of them: added p50 ≈ ${options.connections / 2} × the CPU per request${burstEstimate(rows.find((row) => row.target === 'jibe'), options.connections)}.`,
-    'The upstream side runs on raw sockets (proxy/http1: Jibe\'s own response parser and keep-alive pool), which took the sidecar from 0.34× to 0.60× nginx per core; the bare node:http row shows what node:http\'s client cost.',
-    'What remains is mostly node:http\'s server (IncomingMessage, ServerResponse, streams, events) on the downstream side.',
-    'Reaching added p50 < 0.3 ms needs about 40 µs of CPU per request (a Node net pass-through costs about that; nginx less): the downstream half on raw sockets too.',
+    'Both sides run on raw sockets (proxy/http1: Jibe\'s own request and response parsers, keep-alive pool and connection handling) instead of node:http\'s server and client; the bare node:http row shows what those layers cost (upstream on raw sockets: 0.34× → 0.60× nginx per core; downstream too: added p50 0.44 → 0.26 ms).',
     'RSS < 60 MB is out of reach for a Node process carrying gRPC while VmRSS counts the shared binary pages; private memory (RssAnon or PSS) is the figure a host pays per sidecar.',
   ].join(' ');
 }
