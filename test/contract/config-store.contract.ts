@@ -5,20 +5,12 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { ConfigEvent, ConfigStore } from '../../core/config/config-store.ts';
 import type { Resource } from '../../core/model/resource.ts';
-import { Collector, hasCode, rejectsWithCode } from './contract-helpers.ts';
+import { Collector, hasCode, rejectsWithCode, withStoreFixture } from './contract-helpers.ts';
+import type { StoreFixture, StoreHarness } from './contract-helpers.ts';
 
-export interface ConfigStoreFixture {
-  store: ConfigStore;
-  /** Opens the same backing storage again (after `store.close()`); omit if the store cannot. */
-  reopen?: () => Promise<ConfigStore>;
-  /** Removes the backing storage. Called after every store the test opened is closed. */
-  cleanup: () => Promise<void>;
-}
+export type ConfigStoreFixture = StoreFixture<ConfigStore>;
 
-interface Harness {
-  store: ConfigStore;
-  reopen?: () => Promise<ConfigStore>;
-}
+type Harness = StoreHarness<ConfigStore>;
 
 function vs(name: string, namespace = 'default', weight = 100): Resource {
   return {
@@ -67,25 +59,7 @@ async function incrementWithRetry(store: ConfigStore, name: string): Promise<num
 }
 
 export function configStoreContract(name: string, factory: () => Promise<ConfigStoreFixture>): void {
-  /** Runs `body` on a fresh store; closes every store it opened and cleans up, pass or fail. */
-  async function withStore(body: (h: Harness) => Promise<void>): Promise<void> {
-    const fixture = await factory();
-    const opened = [fixture.store];
-    const reopen = fixture.reopen;
-    try {
-      await body({
-        store: fixture.store,
-        reopen: reopen && (async () => {
-          const store = await reopen();
-          opened.push(store);
-          return store;
-        }),
-      });
-    } finally {
-      for (const store of opened) await store.close();
-      await fixture.cleanup();
-    }
-  }
+  const withStore = (body: (h: Harness) => Promise<void>) => withStoreFixture(factory, body);
 
   describe(`ConfigStore contract: ${name}`, () => {
     it('apply then list returns the resources sorted by kind/namespace/name, with version and creation time', () =>

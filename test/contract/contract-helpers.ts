@@ -55,3 +55,40 @@ export class Collector<T> {
     return this.items;
   }
 }
+
+/** What a contract suite's factory returns: a fresh store and how to reopen and remove it. */
+export interface StoreFixture<S extends { close(): Promise<void> }> {
+  store: S;
+  /** Opens the same backing storage again (after `store.close()`); omit if the store cannot. */
+  reopen?: () => Promise<S>;
+  /** Removes the backing storage. Called after every store the test opened is closed. */
+  cleanup: () => Promise<void>;
+}
+
+export interface StoreHarness<S> {
+  store: S;
+  reopen?: () => Promise<S>;
+}
+
+/** Runs `body` on a fresh store; closes every store it opened and cleans up, pass or fail. */
+export async function withStoreFixture<S extends { close(): Promise<void> }>(
+  factory: () => Promise<StoreFixture<S>>,
+  body: (h: StoreHarness<S>) => Promise<void>,
+): Promise<void> {
+  const fixture = await factory();
+  const opened = [fixture.store];
+  const reopen = fixture.reopen;
+  try {
+    await body({
+      store: fixture.store,
+      reopen: reopen && (async () => {
+        const store = await reopen();
+        opened.push(store);
+        return store;
+      }),
+    });
+  } finally {
+    for (const store of opened) await store.close();
+    await fixture.cleanup();
+  }
+}

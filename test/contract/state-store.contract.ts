@@ -4,20 +4,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { StateStore } from '../../core/state/state-store.ts';
-import { hasCode, rejectsWithCode } from './contract-helpers.ts';
+import { hasCode, rejectsWithCode, withStoreFixture } from './contract-helpers.ts';
+import type { StoreFixture, StoreHarness } from './contract-helpers.ts';
 
-export interface StateStoreFixture {
-  store: StateStore;
-  /** Opens the same backing storage again (after `store.close()`); omit if the store cannot. */
-  reopen?: () => Promise<StateStore>;
-  /** Removes the backing storage. Called after every store the test opened is closed. */
-  cleanup: () => Promise<void>;
-}
+export type StateStoreFixture = StoreFixture<StateStore>;
 
-interface Harness {
-  store: StateStore;
-  reopen?: () => Promise<StateStore>;
-}
+type Harness = StoreHarness<StateStore>;
 
 /** Keys shaped like the ones the control plane writes, plus near-misses for prefix matching. */
 const KEYS = [
@@ -61,25 +53,7 @@ async function incrementWithRetry(store: StateStore, key: string): Promise<void>
 }
 
 export function stateStoreContract(name: string, factory: () => Promise<StateStoreFixture>): void {
-  /** Runs `body` on a fresh store; closes every store it opened and cleans up, pass or fail. */
-  async function withStore(body: (h: Harness) => Promise<void>): Promise<void> {
-    const fixture = await factory();
-    const opened = [fixture.store];
-    const reopen = fixture.reopen;
-    try {
-      await body({
-        store: fixture.store,
-        reopen: reopen && (async () => {
-          const store = await reopen();
-          opened.push(store);
-          return store;
-        }),
-      });
-    } finally {
-      for (const store of opened) await store.close();
-      await fixture.cleanup();
-    }
-  }
+  const withStore = (body: (h: Harness) => Promise<void>) => withStoreFixture(factory, body);
 
   describe(`StateStore contract: ${name}`, () => {
     it('get of a missing key is undefined; put then get returns the value and a version', () =>
