@@ -12,6 +12,7 @@ import type { AdminServer } from './admin/admin-server.ts';
 import type { LoadBalancerRegistry } from './cluster/load-balancer.ts';
 import { defaultLoadBalancers } from './cluster/load-balancers.ts';
 import { ProxyState, applyUpdate, releaseUnused } from './config/proxy-state.ts';
+import type { DiscoveryClient } from './discovery/discovery-client.ts';
 import { overrideListeners } from './config/listener-overrides.ts';
 import type { ListenerOverrides } from './config/listener-overrides.ts';
 import type { ResourceMap, StateContext } from './config/proxy-state.ts';
@@ -60,12 +61,6 @@ export interface RunningProxy {
   closed: Promise<void>;
 }
 
-interface DiscoveryClientLike {
-  start(): unknown;
-  stop(): unknown;
-  on?(event: string, listener: (a: unknown, b: unknown) => void): unknown;
-}
-
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const logger: Logger = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
   const bindAddress = options.bindAddress ?? '127.0.0.1';
@@ -82,7 +77,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   let outbound: HttpListener | undefined;
   let admin: AdminServer | undefined;
-  let discovery: DiscoveryClientLike | undefined;
+  let discovery: DiscoveryClient | undefined;
   let closing: Promise<void> | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
@@ -161,9 +156,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     if (options.discoveryAddress !== undefined) {
       // Loaded only when used, so a proxy fed by `apply` never loads gRPC.
       const { DiscoveryClient } = await import('./discovery/discovery-client.ts');
-      discovery = new DiscoveryClient({ address: options.discoveryAddress, node: options.node, apply, logger }) as DiscoveryClientLike;
-      discovery.on?.('rejected', (version: unknown, message: unknown) => logger.warn({ version, reason: message }, 'config update rejected'));
-      Promise.resolve(discovery.start()).catch((err: Error) => logger.error({ err: err.message }, 'discovery client failed to start'));
+      discovery = new DiscoveryClient({ address: options.discoveryAddress, node: options.node, apply, logger });
+      discovery.on('rejected', (version: unknown, message: unknown) => logger.warn({ version, reason: message }, 'config update rejected'));
+      discovery.start();
     }
   } catch (err) {
     await outbound?.close(0);
