@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ParsedDocument } from '../../core/config/load-documents.ts';
 import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
+import type { ProxyStatus } from '../../core/discovery/discovery-subscriber.ts';
 import { callApi } from '../api-client.ts';
+import { syncState } from '../commands/proxy-status.ts';
 import { ProcessSupervisor } from './process-supervisor.ts';
 import type { Child } from './process-supervisor.ts';
 import { ensurePortFree, freePort } from './ports.ts';
@@ -144,8 +146,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
 async function allSynced(server: string, expected: number): Promise<boolean> {
   try {
-    const { version, proxies } = await callApi<{ version: string; proxies: Array<{ syncedVersion?: string; pending?: boolean }> }>(server, 'GET', '/api/v1/proxies');
-    return proxies.length >= expected && proxies.every((p) => p.syncedVersion === version && !p.pending);
+    const { version, proxies } = await callApi<{ version: string; proxies: ProxyStatus[] }>(server, 'GET', '/api/v1/proxies');
+    return proxies.length >= expected && proxies.every((p) => syncState(p, version) === 'SYNCED');
   } catch {
     return false;
   }
