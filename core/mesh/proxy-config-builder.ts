@@ -10,7 +10,7 @@ import type { MeshSnapshot } from './mesh-snapshot.ts';
 import { JibeError } from '../errors/errors.ts';
 import type { ProxyNode, ProxyResource, ResourceType } from '../model/proxy-config.ts';
 
-const TYPE_ORDER: Record<ResourceType, number> = { listener: 0, route: 1, cluster: 2, endpoints: 3 };
+const TYPE_ORDER: Record<ResourceType, number> = { mesh: 0, listener: 1, route: 2, cluster: 3, endpoints: 4 };
 
 /**
  * Computes the config of one proxy. Throws JIBE_ERR_WORKLOAD_INVALID when a

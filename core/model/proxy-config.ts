@@ -5,7 +5,7 @@
 // Resources are keyed by (type, name). Cluster names follow Istio:
 // `outbound|<port>|<subset>|<host>` and `inbound|<port>||`.
 
-export type ResourceType = 'listener' | 'route' | 'cluster' | 'endpoints';
+export type ResourceType = 'listener' | 'route' | 'cluster' | 'endpoints' | 'mesh';
 
 /** A string matcher after compilation (regex is RE2-like syntax, full match as Istio). */
 export type StringMatcher = { exact: string } | { prefix: string } | { regex: string };
@@ -56,6 +56,49 @@ export interface RouteAction {
   responseHeaders?: HeaderMutation;
   /** Milliseconds; 0 or absent = no timeout. */
   timeoutMs?: number;
+  /** Absent: no retries (the control plane fills in Istio's default policy). */
+  retry?: RetryPolicy;
+  fault?: FaultPolicy;
+  /** A copy of each selected request goes here too; its answer is ignored. */
+  mirror?: { cluster: string; percentage: number };
+  cors?: CorsPolicy;
+}
+
+/** Istio's HTTPRetry as Envoy runs it. */
+export interface RetryPolicy {
+  /** Retries after the first try (Istio `attempts`). */
+  attempts: number;
+  /** Milliseconds per try; absent = only the route timeout applies. */
+  perTryTimeoutMs?: number;
+  /**
+   * Envoy retry_on conditions: `5xx`, `gateway-error`, `connect-failure`,
+   * `refused-stream`, `reset`, `retriable-4xx`, `retriable-status-codes`, and the
+   * gRPC ones `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`,
+   * `unavailable`. Unknown names were refused at apply time.
+   */
+  retryOn: string[];
+  /** HTTP statuses retried under `retriable-status-codes` (numbers in Istio's retryOn). */
+  retriableStatusCodes: number[];
+  /** Jittered exponential backoff: base and cap in milliseconds (Envoy: 25 and 250). */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+/** Istio's HTTPFaultInjection; percentages are 0–100 with fractions. */
+export interface FaultPolicy {
+  delay?: { fixedDelayMs: number; percentage: number };
+  /** Exactly one of httpStatus / grpcStatus (a gRPC status code number). */
+  abort?: { httpStatus?: number; grpcStatus?: number; percentage: number };
+}
+
+/** Istio's CorsPolicy. */
+export interface CorsPolicy {
+  allowOrigins: StringMatcher[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds?: number;
+  allowCredentials?: boolean;
 }
 
 export interface Route {
@@ -78,19 +121,110 @@ export interface RouteConfigResource {
   virtualHosts: VirtualHost[];
 }
 
+/**
+ * `http`: HTTP/1.1 and HTTP/2 (h2c prior knowledge) sniffed per connection;
+ * `tcp`: bytes relayed to `tcpRoute`; `auto`: sniffed — HTTP goes to
+ * `routeConfig`, anything else to `tcpRoute`.
+ */
+export type ListenerProtocol = 'http' | 'tcp' | 'auto';
+
 export interface ListenerResource {
   type: 'listener';
   name: string;
-  /** inbound: in front of the local app; gateway: an ingress port. */
-  direction: 'inbound' | 'gateway';
+  /**
+   * inbound: in front of the local app (reached through the inbound capture
+   * port 15006 by original destination port, or bound itself in local mode);
+   * gateway: an ingress port; outbound: a virtual listener of the sidecar's
+   * outbound capture port (15001), picked by the connection's original
+   * destination, never bound itself (Envoy's bind_to_port: false).
+   */
+  direction: 'inbound' | 'gateway' | 'outbound';
   address: string;
   port: number;
-  protocol: 'http';
-  /** Route config that requests on this listener are routed with. */
-  routeConfig: string;
+  protocol: ListenerProtocol;
+  /** Route config that HTTP requests on this listener are routed with. */
+  routeConfig?: string;
+  /** Where TCP connections go (tcp and auto listeners): one cluster picked by weight per connection. */
+  tcpRoute?: { clusters: WeightedCluster[] };
+  /**
+   * Outbound virtual listeners: the original destination addresses (IPs or
+   * CIDRs) this listener covers on `port`; absent or empty = any address.
+   * The most specific match wins, as Envoy's filter chain match.
+   */
+  destinationAddresses?: string[];
+  /** Local rate limits enforced on this (inbound) listener, checked in order. */
+  rateLimits?: LocalRateLimit[];
 }
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH';
+/** A token bucket from `jibe.dev/v1alpha1` RateLimit, compiled for one inbound listener. */
+export interface LocalRateLimit {
+  /** `RateLimit/<ns>/<name>#<index>`, named in the response and logs. */
+  name: string;
+  /** Limit only requests matching any of these; absent/empty = every request. */
+  match?: RouteMatch[];
+  maxTokens: number;
+  tokensPerFill: number;
+  fillIntervalMs: number;
+  /** One bucket per distinct value of this key; absent = one bucket for all. */
+  key?: { header: string } | { sourcePrincipal: true } | { sourceIp: true };
+}
+
+/** Mesh-wide settings one proxy needs; a single resource named `mesh`. */
+export interface MeshResource {
+  type: 'mesh';
+  name: 'mesh';
+  /** What the outbound capture port does with a destination no listener covers (Istio's outboundTrafficPolicy.mode). */
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+}
+
+/** RING_HASH: DestinationRule consistentHash (see ClusterResource.consistentHash). */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' | 'RING_HASH';
+
+/** What a RING_HASH cluster hashes a request on (exactly one field). */
+export interface ConsistentHash {
+  httpHeaderName?: string;
+  httpCookie?: { name: string; path?: string; ttlMs?: number };
+  useSourceIp?: boolean;
+  httpQueryParameterName?: string;
+  /** Virtual nodes on the ring (Istio's ringHash.minimumRingSize; default 1024). */
+  minimumRingSize: number;
+}
+
+/** DestinationRule connectionPool, flattened (absent = Envoy's default, effectively unlimited). */
+export interface CircuitBreakers {
+  /** tcp.maxConnections: per cluster, across its endpoints. */
+  maxConnections?: number;
+  /** http.http1MaxPendingRequests: requests waiting for a connection. */
+  maxPendingRequests?: number;
+  /** http.http2MaxRequests: requests in flight on the cluster. */
+  maxRequests?: number;
+  /** http.maxRetries: retries in flight on the cluster. */
+  maxRetries?: number;
+  /** http.maxRequestsPerConnection: a connection is closed after this many. */
+  maxRequestsPerConnection?: number;
+  /** http.idleTimeout: an idle upstream connection is closed after this. */
+  idleTimeoutMs?: number;
+}
+
+/** DestinationRule outlierDetection. */
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  /** 0–100. */
+  maxEjectionPercent: number;
+  /** 0–100: below this share of healthy hosts, ejection stops (Istio minHealthPercent). */
+  minHealthPercent: number;
+}
+
+/** Linkerd's retry budget: retries ≤ retryRatio × requests + minRetriesPerSecond × ttl. */
+export interface RetryBudget {
+  retryRatio: number;
+  minRetriesPerSecond: number;
+  /** Window the ratio is computed over, milliseconds (Linkerd: 10 s). */
+  ttlMs: number;
+}
 
 export interface ClusterResource {
   type: 'cluster';
@@ -100,10 +234,16 @@ export interface ClusterResource {
   port: number;
   subset?: string;
   lbPolicy: LbPolicy;
-  /** HTTP version to speak to upstream endpoints. */
-  protocol: 'http1' | 'http2';
+  /** What to speak to upstream endpoints (http2 for `http2`/`grpc` ports, tcp for `tcp`/unknown). */
+  protocol: 'http1' | 'http2' | 'tcp';
   connectTimeoutMs?: number;
   maxConnectionsPerEndpoint?: number;
+  /** SO_KEEPALIVE on upstream connections (connectionPool.tcp.tcpKeepalive). */
+  tcpKeepalive?: { timeMs?: number; intervalMs?: number; probes?: number };
+  consistentHash?: ConsistentHash;
+  circuitBreakers?: CircuitBreakers;
+  outlierDetection?: OutlierDetection;
+  retryBudget?: RetryBudget;
 }
 
 export interface Endpoint {
@@ -127,7 +267,7 @@ export interface EndpointsResource {
   endpoints: Endpoint[];
 }
 
-export type ProxyResource = ListenerResource | RouteConfigResource | ClusterResource | EndpointsResource;
+export type ProxyResource = ListenerResource | RouteConfigResource | ClusterResource | EndpointsResource | MeshResource;
 
 /** Route config used by a sidecar's outbound listener (its port comes from the proxy's bootstrap). */
 export const OUTBOUND_ROUTE_CONFIG = 'outbound';

@@ -135,7 +135,7 @@ function checkReferences(resources: ResourceMap, reservedPorts: ReadonlyMap<numb
   for (const r of resources.values()) {
     const label = `${r.type}/${r.name}`;
     if (r.type === 'listener') {
-      if (!resources.has(resourceKey('route', r.routeConfig))) {
+      if (r.routeConfig !== undefined && !resources.has(resourceKey('route', r.routeConfig))) {
         problems.add(label, 'routeConfig', `route config ${r.routeConfig} does not exist`, 'JIBE_ERR_REFERENCE');
       }
       const reserved = reservedPorts?.get(r.port);
@@ -180,7 +180,8 @@ export function buildState(version: string, resources: ResourceMap, ctx: StateCo
     }
   }
   const listenersByPort = new Map<number, ActiveListener>();
-  for (const l of listeners) listenersByPort.set(l.port, { resource: l, routeTable: routeTables.get(l.routeConfig)! });
+  // Until TCP listeners are served, only HTTP listeners (which always name a route config) are active.
+  for (const l of listeners) if (l.routeConfig !== undefined) listenersByPort.set(l.port, { resource: l, routeTable: routeTables.get(l.routeConfig)! });
   return new ProxyState(version, resources, listenersByPort, routeTables, clusters);
 }
 
