@@ -56,15 +56,42 @@ export interface HTTPRewrite {
   authority?: string;
 }
 
+/** Istio's Percent: 0–100, fractions allowed. */
+export interface Percent {
+  value: number;
+}
+
 export interface HTTPRetry {
+  /** Retries after the first try; 0 disables retries (Istio's default policy included). */
   attempts: number;
   perTryTimeout?: string;
+  /** Comma-separated Envoy conditions (`5xx,connect-failure`) and HTTP status codes (`503`). */
   retryOn?: string;
+  /** Retry on another host than the one that failed (Envoy's previous_hosts predicate). */
+  retryRemoteLocalities?: boolean;
 }
 
 export interface HTTPFaultInjection {
-  delay?: { fixedDelay: string; percentage?: { value: number } };
-  abort?: { httpStatus?: number; grpcStatus?: string; percentage?: { value: number } };
+  delay?: { fixedDelay: string; percentage?: Percent };
+  /** Exactly one of httpStatus / grpcStatus (a gRPC code name such as `UNAVAILABLE`). */
+  abort?: { httpStatus?: number; grpcStatus?: string; percentage?: Percent };
+}
+
+/** A copy of the traffic also goes to `destination` (Istio's HTTPMirrorPolicy). */
+export interface HTTPMirrorPolicy {
+  destination: Destination;
+  percentage?: Percent;
+}
+
+/** Istio's CorsPolicy. */
+export interface CorsPolicy {
+  allowOrigins?: StringMatch[];
+  allowMethods?: string[];
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+  /** Duration (`24h`); the preflight answer's Access-Control-Max-Age. */
+  maxAge?: string;
+  allowCredentials?: boolean;
 }
 
 /** Answers the request from the proxy itself (Istio's HTTPDirectResponse). */
@@ -85,12 +112,31 @@ export interface HTTPRoute {
   timeout?: string;
   retries?: HTTPRetry;
   fault?: HTTPFaultInjection;
+  /** A single mirror destination (older form of `mirrors`). */
+  mirror?: Destination;
+  /** Share of requests mirrored to `mirror`; absent = 100. */
+  mirrorPercentage?: Percent;
+  mirrors?: HTTPMirrorPolicy[];
+  corsPolicy?: CorsPolicy;
   headers?: Headers;
 }
 
+export interface L4MatchAttributes {
+  port?: number;
+  destinationSubnets?: string[];
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+  gateways?: string[];
+}
+
+export interface RouteDestination {
+  destination: Destination;
+  weight?: number;
+}
+
 export interface TCPRoute {
-  match?: Array<{ port?: number; destinationSubnets?: string[]; sourceLabels?: Record<string, string>; gateways?: string[] }>;
-  route?: Array<{ destination: Destination; weight?: number }>;
+  match?: L4MatchAttributes[];
+  route?: RouteDestination[];
 }
 
 export interface VirtualServiceSpec {
@@ -103,12 +149,70 @@ export interface VirtualServiceSpec {
 
 export type LoadBalancerSimple = 'UNSPECIFIED' | 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH';
 
-export interface TrafficPolicy {
-  loadBalancer?: { simple?: LoadBalancerSimple; consistentHash?: Record<string, unknown> };
-  connectionPool?: Record<string, unknown>;
-  outlierDetection?: Record<string, unknown>;
+/** Istio's ConsistentHashLB: exactly one hash key. */
+export interface ConsistentHashLB {
+  httpHeaderName?: string;
+  httpCookie?: { name: string; path?: string; ttl?: string };
+  useSourceIp?: boolean;
+  httpQueryParameterName?: string;
+  ringHash?: { minimumRingSize?: number };
+  maglev?: { tableSize?: number };
+  /** Deprecated in Istio in favour of ringHash.minimumRingSize; still honoured. */
+  minimumRingSize?: number;
+}
+
+export interface LoadBalancerSettings {
+  simple?: LoadBalancerSimple;
+  consistentHash?: ConsistentHashLB;
+}
+
+export interface ConnectionPoolSettings {
+  tcp?: {
+    maxConnections?: number;
+    connectTimeout?: string;
+    tcpKeepalive?: { probes?: number; time?: string; interval?: string };
+    maxConnectionDuration?: string;
+    idleTimeout?: string;
+  };
+  http?: {
+    http1MaxPendingRequests?: number;
+    http2MaxRequests?: number;
+    maxRequestsPerConnection?: number;
+    maxRetries?: number;
+    idleTimeout?: string;
+    h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+    useClientProtocol?: boolean;
+    maxConcurrentStreams?: number;
+  };
+}
+
+export interface OutlierDetection {
+  /** Deprecated alias of consecutive5xxErrors (Istio v1alpha3). */
+  consecutiveErrors?: number;
+  consecutiveGatewayErrors?: number;
+  consecutive5xxErrors?: number;
+  splitExternalLocalOriginErrors?: boolean;
+  consecutiveLocalOriginFailures?: number;
+  interval?: string;
+  baseEjectionTime?: string;
+  maxEjectionPercent?: number;
+  minHealthPercent?: number;
+}
+
+/** The policy fields every level (rule, port, subset, subset port) may set. */
+export interface TrafficPolicyFields {
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
   tls?: Record<string, unknown>;
-  portLevelSettings?: Array<{ port: { number: number } } & Omit<TrafficPolicy, 'portLevelSettings'>>;
+}
+
+export interface PortTrafficPolicy extends TrafficPolicyFields {
+  port: { number: number };
+}
+
+export interface TrafficPolicy extends TrafficPolicyFields {
+  portLevelSettings?: PortTrafficPolicy[];
 }
 
 export interface Subset {

@@ -43,6 +43,8 @@ export const KINDS: KindInfo[] = [
   { kind: 'Gateway', groups: NETWORKING, version: 'v1', namespaced: true, shortNames: ['gw', 'gateway', 'gateways'] },
   { kind: 'ServiceEntry', groups: NETWORKING, version: 'v1', namespaced: true, shortNames: ['se', 'serviceentry', 'serviceentries'] },
   { kind: 'WorkloadEntry', groups: NETWORKING, version: 'v1', namespaced: true, shortNames: ['we', 'workloadentry', 'workloadentries'] },
+  { kind: 'RateLimit', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['rl', 'ratelimit', 'ratelimits'] },
+  { kind: 'MeshConfig', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['meshconfig', 'meshconfigs'] },
 ];
 
 /** Versions accepted besides the current one (Istio's older API versions). */

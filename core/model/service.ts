@@ -1,6 +1,6 @@
 // A service in the mesh: one canonical host name, whatever platforms it comes from.
 
-export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp' | 'tls' | 'https' | 'unknown';
+export type Protocol = 'http' | 'http2' | 'grpc' | 'grpc-web' | 'tcp' | 'tls' | 'https' | 'unknown';
 
 export type PlatformName = 'kubernetes' | 'consul' | 'vm' | 'config';
 
@@ -31,6 +31,12 @@ export interface Service {
    * platform's equivalent annotation).
    */
   exportTo?: string[];
+  /**
+   * Virtual IPs (or CIDRs) clients dial for this service: a ServiceEntry's
+   * `addresses`, a platform's cluster IP. Sidecars route connections to them
+   * (by original destination) to this service. Absent = none known.
+   */
+  addresses?: string[];
 }
 
 export const DEFAULT_DOMAIN = 'cluster.local';
@@ -39,7 +45,7 @@ const PROTOCOL_PREFIXES: Array<[string, Protocol]> = [
   ['http2', 'http2'],
   ['https', 'https'],
   ['http', 'http'],
-  ['grpc-web', 'http'],
+  ['grpc-web', 'grpc-web'],
   ['grpc', 'grpc'],
   ['h2c', 'http2'],
   ['tcp', 'tcp'],
@@ -64,7 +70,12 @@ export function protocolFromPort(name: string | undefined, appProtocol?: string)
 }
 
 export function isHttpProtocol(p: Protocol): boolean {
-  return p === 'http' || p === 'http2' || p === 'grpc';
+  return p === 'http' || p === 'http2' || p === 'grpc' || p === 'grpc-web';
+}
+
+/** Istio's IsHTTP2: these ports speak HTTP/2 to the upstream (gRPC-Web included, as Istio). */
+export function isHttp2Protocol(p: Protocol): boolean {
+  return p === 'http2' || p === 'grpc' || p === 'grpc-web';
 }
 
 /** `reviews`, `default` → `reviews.default.svc.cluster.local`. */

@@ -112,10 +112,13 @@ function mergeService(into: Service, other: Service, conflicts: ServiceConflict[
     }
   }
   ports.sort((a, b) => a.port - b.port);
-  return {
+  const merged: Service = {
     ...into,
     ports,
     platforms: [...new Set([...into.platforms, ...other.platforms])],
     location: into.location === 'MESH_INTERNAL' || other.location === 'MESH_INTERNAL' ? 'MESH_INTERNAL' : 'MESH_EXTERNAL',
   };
+  // Every platform's virtual IPs reach the one service.
+  if (other.addresses?.length) merged.addresses = [...new Set([...(into.addresses ?? []), ...other.addresses])].sort();
+  return merged;
 }

@@ -79,6 +79,7 @@ function toService(se: ServiceEntry, host: string, ns: string, ports: Port[], se
     resolution: toResolution(se.spec.resolution),
   };
   if (se.spec.exportTo?.length) service.exportTo = [...se.spec.exportTo];
+  if (se.spec.addresses?.length) service.addresses = [...new Set(se.spec.addresses)].sort();
   return service;
 }
 

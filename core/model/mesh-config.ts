@@ -1,0 +1,33 @@
+// Mesh-wide settings (`jibe.dev/v1alpha1` MeshConfig): what Istio keeps in its
+// `istio` ConfigMap, as a rule so it is applied, validated and watched like the
+// others. One per mesh, in the root namespace (jibe-system). Example:
+//
+//   apiVersion: jibe.dev/v1alpha1
+//   kind: MeshConfig
+//   metadata: { name: mesh, namespace: jibe-system }
+//   spec:
+//     outboundTrafficPolicy: { mode: REGISTRY_ONLY }
+//     defaultRetryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s }
+import type { Resource } from './resource.ts';
+
+export type OutboundTrafficPolicyMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
+export interface RetryBudgetSettings {
+  /** Retries allowed per request, over `ttl` (Linkerd's retryRatio; 0.2 = 20% extra load at most). */
+  retryRatio?: number;
+  /** Retries always allowed per second, so low-traffic services can still retry. */
+  minRetriesPerSecond?: number;
+  /** Window the ratio is computed over (duration). */
+  ttl?: string;
+}
+
+export interface MeshConfigSpec {
+  /** What sidecars do with a destination no service matches: pass it through (ALLOW_ANY, default) or refuse it. */
+  outboundTrafficPolicy?: { mode?: OutboundTrafficPolicyMode };
+  /** Retry budget of every outbound cluster (Linkerd's defaults: 0.2, 10/s, 10s). */
+  defaultRetryBudget?: RetryBudgetSettings;
+}
+
+export type MeshConfig = Resource<'MeshConfig', MeshConfigSpec>;
+
+export const DEFAULT_RETRY_BUDGET = { retryRatio: 0.2, minRetriesPerSecond: 10, ttlMs: 10_000 } as const;
