@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import { container } from 'tsyringe';
 import type { DependencyContainer } from 'tsyringe';
-import { CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
+import { AUTHENTICATOR, CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
 import { vmRegistryPlugin } from '../platforms/vm/plugin.ts';
 
 export function registerPlugins(c: DependencyContainer = container.createChildContainer()): DependencyContainer {
@@ -14,5 +14,15 @@ export function registerPlugins(c: DependencyContainer = container.createChildCo
     useValue: { name: 'file', create: async ({ dataDir }) => (await import('../core/config/config-store-file.ts')).FileConfigStore.open(dataDir) },
   });
   c.register(PLATFORM_REGISTRY, { useValue: vmRegistryPlugin });
+  c.register(AUTHENTICATOR, {
+    useValue: {
+      name: 'bootstrap-token',
+      create: async ({ state }) => {
+        const { BootstrapTokenAuthenticator } = await import('../core/ca/authenticator-bootstrap-token.ts');
+        if (!state) throw new Error('the bootstrap-token authenticator needs a state store');
+        return new BootstrapTokenAuthenticator(state);
+      },
+    },
+  });
   return c;
 }

@@ -2,14 +2,17 @@
 // server and the HTTP API, assembled from the plugins chosen by name.
 import type { DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
+import { loadOrCreateAdminToken } from './api/admin-token.ts';
 import { ApiServer } from './api/api-server.ts';
+import { CertificateAuthority } from './ca/certificate-authority.ts';
+import { CsrSigningService } from './ca/csr-signing-service.ts';
 import { ConfigService } from './config/config-service.ts';
 import type { ConfigStore } from './config/config-store.ts';
 import { DiscoveryServer } from './discovery/discovery-server.ts';
 import { JibeError } from './errors/errors.ts';
 import { MeshService } from './mesh/mesh-service.ts';
 import type { MeshSettings } from './mesh/mesh-snapshot.ts';
-import { CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE, pluginNamed } from './plugins/plugin-tokens.ts';
+import { AUTHENTICATOR, CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE, pluginNamed, pluginsOf } from './plugins/plugin-tokens.ts';
 import type { PluginContext } from './plugins/plugin-tokens.ts';
 import { RegistryAggregator } from './registry/registry-aggregator.ts';
 import type { WorkloadRegistrar } from './registry/workload-registrar.ts';
@@ -32,6 +35,7 @@ export interface ControlPlaneOptions {
 export interface RunningControlPlane {
   ports: { discovery: number; api: number };
   mesh: MeshService;
+  ca: CertificateAuthority;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
     closers.push(() => discovery.close());
 
+    // The CA: a root made on first start and kept in the state store (secret: 0600 on disk).
+    const ca = await CertificateAuthority.open(state, { trustDomain: options.settings.trustDomain, logger: logger.child({ component: 'ca' }) });
+    const authenticators = await Promise.all(pluginsOf(container, AUTHENTICATOR).map((p) => p.create({ ...context, state })));
+    const signer = new CsrSigningService({ ca, authenticators, logger: logger.child({ component: 'ca' }) });
+    const adminToken = await loadOrCreateAdminToken(options.dataDir);
+
     const config = new ConfigService(store, () => mesh.knownHosts());
     const api = new ApiServer({
       config,
@@ -75,13 +85,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       snapshot: () => mesh.snapshot(),
       proxies: () => discovery.status(),
       status: () => ({ registries: registry.sizes(), dataDir: options.dataDir, conflicts: registry.conflicts() }),
+      certificates: { ca, signer, state, trustDomain: options.settings.trustDomain, adminToken },
       logger: logger.child({ component: 'api' }),
     });
     const apiPort = await api.listen(options.host, options.apiPort);
     closers.push(() => api.close());
 
     logger.info({ discovery: `${options.host}:${discoveryPort}`, api: `${options.host}:${apiPort}`, dataDir: options.dataDir }, 'control plane ready');
-    return { ports: { discovery: discoveryPort, api: apiPort }, mesh, close };
+    return { ports: { discovery: discoveryPort, api: apiPort }, mesh, ca, close };
   } catch (err) {
     await close();
     throw err;

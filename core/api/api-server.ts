@@ -10,6 +10,8 @@ import type { ParsedDocument } from '../config/load-documents.ts';
 import type { ResourceRef } from '../config/config-store.ts';
 import type { WorkloadRegistrar, WorkloadRegistration } from '../registry/workload-registrar.ts';
 import type { MeshSnapshot } from '../mesh/mesh-snapshot.ts';
+import { issueCertificate, mintBootstrapToken, trustBundle } from './api-certificates.ts';
+import type { CertificateApiDeps } from './api-certificates.ts';
 
 export interface ApiServerDeps {
   config: ConfigService;
@@ -19,6 +21,8 @@ export interface ApiServerDeps {
   proxies: () => unknown[];
   /** Extra facts for `GET /api/v1/status`. */
   status: () => Record<string, unknown>;
+  /** The CA's endpoints (certificates, trust bundle, bootstrap tokens). */
+  certificates: CertificateApiDeps;
   logger: Logger;
 }
 
@@ -27,6 +31,8 @@ const MAX_BODY = 16 * 1024 * 1024;
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   JIBE_ERR_NOT_FOUND: 404,
   JIBE_ERR_CONFLICT: 409,
+  JIBE_ERR_UNAUTHENTICATED: 401,
+  JIBE_ERR_CSR_REJECTED: 403,
   JIBE_ERR_STORE_IO: 500,
   JIBE_ERR_STORE_CORRUPT: 500,
 };
@@ -52,6 +58,9 @@ export class ApiServer {
       { method: 'PUT', pattern: /^\/api\/v1\/workloads$/, handler: async (_r, _p, body) => ({ workload: await deps.registrar.register(body as WorkloadRegistration) }) },
       { method: 'DELETE', pattern: /^\/api\/v1\/workloads\/([^/]+)\/([^/]+)$/, handler: (_r, p) => this.deregister(p[0], p[1]) },
       { method: 'POST', pattern: /^\/api\/v1\/workloads\/([^/]+)\/([^/]+)\/health$/, handler: (_r, p, body) => this.health(p[0], p[1], body) },
+      { method: 'POST', pattern: /^\/api\/v1\/certificates$/, handler: (_r, _p, body) => issueCertificate(deps.certificates, body) },
+      { method: 'GET', pattern: /^\/api\/v1\/trust-bundle$/, handler: async () => trustBundle(deps.certificates) },
+      { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, handler: (req, _p, body) => mintBootstrapToken(deps.certificates, req, body) },
       { method: 'GET', pattern: /^\/api\/v1\/proxies$/, handler: async () => ({ version: String(deps.snapshot().version), proxies: deps.proxies() }) },
     ];
     this.server = http.createServer((req, res) => void this.handle(req, res));

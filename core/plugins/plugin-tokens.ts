@@ -1,6 +1,7 @@
 // One tsyringe token per plugin interface. Plugins are registered explicitly in
 // cli/plugins.ts (never by import side effects) and chosen by name at start-up.
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import type { Authenticator } from '../ca/authenticator.ts';
 import { JibeError } from '../errors/errors.ts';
 import type { ConfigStore } from '../config/config-store.ts';
 import type { MeshSettings } from '../mesh/mesh-snapshot.ts';
@@ -25,6 +26,9 @@ export const CONFIG_STORE: InjectionToken<Plugin<ConfigStore>> = Symbol('ConfigS
 export const STATE_STORE: InjectionToken<Plugin<StateStore>> = Symbol('StateStore');
 /** Registries may also accept registrations (the `vm` platform does). */
 export const PLATFORM_REGISTRY: InjectionToken<Plugin<PlatformRegistry & Partial<WorkloadRegistrar>>> = Symbol('PlatformRegistry');
+
+/** Credential checkers the CA trusts; every registered one is active (each handles its own credential type). */
+export const AUTHENTICATOR: InjectionToken<Plugin<Authenticator>> = Symbol('Authenticator');
 
 /** Every plugin registered under a token, checked for duplicate names. */
 export function pluginsOf<T>(container: DependencyContainer, token: InjectionToken<Plugin<T>>): Plugin<T>[] {
