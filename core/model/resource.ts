@@ -43,6 +43,9 @@ export const KINDS: KindInfo[] = [
   { kind: 'Gateway', groups: NETWORKING, version: 'v1', namespaced: true, shortNames: ['gw', 'gateway', 'gateways'] },
   { kind: 'ServiceEntry', groups: NETWORKING, version: 'v1', namespaced: true, shortNames: ['se', 'serviceentry', 'serviceentries'] },
   { kind: 'WorkloadEntry', groups: NETWORKING, version: 'v1', namespaced: true, shortNames: ['we', 'workloadentry', 'workloadentries'] },
+  { kind: 'PeerAuthentication', groups: SECURITY, version: 'v1', namespaced: true, shortNames: ['pa', 'peerauthentication', 'peerauthentications'] },
+  { kind: 'AuthorizationPolicy', groups: SECURITY, version: 'v1', namespaced: true, shortNames: ['ap', 'authorizationpolicy', 'authorizationpolicies'] },
+  { kind: 'RequestAuthentication', groups: SECURITY, version: 'v1', namespaced: true, shortNames: ['ra', 'requestauthentication', 'requestauthentications'] },
   { kind: 'RateLimit', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['rl', 'ratelimit', 'ratelimits'] },
   { kind: 'MeshConfig', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['meshconfig', 'meshconfigs'] },
 ];

@@ -3,6 +3,7 @@
 import type { SpecCheck } from './check-context.ts';
 import { checkDestinationRule } from './destination-rule.ts';
 import { checkGateway } from './gateway.ts';
+import { checkAuthorizationPolicy, checkPeerAuthentication, checkRequestAuthentication } from './security.ts';
 import { checkServiceEntry } from './service-entry.ts';
 import { checkVirtualService } from './virtual-service.ts';
 import { checkWorkloadEntry } from './workload-entry.ts';
@@ -15,4 +16,7 @@ export const SPEC_CHECKS: ReadonlyMap<string, SpecCheck> = new Map([
   ['Gateway', checkGateway],
   ['ServiceEntry', checkServiceEntry],
   ['WorkloadEntry', checkWorkloadEntry],
+  ['PeerAuthentication', checkPeerAuthentication],
+  ['AuthorizationPolicy', checkAuthorizationPolicy],
+  ['RequestAuthentication', checkRequestAuthentication],
 ]);

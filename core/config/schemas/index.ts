@@ -3,6 +3,7 @@
 import type { JsonSchema } from './common.ts';
 import { destinationRuleSchema } from './destination-rule.ts';
 import { gatewaySchema } from './gateway.ts';
+import { authorizationPolicySchema, peerAuthenticationSchema, requestAuthenticationSchema } from './security.ts';
 import { serviceEntrySchema } from './service-entry.ts';
 import { virtualServiceSchema } from './virtual-service.ts';
 import { workloadEntrySchema } from './workload-entry.ts';
@@ -15,6 +16,9 @@ export const SPEC_SCHEMAS: ReadonlyMap<string, JsonSchema> = new Map([
   ['Gateway', gatewaySchema],
   ['ServiceEntry', serviceEntrySchema],
   ['WorkloadEntry', workloadEntrySchema],
+  ['PeerAuthentication', peerAuthenticationSchema],
+  ['AuthorizationPolicy', authorizationPolicySchema],
+  ['RequestAuthentication', requestAuthenticationSchema],
 ]);
 
 export function specSchema(kind: string): JsonSchema | undefined {
