@@ -2,7 +2,7 @@
 // config as it would be afterwards, and either every resource is accepted or
 // one JIBE_ERR_VALIDATION lists every problem and nothing is applied.
 import { JibeError } from '../errors/errors.ts';
-import { DEFAULT_NAMESPACE, kindByName, kindInfo, resourceKey } from '../model/resource.ts';
+import { DEFAULT_NAMESPACE, kindByName, kindInfo, resourceKey, ROOT_NAMESPACE } from '../model/resource.ts';
 import type { Resource, ResourceSource } from '../model/resource.ts';
 import type { ResourceRef } from './config-store.ts';
 import { asObject } from './checks/check-context.ts';
@@ -41,6 +41,7 @@ export function validateApply(batch: ParsedDocument[], current: Resource[], know
 
   const batchKeys = new Set(sources.keys());
   const after = [...current.filter((r) => !batchKeys.has(resourceKey(r))), ...normalized];
+  causes.push(...meshConfigPlacement(normalized, after, sources));
   for (const e of newReferenceErrors(current, after, knownHosts, sources)) {
     const resource = e.details.resource ?? '';
     if (invalid.has(resource)) continue; // its own schema errors say what is wrong; a second round would repeat them
@@ -105,6 +106,37 @@ function newReferenceErrors(before: Resource[], after: Resource[], knownHosts: S
   const signature = (e: JibeError) => `${e.details.resource}\0${e.details.field}`;
   const old = new Set(validateReferences(before, knownHosts).map(signature));
   return validateReferences(after, knownHosts, sources).filter((e) => !old.has(signature(e)) || (sources?.has(e.details.resource ?? '') ?? false));
+}
+
+/** MeshConfig is mesh-wide: one, in the root namespace, or sidecars could not tell which settings hold. */
+function meshConfigPlacement(batch: Resource[], after: Resource[], sources: Map<string, ResourceSource>): JibeError[] {
+  const errors: JibeError[] = [];
+  const placed = after.filter((r) => r.kind === 'MeshConfig' && r.metadata.namespace === ROOT_NAMESPACE).map((r) => resourceKey(r));
+  for (const r of batch) {
+    if (r.kind !== 'MeshConfig') continue;
+    const key = resourceKey(r);
+    if (r.metadata.namespace !== ROOT_NAMESPACE) {
+      errors.push(
+        new JibeError('JIBE_ERR_SCHEMA', `a MeshConfig holds mesh-wide settings and must be in the root namespace ${ROOT_NAMESPACE}, not ${r.metadata.namespace}`, {
+          ...sources.get(key),
+          resource: key,
+          field: 'metadata.namespace',
+          hint: `set metadata.namespace: ${ROOT_NAMESPACE}`,
+        }),
+      );
+    } else if (placed.length > 1) {
+      const others = placed.filter((k) => k !== key);
+      errors.push(
+        new JibeError('JIBE_ERR_DUPLICATE', `only one MeshConfig may exist per mesh, and ${others.join(', ')} would exist too`, {
+          ...sources.get(key),
+          resource: key,
+          field: 'metadata.name',
+          hint: `edit ${others[0]} instead, or delete it in the same change`,
+        }),
+      );
+    }
+  }
+  return errors;
 }
 
 function brokenBy(e: JibeError, action: string): JibeError {

@@ -1,5 +1,5 @@
 // Cross-resource checks: every host, subset and gateway a VirtualService names
-// must exist. Hosts come from the platforms' registry (`knownHosts`, canonical
+// (destinations and mirrors) must exist, and so must a RateLimit's host. Hosts come from the platforms' registry (`knownHosts`, canonical
 // names) and from ServiceEntries; subsets from DestinationRules; gateways from
 // Gateways. A DestinationRule for an unknown host is allowed, as in Istio: the
 // service may simply not be deployed yet.
@@ -42,18 +42,26 @@ export function validateReferences(resources: Resource[], knownHosts: Set<string
   const targets = indexTargets(resources, knownHosts);
   const errors: JibeError[] = [];
   for (const r of resources) {
-    if (r?.kind !== 'VirtualService') continue;
+    if (r?.kind !== 'VirtualService' && r?.kind !== 'RateLimit') continue;
     const spec = asObject(r.spec);
     if (!spec) continue;
     const namespace = namespaceOf(r);
     const key = resourceKey({ kind: r.kind, metadata: { name: String(r.metadata?.name), namespace } });
     const report = (field: string, message: string) => errors.push(new JibeError('JIBE_ERR_REFERENCE', message, { ...sources?.get(key), resource: key, field }));
+    if (r.kind === 'RateLimit') {
+      // Limits are enforced by the host's own sidecars: without the service there is nothing to limit.
+      checkDestination({ host: spec.host }, namespace, 'spec', targets, report);
+      continue;
+    }
 
     asArray(spec.gateways).forEach((g, i) => checkGateway(g, namespace, `spec.gateways[${i}]`, targets, report));
     for (const protocol of ['http', 'tcp']) {
       eachObject(spec[protocol], `spec.${protocol}`, (route, field) => {
         eachObject(route.match, `${field}.match`, (m, f) => asArray(m.gateways).forEach((g, i) => checkGateway(g, namespace, `${f}.gateways[${i}]`, targets, report)));
         eachObject(route.route, `${field}.route`, (d, f) => checkDestination(d.destination, namespace, `${f}.destination`, targets, report));
+        // A mirror is requested like a destination, so it must exist like one.
+        checkDestination(route.mirror, namespace, `${field}.mirror`, targets, report);
+        eachObject(route.mirrors, `${field}.mirrors`, (m, f) => checkDestination(m.destination, namespace, `${f}.destination`, targets, report));
       });
     }
   }

@@ -1,4 +1,5 @@
 // Checks several kinds share: string matches, hosts, ports and protocols, exportTo.
+import { tryParseDuration } from '../duration.ts';
 import { compileRegex } from '../regex.ts';
 import { hostProblem, isDns1123Label, isExportTo, LABEL_RULE } from '../names.ts';
 import type { Report } from './check-context.ts';
@@ -90,4 +91,24 @@ export function checkUnique(list: unknown, field: string, keyPath: string, what:
     if (first !== undefined) report('JIBE_ERR_SCHEMA', `${field}[${i}].${keyPath}`, `duplicate ${what} ${JSON.stringify(k)} (also at ${field}[${first}])`);
     else seen.set(k, i);
   });
+}
+
+/**
+ * A duration the schema already accepted (or will report) must be at least
+ * `minMs`: Envoy refuses zero timeouts and intervals, and Istio requires 1ms.
+ * Unparseable values are left to the schema's `duration` format.
+ */
+export function checkMinDuration(value: unknown, field: string, report: Report, minMs = 1, why = 'must be at least 1ms'): void {
+  const text = asString(value);
+  if (text === undefined) return;
+  const ms = tryParseDuration(text);
+  if (ms !== undefined && ms < minMs) report('JIBE_ERR_SCHEMA', field, `duration ${JSON.stringify(text)} ${why}`);
+}
+
+/** A header name as HTTP allows it (RFC 9110 token). */
+export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export function checkHeaderName(value: unknown, field: string, report: Report): void {
+  const name = asString(value);
+  if (name !== undefined && !HEADER_NAME.test(name)) report('JIBE_ERR_SCHEMA', field, `invalid header name ${JSON.stringify(name)} (use letters, digits and -, as in x-user-id)`);
 }

@@ -3,6 +3,8 @@
 import type { SpecCheck } from './check-context.ts';
 import { checkDestinationRule } from './destination-rule.ts';
 import { checkGateway } from './gateway.ts';
+import { checkMeshConfig } from './mesh-config.ts';
+import { checkRateLimit } from './rate-limit.ts';
 import { checkAuthorizationPolicy, checkPeerAuthentication, checkRequestAuthentication } from './security.ts';
 import { checkServiceEntry } from './service-entry.ts';
 import { checkVirtualService } from './virtual-service.ts';
@@ -16,6 +18,8 @@ export const SPEC_CHECKS: ReadonlyMap<string, SpecCheck> = new Map([
   ['Gateway', checkGateway],
   ['ServiceEntry', checkServiceEntry],
   ['WorkloadEntry', checkWorkloadEntry],
+  ['RateLimit', checkRateLimit],
+  ['MeshConfig', checkMeshConfig],
   ['PeerAuthentication', checkPeerAuthentication],
   ['AuthorizationPolicy', checkAuthorizationPolicy],
   ['RequestAuthentication', checkRequestAuthentication],

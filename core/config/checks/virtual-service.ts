@@ -4,7 +4,7 @@
 import { listWords } from './check-context.ts';
 import type { Report, SpecCheck } from './check-context.ts';
 import { asArray, asObject, asString, eachEntry, eachObject } from './check-context.ts';
-import { checkExportTo, checkHost, checkStringMatch } from './check-common.ts';
+import { checkExportTo, checkHeaderName, checkHost, checkMinDuration, checkStringMatch } from './check-common.ts';
 import { isDns1123Label, isIpOrCidr, LABEL_RULE, MESH_GATEWAY, parseGatewayRef } from '../names.ts';
 
 const RETRY_ON = new Set([
@@ -57,8 +57,44 @@ function checkHttpRoute(route: Record<string, unknown>, field: string, report: R
     report('JIBE_ERR_SCHEMA', `${field}.rewrite`, 'rewrite must set uri or authority');
   }
   checkDirectResponse(route.directResponse, `${field}.directResponse`, report);
+  checkMinDuration(route.timeout, `${field}.timeout`, report, 0);
   checkRetries(route.retries, `${field}.retries`, report);
   checkFault(route.fault, `${field}.fault`, report);
+  checkMirror(route, field, actions, report);
+  checkCors(route.corsPolicy, `${field}.corsPolicy`, report);
+}
+
+/** Istio: one of `mirror` (with `mirrorPercentage`) or `mirrors`, and only beside destinations. */
+function checkMirror(route: Record<string, unknown>, field: string, actions: string[], report: Report): void {
+  if (route.mirror !== undefined && route.mirrors !== undefined) {
+    report('JIBE_ERR_SCHEMA', `${field}.mirrors`, 'mirror and mirrors are mutually exclusive; list every mirror under mirrors');
+  }
+  if (route.mirrorPercentage !== undefined && route.mirror === undefined) {
+    report('JIBE_ERR_SCHEMA', `${field}.mirrorPercentage`, 'mirrorPercentage needs mirror (with mirrors, set percentage on each entry)');
+  }
+  if ((route.mirror !== undefined || asArray(route.mirrors).length > 0) && actions.length > 0 && !actions.includes('route')) {
+    report('JIBE_ERR_SCHEMA', `${field}.mirror`, `mirroring copies forwarded requests; a route answered by ${actions[0]} forwards nothing`);
+  }
+  checkDestination(route.mirror, `${field}.mirror`, report);
+  eachObject(route.mirrors, `${field}.mirrors`, (m, f) => checkDestination(m.destination, `${f}.destination`, report));
+}
+
+const METHOD = /^[A-Z]+$/;
+
+function checkCors(value: unknown, field: string, report: Report): void {
+  const cors = asObject(value);
+  if (!cors) return;
+  asArray(cors.allowOrigins).forEach((o, i) => checkStringMatch(o, `${field}.allowOrigins[${i}]`, report));
+  asArray(cors.allowMethods).forEach((m, i) => {
+    if (typeof m === 'string' && !METHOD.test(m)) report('JIBE_ERR_SCHEMA', `${field}.allowMethods[${i}]`, `invalid method ${JSON.stringify(m)} (use upper-case HTTP methods such as GET, POST)`);
+  });
+  for (const key of ['allowHeaders', 'exposeHeaders']) {
+    // `*` is a valid wildcard in both lists (Fetch standard).
+    asArray(cors[key]).forEach((h, i) => {
+      if (h !== '*') checkHeaderName(h, `${field}.${key}[${i}]`, report);
+    });
+  }
+  checkMinDuration(cors.maxAge, `${field}.maxAge`, report, 0);
 }
 
 function checkHttpMatch(m: Record<string, unknown>, field: string, report: Report): void {
@@ -139,7 +175,9 @@ function checkDirectResponse(value: unknown, field: string, report: Report): voi
 }
 
 function checkRetries(value: unknown, field: string, report: Report): void {
-  const retryOn = asString(asObject(value)?.retryOn);
+  const retries = asObject(value);
+  checkMinDuration(retries?.perTryTimeout, `${field}.perTryTimeout`, report);
+  const retryOn = asString(retries?.retryOn);
   if (retryOn === undefined) return;
   for (const condition of retryOn.split(',').map((c) => c.trim())) {
     const status = /^\d+$/.test(condition) ? Number(condition) : NaN;
@@ -156,6 +194,7 @@ function checkFault(value: unknown, field: string, report: Report): void {
   if (abort && (abort.httpStatus === undefined) === (abort.grpcStatus === undefined)) {
     report('JIBE_ERR_SCHEMA', `${field}.abort`, 'abort must set exactly one of httpStatus or grpcStatus');
   }
+  checkMinDuration(asObject(fault.delay)?.fixedDelay, `${field}.delay.fixedDelay`, report);
 }
 
 function checkTcpRoute(route: Record<string, unknown>, field: string, report: Report): void {

@@ -3,6 +3,8 @@
 import type { JsonSchema } from './common.ts';
 import { destinationRuleSchema } from './destination-rule.ts';
 import { gatewaySchema } from './gateway.ts';
+import { meshConfigSchema } from './mesh-config.ts';
+import { rateLimitSchema } from './rate-limit.ts';
 import { authorizationPolicySchema, peerAuthenticationSchema, requestAuthenticationSchema } from './security.ts';
 import { serviceEntrySchema } from './service-entry.ts';
 import { virtualServiceSchema } from './virtual-service.ts';
@@ -19,6 +21,8 @@ export const SPEC_SCHEMAS: ReadonlyMap<string, JsonSchema> = new Map([
   ['PeerAuthentication', peerAuthenticationSchema],
   ['AuthorizationPolicy', authorizationPolicySchema],
   ['RequestAuthentication', requestAuthenticationSchema],
+  ['RateLimit', rateLimitSchema],
+  ['MeshConfig', meshConfigSchema],
 ]);
 
 export function specSchema(kind: string): JsonSchema | undefined {

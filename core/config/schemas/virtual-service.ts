@@ -40,7 +40,18 @@ const httpRedirect = object({
 
 const httpRewrite = object({ uri: string, authority: string });
 
-const httpRetry = object({ attempts: integer(0), perTryTimeout: duration, retryOn: string }, ['attempts']);
+const httpRetry = object({ attempts: integer(0), perTryTimeout: duration, retryOn: string, retryRemoteLocalities: boolean }, ['attempts']);
+
+const mirrorPolicy = object({ destination, percentage: percent }, ['destination']);
+
+const corsPolicy = object({
+  allowOrigins: array(stringMatch),
+  allowMethods: stringList,
+  allowHeaders: stringList,
+  exposeHeaders: stringList,
+  maxAge: duration,
+  allowCredentials: boolean,
+});
 
 const httpFaultInjection = object({
   delay: object({ fixedDelay: duration, percentage: percent }, ['fixedDelay']),
@@ -59,11 +70,15 @@ const httpRoute = object({
   timeout: duration,
   retries: httpRetry,
   fault: httpFaultInjection,
+  mirror: destination,
+  mirrorPercentage: percent,
+  mirrors: array(mirrorPolicy),
+  corsPolicy,
   headers,
 });
 
 const tcpRoute = object({
-  match: array(object({ port: portNumber, destinationSubnets: stringList, sourceLabels: stringMap, gateways: stringList })),
+  match: array(object({ port: portNumber, destinationSubnets: stringList, sourceLabels: stringMap, sourceNamespace: string, gateways: stringList })),
   route: array(object({ destination, weight: integer(0, 100) }, ['destination'])),
 });
 
