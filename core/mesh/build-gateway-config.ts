@@ -5,6 +5,7 @@ import type { BuildContext, IndexedVirtualService } from './build-context.ts';
 import { createBuildContext, gatewayKey } from './build-context.ts';
 import { buildRequestedClusters } from './build-clusters.ts';
 import { compileHttpRoutes } from './build-routes.ts';
+import { gatewayWithSecurity } from './build-security.ts';
 import { compareStrings, hostsIntersect, isExportedTo, namespaceOf, narrowerHost, selectorMatches } from './mesh-match.ts';
 import type { MeshSnapshot } from './mesh-snapshot.ts';
 import type { Gateway, Server } from '../model/networking.ts';
@@ -43,7 +44,7 @@ export function buildGatewayConfig(snapshot: MeshSnapshot, node: ProxyNode): Pro
     out.push(listener, buildPortRouteConfig(ctx, name, port, servers));
   }
   out.push(...buildRequestedClusters(ctx));
-  return out;
+  return gatewayWithSecurity(snapshot, node, out, [...new Set([...byPort.values()].flat().map((s) => s.key))]);
 }
 
 /** What one VirtualService contributes to one domain: its routes, as seen through these gateways. */

@@ -5,6 +5,7 @@ import type { BuildContext, IndexedVirtualService } from './build-context.ts';
 import { createBuildContext, isServiceVisible, MESH_GATEWAY } from './build-context.ts';
 import { buildRequestedClusters, requestServiceClusters } from './build-clusters.ts';
 import { compileHttpRoutes, defaultRoute } from './build-routes.ts';
+import { inboundWithSecurity } from './build-security.ts';
 import type { RouteScope } from './build-routes.ts';
 import { compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo } from './mesh-match.ts';
 import type { MeshSnapshot } from './mesh-snapshot.ts';
@@ -20,7 +21,7 @@ const MESH_SCOPE_GATEWAYS: ReadonlySet<string> = new Set([MESH_GATEWAY]);
 export function buildSidecarConfig(snapshot: MeshSnapshot, node: ProxyNode): ProxyResource[] {
   const workload = findNodeWorkload(snapshot, node);
   const ctx = createBuildContext(snapshot, node);
-  return [...buildInbound(workload), buildOutboundRouteConfig(ctx), ...buildRequestedClusters(ctx)];
+  return [...inboundWithSecurity(snapshot, workload, buildInbound(workload)), buildOutboundRouteConfig(ctx), ...buildRequestedClusters(ctx)];
 }
 
 /** The workload a sidecar fronts; a sidecar for an unregistered workload cannot be configured. */

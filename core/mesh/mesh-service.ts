@@ -4,6 +4,7 @@
 import type { ConfigStore } from '../config/config-store.ts';
 import type { Resource } from '../model/resource.ts';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService, WorkloadEntry } from '../model/networking.ts';
+import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from '../model/security.ts';
 import type { ProxyNode, ProxyResource } from '../model/proxy-config.ts';
 import type { RegistryAggregator } from '../registry/registry-aggregator.ts';
 import { serviceEntriesToModel } from '../registry/service-entry-converter.ts';
@@ -89,6 +90,9 @@ export class MeshService {
       virtualServices: of<VirtualService>('VirtualService'),
       destinationRules: of<DestinationRule>('DestinationRule'),
       gateways: of<Gateway>('Gateway'),
+      peerAuthentications: of<PeerAuthentication>('PeerAuthentication'),
+      authorizationPolicies: of<AuthorizationPolicy>('AuthorizationPolicy'),
+      requestAuthentications: of<RequestAuthentication>('RequestAuthentication'),
     };
   }
 }

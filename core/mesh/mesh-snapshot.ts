@@ -2,6 +2,7 @@
 // every rule, under one version. Immutable once built; the discovery server
 // computes each proxy's config from it.
 import type { DestinationRule, Gateway, VirtualService } from '../model/networking.ts';
+import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from '../model/security.ts';
 import type { Service } from '../model/service.ts';
 import type { Workload } from '../model/workload.ts';
 
@@ -28,6 +29,10 @@ export interface MeshSnapshot {
   virtualServices: readonly VirtualService[];
   destinationRules: readonly DestinationRule[];
   gateways: readonly Gateway[];
+  /** Security policies (absent in snapshots built before they existed = none). */
+  peerAuthentications?: readonly PeerAuthentication[];
+  authorizationPolicies?: readonly AuthorizationPolicy[];
+  requestAuthentications?: readonly RequestAuthentication[];
 }
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = {

@@ -154,6 +154,61 @@ export interface ListenerResource {
   destinationAddresses?: string[];
   /** Local rate limits enforced on this (inbound) listener, checked in order. */
   rateLimits?: LocalRateLimit[];
+  /** AuthorizationPolicies selecting this (inbound or gateway) listener's workload, compiled per action. */
+  authz?: CompiledAuthorization;
+  /** RequestAuthentication JWT rules for this listener's workload; a present but invalid token is refused with 401. */
+  jwt?: CompiledJwtRule[];
+  /** Resolved PeerAuthentication mode for this port (portLevelMtls applied); absent = PERMISSIVE, Istio's default. */
+  mtls?: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+}
+
+/**
+ * One AuthorizationPolicy as the proxy evaluates it: Istio's rules unchanged
+ * (the proxy compiles them into matchers once per config), tagged with its name.
+ */
+export interface CompiledAuthzPolicy {
+  /** `AuthorizationPolicy/<ns>/<name>`, named in the access record of the request it decided. */
+  name: string;
+  /** Istio's AuthorizationRule list; empty = matches no request (an ALLOW policy then denies all). */
+  rules: Array<{
+    from?: Array<{ source: Record<string, string[]> }>;
+    to?: Array<{ operation: Record<string, string[]> }>;
+    when?: Array<{ key: string; values?: string[]; notValues?: string[] }>;
+  }>;
+  /** CUSTOM only: the policy adapter that decides requests these rules match. */
+  provider?: string;
+}
+
+/** Evaluated in Istio's order: CUSTOM, then DENY, then ALLOW (AUDIT only records). */
+export interface CompiledAuthorization {
+  /** The workload port policies see as `destination.port` and operation `ports`. */
+  destinationPort: number;
+  custom: CompiledAuthzPolicy[];
+  deny: CompiledAuthzPolicy[];
+  allow: CompiledAuthzPolicy[];
+  audit: CompiledAuthzPolicy[];
+}
+
+/** A RequestAuthentication jwtRule with its key source and token locations resolved. */
+export interface CompiledJwtRule {
+  /** `RequestAuthentication/<ns>/<name>#<index>`, for logs. */
+  name: string;
+  issuer: string;
+  /** Accepted `aud` values; empty = any audience. */
+  audiences: string[];
+  /** Inline JWKS (JSON text); else `jwksUri` is fetched and cached. */
+  jwks?: string;
+  /** Absent with no `jwks`: discovered from `<issuer>/.well-known/openid-configuration`. */
+  jwksUri?: string;
+  /** Where the token is read; Istio's default is `Authorization: Bearer …` and the `access_token` query parameter. */
+  fromHeaders: Array<{ name: string; prefix?: string }>;
+  fromParams: string[];
+  fromCookies?: string[];
+  forwardOriginalToken: boolean;
+  outputPayloadToHeader?: string;
+  outputClaimToHeaders?: Array<{ header: string; claim: string }>;
+  /** JWKS fetch timeout, milliseconds. */
+  timeoutMs?: number;
 }
 
 /** A token bucket from `jibe.dev/v1alpha1` RateLimit, compiled for one inbound listener. */
