@@ -115,6 +115,21 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
     });
   }
 
+  /**
+   * Serves a connection accepted elsewhere (a capture port, a sniffing
+   * listener); `head` holds bytes already read from it. Such listeners never
+   * bind, so the head-timeout sweep starts with their first connection.
+   */
+  adopt(socket: Socket, head?: Buffer): void {
+    if (this.sweep === undefined && this.closing === undefined) {
+      this.sweep = setInterval(sweepTimeouts, 1000, this);
+      this.sweep.unref();
+    }
+    if (head !== undefined && head.length > 0) socket.unshift(head);
+    this.onConnection(socket);
+    socket.resume();
+  }
+
   private onConnection(socket: Socket): void {
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
@@ -249,4 +264,9 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
 
 function sweepTimeouts(listener: HttpListener): void {
   listener.checkTimeouts();
+}
+
+/** Serves an already accepted socket on `listener` (see HttpListener.adopt). */
+export function serveHttpSocket(listener: HttpListener, socket: Socket, head?: Buffer): void {
+  listener.adopt(socket, head);
 }
