@@ -7,6 +7,11 @@ export function parsePort(value: string): number {
   return n;
 }
 
+/** A port, or `off` (→ undefined) for a listener the user turns off. */
+export function parsePortOrOff(value: string): number | undefined {
+  return value === 'off' ? undefined : parsePort(value);
+}
+
 /** `a=b,c=d` (repeatable) → {a: 'b', c: 'd'}. */
 export function parseLabels(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const out = { ...previous };

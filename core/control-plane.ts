@@ -9,6 +9,7 @@ import { CsrSigningService } from './ca/csr-signing-service.ts';
 import { ConfigService } from './config/config-service.ts';
 import type { ConfigStore } from './config/config-store.ts';
 import { DiscoveryServer } from './discovery/discovery-server.ts';
+import { ControlPlaneIdentity, controlPlaneSpiffeId, nodeIdentityProblem } from './discovery/discovery-tls.ts';
 import { JibeError } from './errors/errors.ts';
 import { MeshService } from './mesh/mesh-service.ts';
 import type { MeshSettings } from './mesh/mesh-snapshot.ts';
@@ -24,6 +25,8 @@ export interface ControlPlaneOptions {
   settings: MeshSettings;
   host: string;
   discoveryPort: number;
+  /** Discovery over TLS with client certificates (15012); undefined = not served. */
+  discoveryTlsPort?: number;
   apiPort: number;
   configStore: string;
   stateStore: string;
@@ -33,7 +36,7 @@ export interface ControlPlaneOptions {
 }
 
 export interface RunningControlPlane {
-  ports: { discovery: number; api: number };
+  ports: { discovery: number; discoveryTls?: number; api: number };
   mesh: MeshService;
   ca: CertificateAuthority;
   close(): Promise<void>;
@@ -66,14 +69,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     await mesh.start();
     closers.push(() => mesh.stop());
 
-    const discovery = new DiscoveryServer({ source: mesh, logger: logger.child({ component: 'discovery' }) });
+    // The CA: a root made on first start and kept in the state store (secret: 0600 on disk).
+    const ca = await CertificateAuthority.open(state, { trustDomain: options.settings.trustDomain, logger: logger.child({ component: 'ca' }) });
+    const workloadServiceAccount = (namespace: string, name: string) => mesh.snapshot().workloads.find((w) => w.namespace === namespace && w.name === name)?.serviceAccount;
+    const discovery = new DiscoveryServer({
+      source: mesh,
+      logger: logger.child({ component: 'discovery' }),
+      authorizeNode: (node, spiffeId) => nodeIdentityProblem(node, spiffeId, workloadServiceAccount),
+    });
     const discoveryPort = await discovery.listen(options.host, options.discoveryPort).catch((err: Error) => {
       throw portError(err, options.host, options.discoveryPort, '--discovery-port');
     });
     closers.push(() => discovery.close());
+    let discoveryTlsPort: number | undefined;
+    if (options.discoveryTlsPort !== undefined) {
+      const identity = await ControlPlaneIdentity.start(ca, controlPlaneSpiffeId(options.settings.trustDomain, options.settings.rootNamespace), logger.child({ component: 'ca' }));
+      closers.push(() => identity.stop());
+      discoveryTlsPort = await discovery.addPort(options.host, options.discoveryTlsPort, identity.credentials());
+    }
 
-    // The CA: a root made on first start and kept in the state store (secret: 0600 on disk).
-    const ca = await CertificateAuthority.open(state, { trustDomain: options.settings.trustDomain, logger: logger.child({ component: 'ca' }) });
     const authenticators = await Promise.all(pluginsOf(container, AUTHENTICATOR).map((p) => p.create({ ...context, state })));
     const signer = new CsrSigningService({ ca, authenticators, logger: logger.child({ component: 'ca' }) });
     const adminToken = await loadOrCreateAdminToken(options.dataDir);
@@ -91,8 +105,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const apiPort = await api.listen(options.host, options.apiPort);
     closers.push(() => api.close());
 
-    logger.info({ discovery: `${options.host}:${discoveryPort}`, api: `${options.host}:${apiPort}`, dataDir: options.dataDir }, 'control plane ready');
-    return { ports: { discovery: discoveryPort, api: apiPort }, mesh, ca, close };
+    logger.info({ discovery: `${options.host}:${discoveryPort}`, discoveryTls: discoveryTlsPort, api: `${options.host}:${apiPort}`, dataDir: options.dataDir }, 'control plane ready');
+    return { ports: { discovery: discoveryPort, discoveryTls: discoveryTlsPort, api: apiPort }, mesh, ca, close };
   } catch (err) {
     await close();
     throw err;

@@ -2,7 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parsePort } from '../options.ts';
+import { parsePort, parsePortOrOff } from '../options.ts';
 
 export const DEFAULT_DATA_DIR = process.env.JIBE_DATA_DIR ?? path.join(os.homedir(), '.jibe');
 
@@ -13,6 +13,7 @@ export function registerControlPlane(program: Command): void {
     .option('--data-dir <dir>', 'where rules and state are kept', DEFAULT_DATA_DIR)
     .option('--host <address>', 'address to listen on (loopback unless proxies run elsewhere)', '127.0.0.1')
     .option('--discovery-port <port>', 'discovery stream port', parsePort, 15010)
+    .option('--discovery-tls-port <port>', 'discovery stream over mutual TLS (proxies present their workload certificate); "off" to not serve it', parsePortOrOff, 15012)
     .option('--api-port <port>', 'HTTP API port', parsePort, 15014)
     .option('--config-store <name>', 'where rules are kept', 'file')
     .option('--state-store <name>', 'where the control plane keeps its own state', 'file')
@@ -32,6 +33,7 @@ export function registerControlPlane(program: Command): void {
         settings: { ...DEFAULT_MESH_SETTINGS, domain: opts.domain, trustDomain: opts.trustDomain },
         host: opts.host,
         discoveryPort: opts.discoveryPort,
+        discoveryTlsPort: opts.discoveryTlsPort,
         apiPort: opts.apiPort,
         configStore: opts.configStore,
         stateStore: opts.stateStore,

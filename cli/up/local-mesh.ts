@@ -67,6 +67,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       JIBE, 'control-plane',
       '--data-dir', path.join(options.dataDir, 'data'),
       '--discovery-port', String(options.discoveryPort),
+      // The local mesh's proxies subscribe on the loopback plaintext port.
+      '--discovery-tls-port', 'off',
       '--api-port', String(options.apiPort),
     ]);
     await waitFor(() => callApi(server, 'GET', '/healthz').then(() => true, () => false), cp, supervisor, 20_000, 'the control plane to answer');

@@ -9,6 +9,7 @@
 // - plug-in: an operator's root or intermediate read from files.
 import type { Logger } from 'pino';
 import { X509Certificate } from 'node:crypto';
+import forge from 'node-forge';
 import { isJibeError, JibeError } from '../errors/errors.ts';
 import type { StateStore } from '../state/state-store.ts';
 import { buildLeafCertificate, buildRootCertificate, CLOCK_SKEW_MS } from './ca-certificates.ts';
@@ -149,6 +150,22 @@ export class CertificateAuthority {
       throw new JibeError('JIBE_ERR_CSR_REJECTED', `certificate request for ${spiffeId} refused: this CA signs for trust domain ${this.trustDomain} only`);
     }
     const publicKey = checkCsr(csrPem, spiffeId);
+    return this.issue(spiffeId, publicKey);
+  }
+
+  /**
+   * A certificate and key for the control plane's own identity (its discovery
+   * port): the key is made here, where it is used, like a workload's.
+   */
+  async issueOwn(spiffeId: string): Promise<SignedCertificate & { keyPem: string }> {
+    const problem = spiffeIdProblem(spiffeId);
+    if (problem || trustDomainOf(spiffeId) !== this.trustDomain) throw new JibeError('JIBE_ERR_CSR_REJECTED', `the control plane cannot be ${spiffeId}: ${problem ?? `not in trust domain ${this.trustDomain}`}`);
+    const pair = await generateRsaKeyPair();
+    const signed = this.issue(spiffeId, forge.pki.publicKeyFromPem(pair.publicKeyPem) as forge.pki.rsa.PublicKey);
+    return { ...signed, keyPem: pair.privateKeyPem };
+  }
+
+  private issue(spiffeId: string, publicKey: forge.pki.rsa.PublicKey): SignedCertificate {
     // Whole seconds: certificates hold no more, and expiresAt must be the certificate's own expiry.
     const now = Math.floor(this.now() / 1000) * 1000;
     const signer = this.signer;

@@ -11,6 +11,8 @@ import type { DiscoveryServerStream, WireDiscoveryRequest } from './discovery-pr
 import { DiscoverySubscriber } from './discovery-subscriber.ts';
 import type { ConfigSource, ProxyStatus } from './discovery-subscriber.ts';
 import { PushDebouncer } from './push-debouncer.ts';
+import { peerSpiffeId } from './discovery-tls.ts';
+import type { ProxyNode } from '../model/proxy-config.ts';
 
 export type { ConfigSource, ProxyStatus } from './discovery-subscriber.ts';
 
@@ -28,6 +30,11 @@ export interface DiscoveryServerOptions {
   queueLimit?: number;
   /** How long a push may go unanswered before the stream is reset (default 10000). */
   ackTimeoutMs?: number;
+  /**
+   * Streams on a TLS port: why the presented identity may not subscribe as
+   * `node` (the stream is refused with PERMISSION_DENIED), or undefined.
+   */
+  authorizeNode?: (node: ProxyNode, spiffeId: string | undefined) => string | undefined;
   logger?: Logger;
 }
 
@@ -41,6 +48,7 @@ export class DiscoveryServer {
   readonly #queueLimit: number;
   readonly #ackTimeoutMs: number;
   readonly #log: Logger;
+  readonly #authorizeNode: DiscoveryServerOptions['authorizeNode'];
   readonly #debouncer: PushDebouncer;
   readonly #subscribers = new Map<string, DiscoverySubscriber>();
   readonly #noncePrefix = randomBytes(4).toString('hex');
@@ -56,6 +64,7 @@ export class DiscoveryServer {
     this.#queueLimit = options.queueLimit ?? 32;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.#log = options.logger ?? pino({ level: 'silent' });
+    this.#authorizeNode = options.authorizeNode;
     if (!(this.#queueLimit >= 0)) throw new RangeError('queueLimit must be a non-negative number');
     if (!(this.#ackTimeoutMs > 0)) throw new RangeError('ackTimeoutMs must be a positive number');
     this.#debouncer = new PushDebouncer(this.#runRound, options.debounceMs ?? 50, options.maxDebounceMs ?? 300);
@@ -94,6 +103,20 @@ export class DiscoveryServer {
     this.#unsubscribe = this.#source.onChange(this.#onMeshChanged);
     this.#log.info({ address: host, port: bound }, 'discovery server listening');
     return bound;
+  }
+
+  /** Serves the same streams on a second port too, e.g. TLS on 15012 beside the local plaintext 15010. */
+  async addPort(host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {
+    const server = this.#server;
+    if (!server) throw new Error('DiscoveryServer.listen must come before addPort');
+    const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+    try {
+      return await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound))));
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (message.includes('EADDRINUSE')) throw new JibeError('JIBE_ERR_PORT_IN_USE', `discovery port ${address} is already in use`, { hint: 'stop the process holding it or choose another port' });
+      throw new Error(`discovery server cannot listen on ${address}: ${message}`, { cause: error });
+    }
   }
 
   /** One entry per connected proxy. */
@@ -189,6 +212,16 @@ export class DiscoveryServer {
         this.#log.warn({ peer: call.getPeer(), reason: node }, 'rejected discovery stream');
         call.emit('error', Object.assign(new Error(node), { code: grpc.status.INVALID_ARGUMENT, details: node }));
         return;
+      }
+      const auth = call.getAuthContext();
+      if (auth.transportSecurityType === 'ssl' && this.#authorizeNode) {
+        const problem = this.#authorizeNode(node, peerSpiffeId(auth.sslPeerCertificate));
+        if (problem !== undefined) {
+          rejected = true;
+          this.#log.warn({ peer: call.getPeer(), node: node.id, reason: problem }, 'refused discovery stream');
+          call.emit('error', Object.assign(new Error(problem), { code: grpc.status.PERMISSION_DENIED, details: problem }));
+          return;
+        }
       }
       if (this.#closing) {
         rejected = true;
