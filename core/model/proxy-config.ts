@@ -299,6 +299,30 @@ export interface ClusterResource {
   circuitBreakers?: CircuitBreakers;
   outlierDetection?: OutlierDetection;
   retryBudget?: RetryBudget;
+  /** How to secure connections to the endpoints; absent = AUTO (Istio's auto mTLS). */
+  tls?: UpstreamTls;
+}
+
+/**
+ * DestinationRule `trafficPolicy.tls`, resolved. AUTO: mesh mTLS to endpoints
+ * that run a Jibe proxy (`Endpoint.mtlsReady`), plaintext to the others.
+ * ISTIO_MUTUAL: mesh mTLS always. SIMPLE / MUTUAL: TLS (with a client
+ * certificate) to a server outside the mesh, with the operator's files.
+ */
+export interface UpstreamTls {
+  mode: 'AUTO' | 'ISTIO_MUTUAL' | 'DISABLE' | 'SIMPLE' | 'MUTUAL';
+  /**
+   * Mesh mTLS: SPIFFE IDs the service's workloads run as (secure naming: a
+   * server presenting any other identity is refused). SIMPLE/MUTUAL: names
+   * the server certificate must carry (DestinationRule subjectAltNames).
+   */
+  subjectAltNames?: string[];
+  sni?: string;
+  /** SIMPLE / MUTUAL: file paths on the proxy's host, as Istio's DestinationRule. */
+  caCertificates?: string;
+  clientCertificate?: string;
+  privateKey?: string;
+  insecureSkipVerify?: boolean;
 }
 
 export interface Endpoint {
@@ -310,6 +334,8 @@ export interface Endpoint {
   workload?: string;
   namespace?: string;
   identity?: string;
+  /** The endpoint runs a Jibe proxy that accepts mesh mTLS (auto mTLS dials it with TLS). */
+  mtlsReady?: boolean;
   platform?: string;
   locality?: string;
   labels?: Record<string, string>;
