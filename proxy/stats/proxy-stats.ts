@@ -14,6 +14,12 @@ export class ClusterStats {
   upstream_cx_active = 0;
   upstream_cx_connect_fail = 0;
   upstream_rq_no_healthy = 0;
+  /** TCP proxying: a connection found no healthy endpoint (UH). */
+  upstream_cx_none_healthy = 0;
+  upstream_cx_connect_timeout = 0;
+  /** TCP proxying: bytes relayed, added when a connection closes. */
+  upstream_cx_rx_bytes_total = 0;
+  upstream_cx_tx_bytes_total = 0;
 }
 
 export class ProxyStats {
@@ -28,6 +34,19 @@ export class ProxyStats {
   downstream_rq_5xx = 0;
   downstream_rq_client_error = 0;
   downstream_cx_connect_tunnel = 0;
+  /** Connections relayed as bytes (tcp listeners, passthrough). */
+  tcp_downstream_cx_total = 0;
+  tcp_downstream_cx_active = 0;
+  /** Capture: no listener covers the original destination and nothing else applies (NR). */
+  tcp_downstream_cx_no_route = 0;
+  /** Outbound capture under ALLOW_ANY: relayed to the original destination (Istio's PassthroughCluster). */
+  tcp_passthrough_cx_total = 0;
+  /** Outbound capture under REGISTRY_ONLY: refused (Istio's BlackHoleCluster). */
+  tcp_blackhole_cx_total = 0;
+  /** A connection that would reach the proxy itself again (capture loop) was refused. */
+  tcp_loop_refused = 0;
+  /** Protocol sniffing saw nothing in time (server-first protocol) and fell back to TCP. */
+  protocol_sniff_timeout = 0;
   config_update_success = 0;
   config_update_rejected = 0;
 

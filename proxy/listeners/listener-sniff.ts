@@ -1,0 +1,91 @@
+// Protocol detection for listeners whose protocol is `auto` (Istio's protocol
+// sniffing, Envoy's http_inspector + tls_inspector): the first bytes a client
+// sends say HTTP/2 (the connection preface), HTTP/1.x (a method token and a
+// space), TLS (a handshake record, 0x16 0x03) or something else. A
+// server-first protocol (MySQL, SMTP) sends nothing until the server speaks,
+// so after a short wait the connection is treated as plain TCP — Istio's
+// protocol detection timeout, 100 ms by default.
+import type { Socket } from 'node:net';
+
+export type SniffedProtocol = 'http1' | 'http2' | 'tls' | 'tcp';
+
+/** Istio's default protocolDetectionTimeout. */
+export const DEFAULT_SNIFF_TIMEOUT_MS = 100;
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** Longest method token looked at; real ones are short (Envoy's inspector reads a bounded prefix too). */
+const MAX_METHOD_LENGTH = 24;
+
+/**
+ * What the bytes so far say, or `undefined` when more bytes are needed to
+ * tell (a prefix of the HTTP/2 preface, a method token not yet followed by
+ * its space, a lone 0x16).
+ */
+export function classifyPrefix(head: Buffer): SniffedProtocol | undefined {
+  const n = head.length;
+  if (n === 0) return undefined;
+  // The preface starts "PRI " which also looks like a method: check it first.
+  const m = Math.min(n, H2_PREFACE.length);
+  if (head.compare(H2_PREFACE, 0, m, 0, m) === 0) return n >= H2_PREFACE.length ? 'http2' : undefined;
+  if (head[0] === 0x16) {
+    if (n === 1) return undefined;
+    return head[1] === 0x03 ? 'tls' : 'tcp';
+  }
+  for (let i = 0; i < n && i <= MAX_METHOD_LENGTH; i++) {
+    const c = head[i];
+    if (c === 0x20) return i > 0 ? 'http1' : 'tcp';
+    if (!isTokenChar(c)) return 'tcp';
+  }
+  return n > MAX_METHOD_LENGTH ? 'tcp' : undefined;
+}
+
+/** RFC 9110 tchar: methods are tokens. */
+function isTokenChar(c: number): boolean {
+  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
+  // ! # $ % & ' * + - . ^ _ ` | ~
+  return c === 0x21 || (c >= 0x23 && c <= 0x27) || c === 0x2a || c === 0x2b || c === 0x2d || c === 0x2e || c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e;
+}
+
+export interface SniffResult {
+  protocol: SniffedProtocol;
+  /** True when the wait ran out before the bytes decided. */
+  timedOut: boolean;
+  /** The bytes read while sniffing; whoever takes the socket over must use them first. */
+  head: Buffer;
+}
+
+/**
+ * Reads from `socket` until its first bytes decide the protocol and leaves
+ * it paused; the bytes read are handed back in `head` (not unshifted: a
+ * client may already have half-closed, and an ended stream takes no
+ * unshift). Resolves `undefined` when the client fails or closes before
+ * anything was decided.
+ */
+export function sniffProtocol(socket: Socket, timeoutMs: number = DEFAULT_SNIFF_TIMEOUT_MS): Promise<SniffResult | undefined> {
+  return new Promise((resolve) => {
+    let head: Buffer = Buffer.alloc(0);
+    const done = (result: SniffResult | undefined): void => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onGone);
+      socket.removeListener('error', onGone);
+      socket.pause();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const protocol = classifyPrefix(head);
+      if (protocol !== undefined) done({ protocol, timedOut: false, head });
+    };
+    // A client that half-closes after a few bytes has said all it will: decide on them.
+    const onEnd = (): void => done({ protocol: classifyPrefix(head) ?? 'tcp', timedOut: false, head });
+    const onGone = (): void => done(undefined);
+    const timer = setTimeout(() => done({ protocol: classifyPrefix(head) ?? 'tcp', timedOut: true, head }), timeoutMs);
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onGone);
+    socket.once('error', onGone);
+    socket.resume();
+  });
+}
