@@ -47,6 +47,8 @@ export const ErrorCodes = {
   JIBE_ERR_CA_INVALID: 'The CA certificate or key (plug-in files or the stored root) cannot be used.',
   JIBE_ERR_CAPTURE: 'Installing, checking or removing traffic capture (iptables) failed.',
   JIBE_ERR_CAPTURE_CONFIG: 'A traffic capture option is invalid.',
+  JIBE_ERR_JOIN_TOKEN: 'A VM join token is malformed, expired, revoked, used up, or made for another control plane.',
+  JIBE_ERR_AGENT: 'The node agent cannot join, resume or leave with the state it has.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
