@@ -17,6 +17,9 @@ import { overrideListeners } from './config/listener-overrides.ts';
 import type { ListenerOverrides } from './config/listener-overrides.ts';
 import type { ResourceMap, StateContext } from './config/proxy-state.ts';
 import { forwardRequest } from './http/forward-request.ts';
+import { PolicyAdapterRegistry } from './security/policy-adapter.ts';
+import { createSecurityInterceptor, securityDeps } from './security/security-interceptor.ts';
+import { compileSecurity } from './security/security-validation.ts';
 import type { HttpListener } from './listeners/listener-http.ts';
 import { ListenerManager } from './listeners/listener-manager.ts';
 import { createOutboundListener } from './listeners/listener-outbound.ts';
@@ -45,6 +48,8 @@ export interface ProxyOptions {
   loadBalancers?: LoadBalancerRegistry;
   /** Bind config listeners (inbound, gateway) elsewhere than the config says. */
   listenerOverrides?: ListenerOverrides;
+  /** Adapters CUSTOM AuthorizationPolicies name as their provider (none by default: such policies are refused at apply). */
+  policyAdapters?: PolicyAdapterRegistry;
 }
 
 export interface RunningProxy {
@@ -69,8 +74,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const holder: { current: ProxyState } = { current: ProxyState.empty() };
   let resources: ResourceMap = new Map();
   let ready = false;
+  // JWT and authorization run first on the inbound path, before any other feature spends work on a request.
+  const security = securityDeps(options.policyAdapters ?? new PolicyAdapterRegistry());
 
-  const dispatch = composeDispatch(forwardRequest, options.interceptors);
+  const dispatch = composeDispatch(forwardRequest, [createSecurityInterceptor(security), ...(options.interceptors ?? [])]);
   const reservedPorts = new Map<number, string>();
   const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random: Math.random, reservedPorts };
   const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs });
@@ -92,6 +99,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     let nextResources: ResourceMap;
     try {
       ({ resources: nextResources, state: next } = applyUpdate(resources, overrideListeners(update, options.listenerOverrides), ctx, previous));
+      compileSecurity(nextResources.values(), next.version, security);
     } catch (err) {
       stats.config_update_rejected++;
       throw err;

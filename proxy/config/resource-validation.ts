@@ -7,6 +7,7 @@ import { JibeError } from '../../core/errors/errors.ts';
 import type { ErrorCode } from '../../core/errors/errors.ts';
 import type { ProxyResource, ResourceType } from '../../core/model/proxy-config.ts';
 import { checkStringMatcher } from '../router/string-matcher.ts';
+import { checkListenerSecurityShape } from '../security/security-validation.ts';
 
 export const RESOURCE_TYPES: readonly ResourceType[] = ['listener', 'route', 'cluster', 'endpoints'];
 
@@ -87,6 +88,7 @@ function checkListener(r: Obj, label: string, problems: ConfigProblems): void {
   if (!isPort(r.port)) problems.add(label, 'port', `port must be an integer 1-65535, not ${JSON.stringify(r.port)}`);
   if (r.protocol !== 'http') problems.add(label, 'protocol', `protocol must be http, not ${JSON.stringify(r.protocol)}`);
   if (!isNonEmptyString(r.routeConfig)) problems.add(label, 'routeConfig', 'routeConfig must name a route config');
+  checkListenerSecurityShape(r, label, problems);
 }
 
 function checkRouteConfig(r: Obj, label: string, problems: ConfigProblems): void {

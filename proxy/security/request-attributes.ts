@@ -1,0 +1,112 @@
+// The request as policies see it: Istio's attribute names (`source.ip`,
+// `request.headers[x]`, `request.auth.claims[groups]`, …) over one exchange.
+// Built only on listeners that carry policies, once per request, and shared
+// by JWT, the authz evaluator and the policy adapters.
+import { isIP } from 'node:net';
+import type { Exchange } from '../http/exchange.ts';
+import { peerPrincipal } from './peer-principal.ts';
+
+export class RequestAttributes {
+  readonly ex: Exchange;
+  /** Downstream peer address (IPv4-mapped IPv6 shown as IPv4, as Envoy does). */
+  readonly sourceIp: string;
+  /** mTLS peer identity without `spiffe://` (`cluster.local/ns/default/sa/sleep`); '' without mTLS. */
+  readonly sourcePrincipal: string;
+  readonly sourceNamespace: string;
+  readonly destinationPort: number;
+  destinationIp: string;
+  /** `iss/sub` of the verified JWT; '' when the request carries none. */
+  requestPrincipal = '';
+  /** Claims of the verified JWT. */
+  claims: Record<string, unknown> | undefined = undefined;
+
+  constructor(ex: Exchange, destinationPort: number) {
+    this.ex = ex;
+    this.sourceIp = normalizeIp(ex.down.remoteAddress);
+    const spiffe = peerPrincipal(ex);
+    this.sourcePrincipal = spiffe === undefined ? '' : spiffe.startsWith('spiffe://') ? spiffe.slice(9) : spiffe;
+    const ns = /\/ns\/([^/]+)\//.exec(this.sourcePrincipal);
+    this.sourceNamespace = ns === null ? '' : ns[1];
+    this.destinationPort = destinationPort;
+    this.destinationIp = '';
+  }
+
+  get method(): string {
+    return this.ex.method;
+  }
+
+  get path(): string {
+    return this.ex.path;
+  }
+
+  /** Authority without the port, lower case (Istio matches hosts case-insensitively). */
+  get host(): string {
+    const a = this.ex.authority.toLowerCase();
+    const colon = a.lastIndexOf(':');
+    return colon > 0 && a.indexOf(']', colon) < 0 && /^\d+$/.test(a.slice(colon + 1)) ? a.slice(0, colon) : a;
+  }
+
+  header(name: string): string | undefined {
+    return this.ex.header(name);
+  }
+
+  /** A claim by path (`['groups']`, `['realm', 'roles']`): strings and string lists as a list; undefined when absent. */
+  claim(path: readonly string[]): string[] | undefined {
+    let v: unknown = this.claims;
+    for (const p of path) {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+      v = (v as Record<string, unknown>)[p];
+    }
+    if (typeof v === 'string') return [v];
+    if (typeof v === 'number' || typeof v === 'boolean') return [String(v)];
+    if (Array.isArray(v)) return v.filter((x) => typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean').map(String);
+    return undefined;
+  }
+
+  /**
+   * Values of an attribute by Istio key (plus `request.method`, `request.path`,
+   * `request.host` for adapters); an absent attribute yields [].
+   */
+  values(base: string, args: readonly string[]): string[] {
+    switch (base) {
+      case 'request.headers': {
+        const v = this.header(args[0].toLowerCase());
+        return v === undefined ? [] : [v];
+      }
+      case 'source.ip':
+      case 'remote.ip':
+        return [this.sourceIp];
+      case 'source.namespace':
+        return this.sourceNamespace === '' ? [] : [this.sourceNamespace];
+      case 'source.principal':
+        return this.sourcePrincipal === '' ? [] : [this.sourcePrincipal];
+      case 'request.auth.principal':
+        return this.requestPrincipal === '' ? [] : [this.requestPrincipal];
+      case 'request.auth.audiences':
+        return this.claim(['aud']) ?? [];
+      case 'request.auth.presenter':
+        return this.claim(['azp']) ?? [];
+      case 'request.auth.claims':
+        return this.claim(args) ?? [];
+      case 'destination.ip':
+        return this.destinationIp === '' ? [] : [this.destinationIp];
+      case 'destination.port':
+        return [String(this.destinationPort)];
+      case 'connection.sni':
+        return [];
+      case 'request.method':
+        return [this.method];
+      case 'request.path':
+        return [this.path];
+      case 'request.host':
+        return [this.host];
+      default:
+        return [];
+    }
+  }
+}
+
+export function normalizeIp(address: string): string {
+  if (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) return address.slice(7);
+  return address;
+}
