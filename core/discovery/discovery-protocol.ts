@@ -67,7 +67,7 @@ export interface DiscoveryServiceClientConstructor {
   service: grpc.ServiceDefinition;
 }
 
-export const RESOURCE_TYPES: readonly ResourceType[] = ['listener', 'route', 'cluster', 'endpoints'];
+export const RESOURCE_TYPES: readonly ResourceType[] = ['listener', 'route', 'cluster', 'endpoints', 'mesh'];
 
 export function isResourceType(value: string): value is ResourceType {
   return (RESOURCE_TYPES as readonly string[]).includes(value);

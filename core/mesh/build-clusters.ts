@@ -5,15 +5,16 @@
 // that route instead of the whole config failing to build.
 import type { BuildContext, ClusterRequest, IndexedDestinationRule } from './build-context.ts';
 import { visibleService } from './build-context.ts';
+import { applyConnectionPool, clusterProtocol, compileLoadBalancer, compileOutlierDetection, effectivePolicy } from './build-cluster-policy.ts';
+import { meshSettingsOf } from './mesh-settings.ts';
 import { compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo, selectorMatches, sortedRecord } from './mesh-match.ts';
-import type { LoadBalancerSimple, Subset, TrafficPolicy } from '../model/networking.ts';
+import type { Subset } from '../model/networking.ts';
 import type { ClusterResource, Endpoint, EndpointsResource, LbPolicy } from '../model/proxy-config.ts';
 import { outboundClusterName } from '../model/proxy-config.ts';
 import type { Service } from '../model/service.ts';
 import type { Locality, Workload } from '../model/workload.ts';
 
-/** Istio's default when no DestinationRule says otherwise. */
-export const DEFAULT_LB_POLICY: LbPolicy = 'LEAST_REQUEST';
+export { DEFAULT_LB_POLICY } from './build-cluster-policy.ts';
 
 /** Records that the proxy needs cluster (host, port, subset) and returns its name. */
 export function requestCluster(ctx: BuildContext, host: string, port: number, subset = ''): string {
@@ -85,42 +86,24 @@ function findSubset(rule: IndexedDestinationRule | undefined, name: string): Sub
   return rule.dr.spec.subsets?.find((s) => s?.name === name);
 }
 
-function portLevel(policy: TrafficPolicy | undefined, port: number): TrafficPolicy | undefined {
-  return policy?.portLevelSettings?.find((p) => p?.port?.number === port);
-}
-
-/** The most specific level that sets a load balancer wins: subset+port, subset, port, rule. */
+/** The load-balancing policy of (port, subset) after Istio's policy merge. */
 export function lbPolicyFor(rule: IndexedDestinationRule | undefined, port: number, subsetName: string): LbPolicy {
-  const subset = findSubset(rule, subsetName);
-  const policy = rule?.dr.spec.trafficPolicy;
-  const levels = [portLevel(subset?.trafficPolicy, port), subset?.trafficPolicy, portLevel(policy, port), policy];
-  for (const level of levels) {
-    if (level?.loadBalancer) return mapLbPolicy(level.loadBalancer.simple);
-  }
-  return DEFAULT_LB_POLICY;
-}
-
-function mapLbPolicy(simple: LoadBalancerSimple | undefined): LbPolicy {
-  switch (simple) {
-    case 'ROUND_ROBIN':
-    case 'LEAST_REQUEST':
-    case 'RANDOM':
-    case 'PASSTHROUGH':
-      return simple;
-    case 'LEAST_CONN':
-      return 'LEAST_REQUEST';
-    default:
-      // UNSPECIFIED, or consistentHash (not supported by the proxy yet): Istio's default.
-      return DEFAULT_LB_POLICY;
-  }
+  return compileLoadBalancer(effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, subsetName)?.trafficPolicy, port).loadBalancer).lbPolicy;
 }
 
 function buildCluster(ctx: BuildContext, req: ClusterRequest): ClusterResource {
   const service = visibleService(ctx, req.host);
   const rule = selectDestinationRule(ctx, req.host);
-  const protocol = service?.ports.find((p) => p.port === req.port)?.protocol;
-  const cluster: ClusterResource = { type: 'cluster', name: req.name, service: req.host, port: req.port, lbPolicy: lbPolicyFor(rule, req.port, req.subset), protocol: protocol === 'http2' || protocol === 'grpc' ? 'http2' : 'http1' };
+  const policy = effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, req.subset)?.trafficPolicy, req.port);
+  const portProtocol = service?.ports.find((p) => p.port === req.port)?.protocol;
+  const { lbPolicy, consistentHash } = compileLoadBalancer(policy.loadBalancer);
+  const cluster: ClusterResource = { type: 'cluster', name: req.name, service: req.host, port: req.port, lbPolicy, protocol: clusterProtocol(portProtocol, policy.connectionPool) };
   if (req.subset) cluster.subset = req.subset;
+  if (consistentHash) cluster.consistentHash = consistentHash;
+  applyConnectionPool(cluster, policy.connectionPool);
+  const outlierDetection = compileOutlierDetection(policy.outlierDetection);
+  if (outlierDetection) cluster.outlierDetection = outlierDetection;
+  cluster.retryBudget = { ...meshSettingsOf(ctx.snapshot).retryBudget };
   return cluster;
 }
 

@@ -6,7 +6,7 @@ import type { DestinationRule, Gateway, VirtualService } from '../model/networki
 import type { ProxyNode } from '../model/proxy-config.ts';
 import type { Service } from '../model/service.ts';
 import { resolveHost } from '../model/service.ts';
-import { compareByAge, compareStrings, isExportedTo, namespaceOf } from './mesh-match.ts';
+import { compareByAge, compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo, namespaceOf } from './mesh-match.ts';
 
 /** The `gateways` name that binds a VirtualService to sidecars. */
 export const MESH_GATEWAY = 'mesh';
@@ -127,4 +127,25 @@ export function visibleService(ctx: BuildContext, host: string): Service | undef
 
 export function isServiceVisible(service: Service, clientNamespace: string): boolean {
   return isExportedTo(service.exportTo, service.namespace, clientNamespace);
+}
+
+/**
+ * Which VirtualService routes a host for sidecars: among those bound to `mesh` and
+ * exported to the node's namespace, an exact host beats a wildcard, a longer
+ * wildcard beats a shorter one, and among equals the oldest wins (as Istio).
+ */
+export function meshVirtualServiceSelector(ctx: BuildContext): (host: string) => IndexedVirtualService | undefined {
+  const exact = new Map<string, IndexedVirtualService>();
+  const wildcards: Array<{ pattern: string; ivs: IndexedVirtualService }> = [];
+  for (const ivs of ctx.index.virtualServices) {
+    if (!ivs.gateways.includes(MESH_GATEWAY)) continue;
+    if (!isExportedTo(ivs.vs.spec.exportTo, ivs.namespace, ctx.node.namespace)) continue;
+    for (const host of ivs.hosts) {
+      if (!exact.has(host)) exact.set(host, ivs);
+      if (host.startsWith('*')) wildcards.push({ pattern: host, ivs });
+    }
+  }
+  // Most specific first; the sort is stable, so equals stay oldest first.
+  wildcards.sort((a, b) => hostSpecificity(b.pattern) - hostSpecificity(a.pattern));
+  return (host) => exact.get(host) ?? wildcards.find((w) => hostMatchesPattern(host, w.pattern))?.ivs;
 }

@@ -6,6 +6,7 @@ import type { BuildContext } from './build-context.ts';
 import { resolveGatewayRef, visibleService } from './build-context.ts';
 import type { IndexedVirtualService } from './build-context.ts';
 import { requestCluster } from './build-clusters.ts';
+import { compileCors, compileFault, compileRetry, defaultRetryPolicy, percentage } from './build-route-policies.ts';
 import { compareStrings, selectorMatches } from './mesh-match.ts';
 import { tryParseDuration } from '../config/duration.ts';
 import type { HeaderOperations, HTTPDirectResponse, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, StringMatch } from '../model/networking.ts';
@@ -39,7 +40,8 @@ export function compileHttpRoutes(ctx: BuildContext, ivs: IndexedVirtualService,
 
 /** The route a virtual host ends with: everything else goes to the service itself. */
 export function defaultRoute(ctx: BuildContext, host: string, port: number): Route {
-  return { name: 'default', match: [], action: { clusters: [{ cluster: requestCluster(ctx, host, port), weight: 100 }] } };
+  // Istio gives the default route its default retry policy too.
+  return { name: 'default', match: [], action: { clusters: [{ cluster: requestCluster(ctx, host, port), weight: 100 }], retry: defaultRetryPolicy() } };
 }
 
 /**
@@ -153,7 +155,25 @@ function compileAction(ctx: BuildContext, ivs: IndexedVirtualService, route: HTT
     const ms = tryParseDuration(route.timeout);
     if (ms !== undefined) action.timeoutMs = Math.round(ms);
   }
+  if (action.clusters) {
+    // Retries and mirrors act on forwarded requests; a redirect or direct answer has none.
+    const retry = compileRetry(route.retries);
+    if (retry) action.retry = retry;
+    const mirror = compileMirror(ctx, ivs, route, scope);
+    if (mirror) action.mirror = mirror;
+  }
+  const fault = compileFault(route.fault);
+  if (fault) action.fault = fault;
+  const cors = compileCors(route.corsPolicy);
+  if (cors) action.cors = cors;
   return action;
+}
+
+/** `mirror` (+ `mirrorPercentage`) or the first of `mirrors` (validation allows one). */
+function compileMirror(ctx: BuildContext, ivs: IndexedVirtualService, route: HTTPRoute, scope: RouteScope): RouteAction['mirror'] {
+  const policy = route.mirror ? { destination: route.mirror, percentage: route.mirrorPercentage } : route.mirrors?.[0];
+  if (typeof policy?.destination?.host !== 'string') return undefined;
+  return { cluster: destinationCluster(ctx, ivs, { destination: policy.destination }, scope), percentage: percentage(policy.percentage) };
 }
 
 function directResponse(d: HTTPDirectResponse): NonNullable<RouteAction['directResponse']> {

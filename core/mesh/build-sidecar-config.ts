@@ -1,17 +1,19 @@
-// A sidecar's config: inbound listeners in front of its own app, and one
-// outbound route config with a virtual host per (visible service, HTTP port),
-// plus the clusters and endpoints those routes reach.
+// A sidecar's config: inbound listeners in front of its own app, outbound
+// virtual listeners for every service port it can reach, one outbound route
+// config with a virtual host per (visible service, HTTP port), the mesh-wide
+// settings, and the clusters and endpoints all of these reach.
 import type { BuildContext, IndexedVirtualService } from './build-context.ts';
-import { createBuildContext, isServiceVisible, MESH_GATEWAY } from './build-context.ts';
+import { createBuildContext, isServiceVisible, MESH_GATEWAY, meshVirtualServiceSelector } from './build-context.ts';
 import { buildRequestedClusters, requestServiceClusters } from './build-clusters.ts';
 import { compileHttpRoutes, defaultRoute } from './build-routes.ts';
 import { inboundWithSecurity } from './build-security.ts';
+import { buildInbound, buildOutboundListeners, meshResource } from './build-sidecar-listeners.ts';
 import type { RouteScope } from './build-routes.ts';
-import { compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo } from './mesh-match.ts';
+import { compareStrings } from './mesh-match.ts';
 import type { MeshSnapshot } from './mesh-snapshot.ts';
 import { JibeError } from '../errors/errors.ts';
-import type { ClusterResource, EndpointsResource, ListenerResource, ProxyNode, ProxyResource, RouteConfigResource, VirtualHost } from '../model/proxy-config.ts';
-import { inboundClusterName, OUTBOUND_ROUTE_CONFIG } from '../model/proxy-config.ts';
+import type { ProxyNode, ProxyResource, RouteConfigResource, VirtualHost } from '../model/proxy-config.ts';
+import { OUTBOUND_ROUTE_CONFIG } from '../model/proxy-config.ts';
 import type { Protocol, Service, ServicePort } from '../model/service.ts';
 import { hostAliases, isHttpProtocol } from '../model/service.ts';
 import type { Workload } from '../model/workload.ts';
@@ -21,7 +23,14 @@ const MESH_SCOPE_GATEWAYS: ReadonlySet<string> = new Set([MESH_GATEWAY]);
 export function buildSidecarConfig(snapshot: MeshSnapshot, node: ProxyNode): ProxyResource[] {
   const workload = findNodeWorkload(snapshot, node);
   const ctx = createBuildContext(snapshot, node);
-  return [...inboundWithSecurity(snapshot, workload, buildInbound(workload)), buildOutboundRouteConfig(ctx), ...buildRequestedClusters(ctx)];
+  const vsFor = meshVirtualServiceSelector(ctx);
+  return [
+    meshResource(snapshot),
+    ...inboundWithSecurity(snapshot, workload, buildInbound(snapshot, workload)),
+    ...buildOutboundListeners(ctx, vsFor),
+    buildOutboundRouteConfig(ctx, vsFor),
+    ...buildRequestedClusters(ctx),
+  ];
 }
 
 /** The workload a sidecar fronts; a sidecar for an unregistered workload cannot be configured. */
@@ -39,38 +48,12 @@ export function findNodeWorkload(snapshot: MeshSnapshot, node: ProxyNode): Workl
   });
 }
 
-/** Inbound listeners for each app port the sidecar accepts traffic for without capture. */
-function buildInbound(workload: Workload): ProxyResource[] {
-  const inboundPorts = workload.proxy?.inboundPorts;
-  if (!inboundPorts) return [];
-  const appPorts = new Set<number>();
-  for (const binding of workload.services) for (const target of Object.values(binding.ports)) appPorts.add(target);
-  const out: ProxyResource[] = [];
-  for (const appPort of [...appPorts].sort((a, b) => a - b)) {
-    const listenPort = inboundPorts[appPort];
-    if (listenPort === undefined) continue;
-    const name = `inbound|${appPort}`;
-    const cluster = inboundClusterName(appPort);
-    const listener: ListenerResource = { type: 'listener', name, direction: 'inbound', address: workload.address, port: listenPort, protocol: 'http', routeConfig: name };
-    const routes: RouteConfigResource = {
-      type: 'route',
-      name,
-      virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'default', match: [], action: { clusters: [{ cluster, weight: 100 }] } }] }],
-    };
-    const clusterResource: ClusterResource = { type: 'cluster', name: cluster, service: '', port: appPort, lbPolicy: 'ROUND_ROBIN', protocol: 'http1' };
-    const endpoints: EndpointsResource = { type: 'endpoints', name: cluster, endpoints: [{ address: '127.0.0.1', port: appPort, healthy: true }] };
-    out.push(listener, routes, clusterResource, endpoints);
-  }
-  return out;
-}
-
-/** Until protocol sniffing exists, an unnamed port is assumed to speak HTTP/1. */
+/** An undeclared port is sniffed, so HTTP sent to it is routed like any HTTP port's. */
 function isHttpLike(p: Protocol): boolean {
   return isHttpProtocol(p) || p === 'unknown';
 }
 
-function buildOutboundRouteConfig(ctx: BuildContext): RouteConfigResource {
-  const vsFor = meshVirtualServiceSelector(ctx);
+function buildOutboundRouteConfig(ctx: BuildContext, vsFor: (host: string) => IndexedVirtualService | undefined): RouteConfigResource {
   const virtualHosts: VirtualHost[] = [];
   for (const service of ctx.index.services) {
     if (!isServiceVisible(service, ctx.node.namespace)) continue;
@@ -103,25 +86,4 @@ function httpPorts(service: Service): ServicePort[] {
     out.push(p);
   }
   return out;
-}
-
-/**
- * Which VirtualService routes a host for sidecars: among those bound to `mesh` and
- * exported to the node's namespace, an exact host beats a wildcard, a longer
- * wildcard beats a shorter one, and among equals the oldest wins (as Istio).
- */
-function meshVirtualServiceSelector(ctx: BuildContext): (host: string) => IndexedVirtualService | undefined {
-  const exact = new Map<string, IndexedVirtualService>();
-  const wildcards: Array<{ pattern: string; ivs: IndexedVirtualService }> = [];
-  for (const ivs of ctx.index.virtualServices) {
-    if (!ivs.gateways.includes(MESH_GATEWAY)) continue;
-    if (!isExportedTo(ivs.vs.spec.exportTo, ivs.namespace, ctx.node.namespace)) continue;
-    for (const host of ivs.hosts) {
-      if (!exact.has(host)) exact.set(host, ivs);
-      if (host.startsWith('*')) wildcards.push({ pattern: host, ivs });
-    }
-  }
-  // Most specific first; the sort is stable, so equals stay oldest first.
-  wildcards.sort((a, b) => hostSpecificity(b.pattern) - hostSpecificity(a.pattern));
-  return (host) => exact.get(host) ?? wildcards.find((w) => hostMatchesPattern(host, w.pattern))?.ivs;
 }

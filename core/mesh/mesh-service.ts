@@ -3,11 +3,14 @@
 // first read after a change), so a burst of changes costs one rebuild.
 import type { ConfigStore } from '../config/config-store.ts';
 import type { Resource } from '../model/resource.ts';
+import type { MeshConfig } from '../model/mesh-config.ts';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService, WorkloadEntry } from '../model/networking.ts';
+import type { RateLimit } from '../model/rate-limit.ts';
 import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from '../model/security.ts';
 import type { ProxyNode, ProxyResource } from '../model/proxy-config.ts';
 import type { RegistryAggregator } from '../registry/registry-aggregator.ts';
 import { serviceEntriesToModel } from '../registry/service-entry-converter.ts';
+import { compareByAge } from './mesh-match.ts';
 import { indexWorkloads } from './mesh-snapshot.ts';
 import type { MeshSettings, MeshSnapshot } from './mesh-snapshot.ts';
 import { buildProxyConfig } from './proxy-config-builder.ts';
@@ -93,6 +96,9 @@ export class MeshService {
       peerAuthentications: of<PeerAuthentication>('PeerAuthentication'),
       authorizationPolicies: of<AuthorizationPolicy>('AuthorizationPolicy'),
       requestAuthentications: of<RequestAuthentication>('RequestAuthentication'),
+      rateLimits: of<RateLimit>('RateLimit'),
+      // Validation keeps one; should two ever be stored, the oldest decides, as for other conflicts.
+      meshConfig: of<MeshConfig>('MeshConfig').filter((m) => m.metadata.namespace === this.settings.rootNamespace).sort(compareByAge)[0],
     };
   }
 }

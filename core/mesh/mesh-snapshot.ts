@@ -1,7 +1,9 @@
 // The mesh at one moment: every service and workload from every platform, and
 // every rule, under one version. Immutable once built; the discovery server
 // computes each proxy's config from it.
+import type { MeshConfig } from '../model/mesh-config.ts';
 import type { DestinationRule, Gateway, VirtualService } from '../model/networking.ts';
+import type { RateLimit } from '../model/rate-limit.ts';
 import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from '../model/security.ts';
 import type { Service } from '../model/service.ts';
 import type { Workload } from '../model/workload.ts';
@@ -33,6 +35,10 @@ export interface MeshSnapshot {
   peerAuthentications?: readonly PeerAuthentication[];
   authorizationPolicies?: readonly AuthorizationPolicy[];
   requestAuthentications?: readonly RequestAuthentication[];
+  /** Local rate limits (absent = none). */
+  rateLimits?: readonly RateLimit[];
+  /** The MeshConfig of the root namespace, when one was applied; it overrides `settings`. */
+  meshConfig?: MeshConfig;
 }
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = {

@@ -9,6 +9,7 @@ import type {
   ConfigUpdate,
   EndpointsResource,
   ListenerResource,
+  MeshResource,
   ProxyResource,
   ResourceType,
   RouteConfigResource,
@@ -35,15 +36,36 @@ export interface ActiveListener {
   readonly routeTable: RouteTable;
 }
 
+/** Mesh-wide settings when the control plane sent none (Istio's defaults). */
+export const DEFAULT_MESH: MeshResource = Object.freeze({ type: 'mesh', name: 'mesh', outboundTrafficPolicy: 'ALLOW_ANY' }) as MeshResource;
+
 export class ProxyState {
   readonly version: string;
   readonly resources: ResourceMap;
-  /** Config listeners (inbound, gateway) by port; ports are unique across them. */
+  /**
+   * Bound listeners (inbound, gateway) that route HTTP — protocol `http`, and
+   * `auto` ones (served as HTTP until sniffing is in place) — by port; ports are
+   * unique across all bound listeners.
+   */
   readonly listenersByPort: ReadonlyMap<number, ActiveListener>;
   readonly routeTables: ReadonlyMap<string, RouteTable>;
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** The sidecar outbound listener's routes (`outbound` route config), when sent. */
   readonly outbound: RouteTable | undefined;
+  /** Mesh-wide settings (the `mesh` resource), DEFAULT_MESH when none was sent. */
+  readonly mesh: MeshResource;
+  /**
+   * Bound listeners (inbound, gateway) whose protocol is `tcp` or `auto`, by
+   * port: they relay connections to `tcpRoute` (an `auto` one only what it
+   * does not sniff as HTTP). Sorted by port.
+   */
+  readonly tcpListeners: readonly ListenerResource[];
+  /**
+   * The sidecar's outbound virtual listeners (direction `outbound`, never bound):
+   * the outbound capture port picks one by original destination (port, then the
+   * most specific `destinationAddresses` match; none = any address). Sorted by name.
+   */
+  readonly outboundListeners: readonly ListenerResource[];
 
   constructor(
     version: string,
@@ -58,6 +80,17 @@ export class ProxyState {
     this.routeTables = routeTables;
     this.clusters = clusters;
     this.outbound = routeTables.get(OUTBOUND_ROUTE_CONFIG);
+    let mesh: MeshResource | undefined;
+    const tcp: ListenerResource[] = [];
+    const outboundListeners: ListenerResource[] = [];
+    for (const r of resources.values()) {
+      if (r.type === 'mesh') mesh = r;
+      else if (r.type === 'listener' && r.direction === 'outbound') outboundListeners.push(r);
+      else if (r.type === 'listener' && r.protocol !== 'http') tcp.push(r);
+    }
+    this.mesh = mesh ?? DEFAULT_MESH;
+    this.tcpListeners = tcp.sort((a, b) => a.port - b.port);
+    this.outboundListeners = outboundListeners.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   static empty(): ProxyState {
@@ -123,13 +156,13 @@ function checkUpdateEnvelope(update: ConfigUpdate, problems: ConfigProblems): bo
   else
     update.removes.forEach((ref, i) => {
       if (ref === null || typeof ref !== 'object' || !RESOURCE_TYPES.includes(ref.type) || typeof ref.name !== 'string') {
-        problems.add('update', `removes[${i}]`, 'remove must name a type (listener, route, cluster, endpoints) and a name');
+        problems.add('update', `removes[${i}]`, `remove must name a type (${RESOURCE_TYPES.join(', ')}) and a name`);
       }
     });
   return problems.empty;
 }
 
-/** References between resources: listener → route config, route → cluster; listener ports unique. */
+/** References between resources: listener → route config and clusters, route → clusters; bound listener ports unique. */
 function checkReferences(resources: ResourceMap, reservedPorts: ReadonlyMap<number, string> | undefined, problems: ConfigProblems): void {
   const portOwners = new Map<number, string>();
   for (const r of resources.values()) {
@@ -138,6 +171,11 @@ function checkReferences(resources: ResourceMap, reservedPorts: ReadonlyMap<numb
       if (r.routeConfig !== undefined && !resources.has(resourceKey('route', r.routeConfig))) {
         problems.add(label, 'routeConfig', `route config ${r.routeConfig} does not exist`, 'JIBE_ERR_REFERENCE');
       }
+      r.tcpRoute?.clusters.forEach((c, k) => {
+        if (!resources.has(resourceKey('cluster', c.cluster))) problems.add(label, `tcpRoute.clusters[${k}].cluster`, `tcpRoute refers to unknown cluster ${c.cluster}`, 'JIBE_ERR_REFERENCE');
+      });
+      // Outbound listeners are virtual: many share a port and none binds it.
+      if (r.direction === 'outbound') continue;
       const reserved = reservedPorts?.get(r.port);
       if (reserved !== undefined) problems.add(label, 'port', `port ${r.port} is used by the ${reserved}`, 'JIBE_ERR_DUPLICATE');
       const owner = portOwners.get(r.port);
@@ -146,11 +184,17 @@ function checkReferences(resources: ResourceMap, reservedPorts: ReadonlyMap<numb
     } else if (r.type === 'route') {
       r.virtualHosts.forEach((vh, i) =>
         vh.routes.forEach((route, j) =>
-          route.action.clusters?.forEach((c, k) => {
-            if (!resources.has(resourceKey('cluster', c.cluster))) {
-              problems.add(label, `virtualHosts[${i}].routes[${j}].action.clusters[${k}].cluster`, `route ${route.name} refers to unknown cluster ${c.cluster}`, 'JIBE_ERR_REFERENCE');
+          {
+            route.action.clusters?.forEach((c, k) => {
+              if (!resources.has(resourceKey('cluster', c.cluster))) {
+                problems.add(label, `virtualHosts[${i}].routes[${j}].action.clusters[${k}].cluster`, `route ${route.name} refers to unknown cluster ${c.cluster}`, 'JIBE_ERR_REFERENCE');
+              }
+            });
+            const mirror = route.action.mirror?.cluster;
+            if (mirror !== undefined && !resources.has(resourceKey('cluster', mirror))) {
+              problems.add(label, `virtualHosts[${i}].routes[${j}].action.mirror.cluster`, `route ${route.name} mirrors to unknown cluster ${mirror}`, 'JIBE_ERR_REFERENCE');
             }
-          }),
+          },
         ),
       );
     }
@@ -180,8 +224,8 @@ export function buildState(version: string, resources: ResourceMap, ctx: StateCo
     }
   }
   const listenersByPort = new Map<number, ActiveListener>();
-  // Until TCP listeners are served, only HTTP listeners (which always name a route config) are active.
-  for (const l of listeners) if (l.routeConfig !== undefined) listenersByPort.set(l.port, { resource: l, routeTable: routeTables.get(l.routeConfig)! });
+  // Bound listeners that route HTTP; TCP relaying reads ProxyState.tcpListeners, capture ProxyState.outboundListeners.
+  for (const l of listeners) if (l.direction !== 'outbound' && l.routeConfig !== undefined) listenersByPort.set(l.port, { resource: l, routeTable: routeTables.get(l.routeConfig)! });
   return new ProxyState(version, resources, listenersByPort, routeTables, clusters);
 }
 

@@ -78,17 +78,91 @@ export function validateResourceShape(r: unknown, index: number, knownLbPolicies
     case 'endpoints':
       checkEndpoints(r, label, problems);
       break;
+    case 'mesh':
+      checkMesh(r, label, problems);
+      break;
   }
   return problems.list.length === before;
 }
 
+const DIRECTIONS = ['inbound', 'gateway', 'outbound'];
+const LISTENER_PROTOCOLS = ['http', 'tcp', 'auto'];
+
 function checkListener(r: Obj, label: string, problems: ConfigProblems): void {
-  if (r.direction !== 'inbound' && r.direction !== 'gateway') problems.add(label, 'direction', `direction must be inbound or gateway, not ${JSON.stringify(r.direction)}`);
+  if (!DIRECTIONS.includes(r.direction as string)) problems.add(label, 'direction', `direction must be one of ${DIRECTIONS.join(', ')}, not ${JSON.stringify(r.direction)}`);
   if (typeof r.address !== 'string' || isIP(r.address) === 0) problems.add(label, 'address', `address must be an IP address, not ${JSON.stringify(r.address)}`);
   if (!isPort(r.port)) problems.add(label, 'port', `port must be an integer 1-65535, not ${JSON.stringify(r.port)}`);
-  if (r.protocol !== 'http') problems.add(label, 'protocol', `protocol must be http, not ${JSON.stringify(r.protocol)}`);
-  if (!isNonEmptyString(r.routeConfig)) problems.add(label, 'routeConfig', 'routeConfig must name a route config');
+  if (!LISTENER_PROTOCOLS.includes(r.protocol as string)) problems.add(label, 'protocol', `protocol must be one of ${LISTENER_PROTOCOLS.join(', ')}, not ${JSON.stringify(r.protocol)}`);
+  // http routes everything; auto routes what it sniffs as HTTP (the rest goes to tcpRoute, or the outbound traffic policy).
+  if (r.protocol !== 'tcp' && !isNonEmptyString(r.routeConfig)) problems.add(label, 'routeConfig', `routeConfig must name a route config for a ${String(r.protocol)} listener`);
+  if (r.routeConfig !== undefined && !isNonEmptyString(r.routeConfig)) problems.add(label, 'routeConfig', 'routeConfig must name a route config');
+  if (r.protocol === 'tcp' && r.tcpRoute === undefined) problems.add(label, 'tcpRoute', 'a tcp listener needs tcpRoute');
+  if (r.tcpRoute !== undefined) {
+    if (!isObj(r.tcpRoute)) problems.add(label, 'tcpRoute', 'tcpRoute must be an object');
+    else checkWeightedClusters(r.tcpRoute.clusters, 'tcpRoute.clusters', label, problems);
+  }
+  if (r.destinationAddresses !== undefined) {
+    if (r.direction !== 'outbound') problems.add(label, 'destinationAddresses', 'only outbound listeners match on destination addresses');
+    if (!Array.isArray(r.destinationAddresses)) problems.add(label, 'destinationAddresses', 'destinationAddresses must be a list');
+    else
+      r.destinationAddresses.forEach((a: unknown, i: number) => {
+        if (!isIpOrCidr(a)) problems.add(label, `destinationAddresses[${i}]`, `must be an IP address or CIDR block, not ${JSON.stringify(a)}`);
+      });
+  }
+  if (r.rateLimits !== undefined) {
+    if (!Array.isArray(r.rateLimits)) problems.add(label, 'rateLimits', 'rateLimits must be a list');
+    else r.rateLimits.forEach((l: unknown, i: number) => checkRateLimit(l, `rateLimits[${i}]`, label, problems));
+  }
   checkListenerSecurityShape(r, label, problems);
+}
+
+function isIpOrCidr(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  const slash = v.indexOf('/');
+  if (slash < 0) return isIP(v) !== 0;
+  const family = isIP(v.slice(0, slash));
+  const bits = v.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+const isPositiveInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
+const isPercent = (v: unknown): boolean => typeof v === 'number' && v >= 0 && v <= 100;
+
+function checkRateLimit(l: unknown, at: string, label: string, problems: ConfigProblems): void {
+  if (!isObj(l)) return problems.add(label, at, 'rate limit must be an object');
+  if (!isNonEmptyString(l.name)) problems.add(label, `${at}.name`, 'name must be a non-empty string');
+  for (const key of ['maxTokens', 'tokensPerFill', 'fillIntervalMs']) if (!isPositiveInt(l[key])) problems.add(label, `${at}.${key}`, `${key} must be an integer > 0`);
+  if (l.match !== undefined) {
+    if (!Array.isArray(l.match)) problems.add(label, `${at}.match`, 'match must be a list');
+    else l.match.forEach((m: unknown, i: number) => checkMatch(m, `${at}.match[${i}]`, label, problems));
+  }
+  if (l.key !== undefined) {
+    const k = l.key;
+    const ok = isObj(k) && Object.keys(k).length === 1 && (isNonEmptyString(k.header) || k.sourcePrincipal === true || k.sourceIp === true);
+    if (!ok) problems.add(label, `${at}.key`, 'key must be one of {header: name}, {sourcePrincipal: true}, {sourceIp: true}');
+  }
+}
+
+function checkWeightedClusters(list: unknown, at: string, label: string, problems: ConfigProblems): void {
+  if (!Array.isArray(list) || list.length === 0) return problems.add(label, at, 'clusters must be a non-empty list');
+  let total = 0;
+  list.forEach((c: unknown, i: number) => {
+    const cAt = `${at}[${i}]`;
+    if (!isObj(c)) return problems.add(label, cAt, 'weighted cluster must be an object');
+    if (!isNonEmptyString(c.cluster)) problems.add(label, `${cAt}.cluster`, 'cluster must name a cluster');
+    if (typeof c.weight !== 'number' || !Number.isFinite(c.weight) || c.weight < 0) problems.add(label, `${cAt}.weight`, 'weight must be a number >= 0');
+    else total += c.weight;
+    checkMutation(c.requestHeaders, `${cAt}.requestHeaders`, label, problems);
+    checkMutation(c.responseHeaders, `${cAt}.responseHeaders`, label, problems);
+  });
+  if (total <= 0) problems.add(label, at, 'the weights of the clusters add up to 0', 'JIBE_ERR_WEIGHTS');
+}
+
+function checkMesh(r: Obj, label: string, problems: ConfigProblems): void {
+  if (r.name !== 'mesh') problems.add(label, 'name', 'the mesh resource is named mesh');
+  if (r.outboundTrafficPolicy !== 'ALLOW_ANY' && r.outboundTrafficPolicy !== 'REGISTRY_ONLY') {
+    problems.add(label, 'outboundTrafficPolicy', `outboundTrafficPolicy must be ALLOW_ANY or REGISTRY_ONLY, not ${JSON.stringify(r.outboundTrafficPolicy)}`);
+  }
 }
 
 function checkRouteConfig(r: Obj, label: string, problems: ConfigProblems): void {
@@ -164,23 +238,7 @@ function checkAction(a: Obj, at: string, label: string, problems: ConfigProblems
   if (kinds.length !== 1) {
     problems.add(label, at, `action must have exactly one of clusters, redirect, directResponse (has ${kinds.length ? kinds.join(', ') : 'none'})`);
   }
-  if (a.clusters !== undefined) {
-    if (!Array.isArray(a.clusters) || a.clusters.length === 0) {
-      problems.add(label, `${at}.clusters`, 'clusters must be a non-empty list');
-    } else {
-      let total = 0;
-      a.clusters.forEach((c: unknown, i: number) => {
-        const cAt = `${at}.clusters[${i}]`;
-        if (!isObj(c)) return problems.add(label, cAt, 'weighted cluster must be an object');
-        if (!isNonEmptyString(c.cluster)) problems.add(label, `${cAt}.cluster`, 'cluster must name a cluster');
-        if (typeof c.weight !== 'number' || !Number.isFinite(c.weight) || c.weight < 0) problems.add(label, `${cAt}.weight`, 'weight must be a number >= 0');
-        else total += c.weight;
-        checkMutation(c.requestHeaders, `${cAt}.requestHeaders`, label, problems);
-        checkMutation(c.responseHeaders, `${cAt}.responseHeaders`, label, problems);
-      });
-      if (total <= 0) problems.add(label, `${at}.clusters`, 'the weights of the clusters add up to 0', 'JIBE_ERR_WEIGHTS');
-    }
-  }
+  if (a.clusters !== undefined) checkWeightedClusters(a.clusters, `${at}.clusters`, label, problems);
   if (a.redirect !== undefined) {
     const r = a.redirect;
     if (!isObj(r)) problems.add(label, `${at}.redirect`, 'redirect must be an object');
@@ -211,6 +269,57 @@ function checkAction(a: Obj, at: string, label: string, problems: ConfigProblems
   checkMutation(a.requestHeaders, `${at}.requestHeaders`, label, problems);
   checkMutation(a.responseHeaders, `${at}.responseHeaders`, label, problems);
   if (a.timeoutMs !== undefined && (typeof a.timeoutMs !== 'number' || !(a.timeoutMs >= 0))) problems.add(label, `${at}.timeoutMs`, 'timeoutMs must be a number >= 0');
+  if (a.retry !== undefined) checkRetry(a.retry, `${at}.retry`, label, problems);
+  if (a.fault !== undefined) checkFault(a.fault, `${at}.fault`, label, problems);
+  if (a.mirror !== undefined) {
+    const m = a.mirror;
+    if (!isObj(m) || !isNonEmptyString(m.cluster)) problems.add(label, `${at}.mirror.cluster`, 'mirror must name a cluster');
+    else if (!isPercent(m.percentage)) problems.add(label, `${at}.mirror.percentage`, 'percentage must be a number 0-100');
+  }
+  if (a.cors !== undefined) checkCors(a.cors, `${at}.cors`, label, problems);
+}
+
+function checkRetry(r: unknown, at: string, label: string, problems: ConfigProblems): void {
+  if (!isObj(r)) return problems.add(label, at, 'retry must be an object');
+  if (!Number.isInteger(r.attempts) || (r.attempts as number) < 0) problems.add(label, `${at}.attempts`, 'attempts must be an integer >= 0');
+  if (r.perTryTimeoutMs !== undefined && !(typeof r.perTryTimeoutMs === 'number' && r.perTryTimeoutMs > 0)) problems.add(label, `${at}.perTryTimeoutMs`, 'perTryTimeoutMs must be a number > 0');
+  if (!Array.isArray(r.retryOn) || !r.retryOn.every(isNonEmptyString)) problems.add(label, `${at}.retryOn`, 'retryOn must be a list of condition names');
+  if (!Array.isArray(r.retriableStatusCodes) || !r.retriableStatusCodes.every((c) => Number.isInteger(c) && c >= 100 && c <= 599)) {
+    problems.add(label, `${at}.retriableStatusCodes`, 'retriableStatusCodes must be a list of HTTP status codes');
+  }
+  if (!(typeof r.backoffBaseMs === 'number' && r.backoffBaseMs > 0)) problems.add(label, `${at}.backoffBaseMs`, 'backoffBaseMs must be a number > 0');
+  if (!(typeof r.backoffMaxMs === 'number' && r.backoffMaxMs >= (r.backoffBaseMs as number))) problems.add(label, `${at}.backoffMaxMs`, 'backoffMaxMs must be a number >= backoffBaseMs');
+}
+
+function checkFault(f: unknown, at: string, label: string, problems: ConfigProblems): void {
+  if (!isObj(f)) return problems.add(label, at, 'fault must be an object');
+  if (f.delay !== undefined) {
+    const d = f.delay;
+    if (!isObj(d) || typeof d.fixedDelayMs !== 'number' || !(d.fixedDelayMs >= 0)) problems.add(label, `${at}.delay.fixedDelayMs`, 'fixedDelayMs must be a number >= 0');
+    else if (!isPercent(d.percentage)) problems.add(label, `${at}.delay.percentage`, 'percentage must be a number 0-100');
+  }
+  if (f.abort !== undefined) {
+    const ab = f.abort;
+    if (!isObj(ab)) return problems.add(label, `${at}.abort`, 'abort must be an object');
+    const http = ab.httpStatus !== undefined;
+    const grpc = ab.grpcStatus !== undefined;
+    if (http === grpc) problems.add(label, `${at}.abort`, 'abort must set exactly one of httpStatus, grpcStatus');
+    if (http && !(Number.isInteger(ab.httpStatus) && (ab.httpStatus as number) >= 200 && (ab.httpStatus as number) <= 599)) problems.add(label, `${at}.abort.httpStatus`, 'httpStatus must be an integer 200-599');
+    if (grpc && !(Number.isInteger(ab.grpcStatus) && (ab.grpcStatus as number) >= 0 && (ab.grpcStatus as number) <= 16)) problems.add(label, `${at}.abort.grpcStatus`, 'grpcStatus must be a gRPC code 0-16');
+    if (!isPercent(ab.percentage)) problems.add(label, `${at}.abort.percentage`, 'percentage must be a number 0-100');
+  }
+}
+
+function checkCors(c: unknown, at: string, label: string, problems: ConfigProblems): void {
+  if (!isObj(c)) return problems.add(label, at, 'cors must be an object');
+  if (!Array.isArray(c.allowOrigins)) problems.add(label, `${at}.allowOrigins`, 'allowOrigins must be a list');
+  else c.allowOrigins.forEach((m: unknown, i: number) => checkMatcherField(m, `${at}.allowOrigins[${i}]`, label, problems));
+  for (const key of ['allowMethods', 'allowHeaders', 'exposeHeaders']) {
+    const list = c[key];
+    if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && (v === '*' || HEADER_NAME.test(v)))) problems.add(label, `${at}.${key}`, `${key} must be a list of tokens`);
+  }
+  if (c.maxAgeSeconds !== undefined && !(Number.isInteger(c.maxAgeSeconds) && (c.maxAgeSeconds as number) >= 0)) problems.add(label, `${at}.maxAgeSeconds`, 'maxAgeSeconds must be an integer >= 0');
+  if (c.allowCredentials !== undefined && typeof c.allowCredentials !== 'boolean') problems.add(label, `${at}.allowCredentials`, 'allowCredentials must be a boolean');
 }
 
 function checkMutation(m: unknown, at: string, label: string, problems: ConfigProblems): void {
@@ -241,10 +350,49 @@ function checkCluster(r: Obj, label: string, knownLbPolicies: (name: string) => 
   if (!isPort(r.port, true)) problems.add(label, 'port', 'port must be an integer 0-65535');
   if (r.subset !== undefined && typeof r.subset !== 'string') problems.add(label, 'subset', 'subset must be a string');
   if (typeof r.lbPolicy !== 'string' || !knownLbPolicies(r.lbPolicy)) problems.add(label, 'lbPolicy', `unknown load balancer policy ${JSON.stringify(r.lbPolicy)}`);
-  if (r.protocol !== 'http1' && r.protocol !== 'http2') problems.add(label, 'protocol', `protocol must be http1 or http2, not ${JSON.stringify(r.protocol)}`);
+  if (r.protocol !== 'http1' && r.protocol !== 'http2' && r.protocol !== 'tcp') problems.add(label, 'protocol', `protocol must be http1, http2 or tcp, not ${JSON.stringify(r.protocol)}`);
   if (r.connectTimeoutMs !== undefined && !(typeof r.connectTimeoutMs === 'number' && r.connectTimeoutMs > 0)) problems.add(label, 'connectTimeoutMs', 'connectTimeoutMs must be a number > 0');
   if (r.maxConnectionsPerEndpoint !== undefined && !(Number.isInteger(r.maxConnectionsPerEndpoint) && (r.maxConnectionsPerEndpoint as number) > 0)) {
     problems.add(label, 'maxConnectionsPerEndpoint', 'maxConnectionsPerEndpoint must be an integer > 0');
+  }
+  checkClusterPolicies(r, label, problems);
+}
+
+function checkClusterPolicies(r: Obj, label: string, problems: ConfigProblems): void {
+  if (r.lbPolicy === 'RING_HASH') {
+    const h = r.consistentHash;
+    if (!isObj(h)) problems.add(label, 'consistentHash', 'a RING_HASH cluster needs consistentHash');
+    else {
+      const keys = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'].filter((k) => h[k] !== undefined);
+      if (keys.length !== 1) problems.add(label, 'consistentHash', `consistentHash must set exactly one hash key, not ${keys.length}`);
+      if (h.httpCookie !== undefined && !(isObj(h.httpCookie) && isNonEmptyString(h.httpCookie.name))) problems.add(label, 'consistentHash.httpCookie.name', 'the cookie needs a name');
+      if (!isPositiveInt(h.minimumRingSize)) problems.add(label, 'consistentHash.minimumRingSize', 'minimumRingSize must be an integer > 0');
+    }
+  }
+  if (r.tcpKeepalive !== undefined) {
+    const k = r.tcpKeepalive;
+    if (!isObj(k)) problems.add(label, 'tcpKeepalive', 'tcpKeepalive must be an object');
+    else for (const key of ['timeMs', 'intervalMs', 'probes']) if (k[key] !== undefined && !isPositiveInt(k[key])) problems.add(label, `tcpKeepalive.${key}`, `${key} must be an integer > 0`);
+  }
+  if (r.circuitBreakers !== undefined) {
+    const cb = r.circuitBreakers;
+    if (!isObj(cb)) problems.add(label, 'circuitBreakers', 'circuitBreakers must be an object');
+    else for (const [key, v] of Object.entries(cb)) if (!isPositiveInt(v)) problems.add(label, `circuitBreakers.${key}`, `${key} must be an integer > 0`);
+  }
+  if (r.outlierDetection !== undefined) {
+    const od = r.outlierDetection;
+    if (!isObj(od)) problems.add(label, 'outlierDetection', 'outlierDetection must be an object');
+    else {
+      for (const key of ['intervalMs', 'baseEjectionTimeMs']) if (!isPositiveInt(od[key])) problems.add(label, `outlierDetection.${key}`, `${key} must be an integer > 0`);
+      for (const key of ['maxEjectionPercent', 'minHealthPercent']) if (!isPercent(od[key])) problems.add(label, `outlierDetection.${key}`, `${key} must be a number 0-100`);
+      for (const key of ['consecutive5xxErrors', 'consecutiveGatewayErrors']) if (od[key] !== undefined && !isPositiveInt(od[key])) problems.add(label, `outlierDetection.${key}`, `${key} must be an integer > 0`);
+    }
+  }
+  if (r.retryBudget !== undefined) {
+    const b = r.retryBudget;
+    if (!isObj(b) || !(typeof b.retryRatio === 'number' && b.retryRatio >= 0) || !(typeof b.minRetriesPerSecond === 'number' && b.minRetriesPerSecond >= 0) || !isPositiveInt(b.ttlMs)) {
+      problems.add(label, 'retryBudget', 'retryBudget needs retryRatio >= 0, minRetriesPerSecond >= 0 and an integer ttlMs > 0');
+    }
   }
 }
 

@@ -75,6 +75,9 @@ function checkMirror(route: Record<string, unknown>, field: string, actions: str
   if ((route.mirror !== undefined || asArray(route.mirrors).length > 0) && actions.length > 0 && !actions.includes('route')) {
     report('JIBE_ERR_SCHEMA', `${field}.mirror`, `mirroring copies forwarded requests; a route answered by ${actions[0]} forwards nothing`);
   }
+  if (asArray(route.mirrors).length > 1) {
+    report('JIBE_ERR_SCHEMA', `${field}.mirrors`, 'Jibe mirrors a route to one destination; keep one entry in mirrors');
+  }
   checkDestination(route.mirror, `${field}.mirror`, report);
   eachObject(route.mirrors, `${field}.mirrors`, (m, f) => checkDestination(m.destination, `${f}.destination`, report));
 }

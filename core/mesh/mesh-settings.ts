@@ -1,0 +1,42 @@
+// The mesh-wide settings a config build uses: the MeshConfig rule (if one was
+// applied in the root namespace) over the control plane's startup settings.
+// Computed once per snapshot and shared by every proxy's build.
+import type { MeshSnapshot } from './mesh-snapshot.ts';
+import { tryParseDuration } from '../config/duration.ts';
+import { DEFAULT_RETRY_BUDGET } from '../model/mesh-config.ts';
+import type { OutboundTrafficPolicyMode } from '../model/mesh-config.ts';
+import type { RetryBudget } from '../model/proxy-config.ts';
+
+export interface EffectiveMeshSettings {
+  outboundTrafficPolicy: OutboundTrafficPolicyMode;
+  retryBudget: RetryBudget;
+}
+
+const cache = new WeakMap<MeshSnapshot, EffectiveMeshSettings>();
+
+export function meshSettingsOf(snapshot: MeshSnapshot): EffectiveMeshSettings {
+  let settings = cache.get(snapshot);
+  if (!settings) {
+    settings = compute(snapshot);
+    cache.set(snapshot, settings);
+  }
+  return settings;
+}
+
+function compute(snapshot: MeshSnapshot): EffectiveMeshSettings {
+  const spec = snapshot.meshConfig?.spec;
+  const budget = spec?.defaultRetryBudget;
+  const ttlMs = budget?.ttl !== undefined ? tryParseDuration(budget.ttl) : undefined;
+  return {
+    outboundTrafficPolicy: spec?.outboundTrafficPolicy?.mode ?? snapshot.settings.outboundTrafficPolicy ?? 'ALLOW_ANY',
+    retryBudget: {
+      retryRatio: finite(budget?.retryRatio) ?? DEFAULT_RETRY_BUDGET.retryRatio,
+      minRetriesPerSecond: finite(budget?.minRetriesPerSecond) ?? DEFAULT_RETRY_BUDGET.minRetriesPerSecond,
+      ttlMs: ttlMs !== undefined && ttlMs > 0 ? Math.round(ttlMs) : DEFAULT_RETRY_BUDGET.ttlMs,
+    },
+  };
+}
+
+function finite(n: number | undefined): number | undefined {
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : undefined;
+}
