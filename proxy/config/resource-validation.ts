@@ -9,7 +9,7 @@ import type { ProxyResource, ResourceType } from '../../core/model/proxy-config.
 import { checkStringMatcher } from '../router/string-matcher.ts';
 import { checkListenerSecurityShape } from '../security/security-validation.ts';
 
-export const RESOURCE_TYPES: readonly ResourceType[] = ['listener', 'route', 'cluster', 'endpoints'];
+export const RESOURCE_TYPES: readonly ResourceType[] = ['listener', 'route', 'cluster', 'endpoints', 'mesh'];
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
