@@ -24,5 +24,15 @@ export function registerPlugins(c: DependencyContainer = container.createChildCo
       },
     },
   });
+  c.register(AUTHENTICATOR, {
+    useValue: {
+      name: 'vm-join-token',
+      create: async ({ state }) => {
+        const { JoinTokenAuthenticator } = await import('../platforms/vm/authenticator-join-token.ts');
+        if (!state) throw new Error('the vm-join-token authenticator needs a state store');
+        return new JoinTokenAuthenticator(state);
+      },
+    },
+  });
   return c;
 }

@@ -19,6 +19,9 @@ export function registerProxy(program: Command): void {
     .option('--bind <address>', 'address the outbound listener binds to', '127.0.0.1')
     .option('--listener-address <address>', 'bind inbound and gateway listeners here instead of the address in config')
     .option('--listener-port <configPort=port>', 'bind a config listener on another port, e.g. 8080=18080 (repeatable)', collect)
+    .option('--capture', 'iptables capture is on: serve outbound-port connections by their original destination (SO_ORIGINAL_DST)', false)
+    .option('--inbound-capture-port <port>', 'inbound capture port (Istio: 15006); inbound listeners are reached through it instead of being bound', parsePort)
+    .option('--sniff-timeout <ms>', 'protocol detection wait for undeclared ports, ms', parsePositiveMs, 100)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (opts) => {
       const { pino } = await import('pino');
@@ -43,10 +46,19 @@ export function registerProxy(program: Command): void {
         adminPort: opts.adminPort,
         bindAddress: opts.bind,
         listenerOverrides: { address: opts.listenerAddress, ports: parsePortMap(opts.listenerPort ?? []) },
+        captureMode: type === 'sidecar' && opts.capture === true,
+        inboundCapturePort: type === 'sidecar' ? opts.inboundCapturePort : undefined,
+        sniffTimeoutMs: opts.sniffTimeout,
         logger,
       });
       logger.info({ ports: proxy.ports }, 'proxy started');
       await waitForSignal();
       await proxy.close();
     });
+}
+
+function parsePositiveMs(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a whole number of milliseconds > 0, got "${value}"`);
+  return n;
 }
