@@ -21,6 +21,7 @@ import { PolicyAdapterRegistry } from './security/policy-adapter.ts';
 import { createSecurityInterceptor, securityDeps } from './security/security-interceptor.ts';
 import { compileSecurity } from './security/security-validation.ts';
 import type { HttpListener } from './listeners/listener-http.ts';
+import { CaptureListener } from './listeners/listener-capture.ts';
 import { ListenerManager } from './listeners/listener-manager.ts';
 import { createOutboundListener } from './listeners/listener-outbound.ts';
 import { composeDispatch } from './router/router.ts';
@@ -48,12 +49,25 @@ export interface ProxyOptions {
   loadBalancers?: LoadBalancerRegistry;
   /** Bind config listeners (inbound, gateway) elsewhere than the config says. */
   listenerOverrides?: ListenerOverrides;
+  /**
+   * Sidecars under iptables capture: connections on the outbound port are
+   * served by their original destination (virtual outbound listeners,
+   * passthrough or refusal per the mesh's outboundTrafficPolicy); ones made to
+   * the port directly still get the explicit HTTP proxy. Loads koffi.
+   */
+  captureMode?: boolean;
+  /** Inbound capture port (Istio 15006); inbound listeners are then reached through it and not bound. */
+  inboundCapturePort?: number;
+  /** Addresses of the inbound capture port (default 0.0.0.0 and ::, where REDIRECT delivers). */
+  inboundCaptureAddresses?: string[];
+  /** Protocol sniffing wait for `auto` listeners (default 100 ms, Istio's protocolDetectionTimeout). */
+  sniffTimeoutMs?: number;
   /** Adapters CUSTOM AuthorizationPolicies name as their provider (none by default: such policies are refused at apply). */
   policyAdapters?: PolicyAdapterRegistry;
 }
 
 export interface RunningProxy {
-  ports: { outbound?: number; admin: number };
+  ports: { outbound?: number; admin: number; inboundCapture?: number };
   /** Applies one update atomically. @throws JibeError when it is rejected (the previous config keeps serving). */
   apply(update: ConfigUpdate): Promise<void>;
   state(): { version: string; resources: ProxyResource[] };
@@ -80,9 +94,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const dispatch = composeDispatch(forwardRequest, [createSecurityInterceptor(security), ...(options.interceptors ?? [])]);
   const reservedPorts = new Map<number, string>();
   const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random: Math.random, reservedPorts };
-  const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs });
+  const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs, bindInbound: options.inboundCapturePort === undefined });
 
   let outbound: HttpListener | undefined;
+  const captures: CaptureListener[] = [];
+  const ownPorts = (): number[] => [...reservedPorts.keys(), ...Object.values(listeners.ports())];
+  const captureDeps = { holder, dispatch, stats, logger, drainTimeoutMs, ownPorts, sniffTimeoutMs: options.sniffTimeoutMs, random: ctx.random };
   let admin: AdminServer | undefined;
   let discovery: DiscoveryClient | undefined;
   let closing: Promise<void> | undefined;
@@ -139,7 +156,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'discovery client did not stop cleanly');
       }
-      await Promise.all([outbound?.close(drainTimeoutMs), listeners.close(drainTimeoutMs)]);
+      await Promise.all([outbound?.close(drainTimeoutMs), listeners.close(drainTimeoutMs), ...captures.map((c) => c.close(drainTimeoutMs))]);
       for (const cluster of holder.current.clusters.values()) cluster.pool.destroy();
       await admin?.close();
       logger.info({ node: options.node.id }, 'proxy stopped');
@@ -150,8 +167,22 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   try {
     if (options.outboundPort !== undefined) {
       outbound = createOutboundListener({ address: bindAddress, port: options.outboundPort, holder, dispatch, stats, logger });
-      await outbound.listen();
+      if (options.captureMode === true) {
+        // The capture server owns the port; the HTTP listener serves only the connections it hands over.
+        const capture = new CaptureListener({ ...captureDeps, direction: 'outbound', addresses: captureAddresses(bindAddress), port: options.outboundPort, direct: outbound });
+        captures.push(capture);
+        await capture.listen();
+      } else {
+        await outbound.listen();
+      }
       reservedPorts.set(outbound.port, 'outbound listener');
+    }
+    if (options.inboundCapturePort !== undefined) {
+      const addresses = options.inboundCaptureAddresses ?? ['0.0.0.0', '::'];
+      const capture = new CaptureListener({ ...captureDeps, direction: 'inbound', addresses, port: options.inboundCapturePort });
+      captures.push(capture);
+      await capture.listen();
+      reservedPorts.set(capture.port, 'inbound capture port');
     }
     admin = await startAdminServer(options.adminAddress ?? '127.0.0.1', options.adminPort, {
       ready: () => ready,
@@ -169,6 +200,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       discovery.start();
     }
   } catch (err) {
+    await Promise.all(captures.map((c) => c.close(0)));
     await outbound?.close(0);
     await admin?.close();
     throw err;
@@ -176,7 +208,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   logger.info({ node: options.node.id, outbound: outbound?.port, admin: admin.port }, 'proxy started');
   return {
-    ports: { outbound: outbound?.port, admin: admin.port },
+    ports: { outbound: outbound?.port, admin: admin.port, inboundCapture: captures.find((c) => c.direction === 'inbound')?.port },
     apply,
     state: configDump,
     listenerPorts: () => listeners.ports(),
@@ -184,4 +216,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     close,
     closed,
   };
+}
+
+/** Outbound REDIRECT rewrites the destination to loopback of the connection's family, so capture listens on both. */
+function captureAddresses(bindAddress: string): string[] {
+  if (bindAddress === '127.0.0.1') return ['127.0.0.1', '::1'];
+  if (bindAddress === '0.0.0.0') return ['0.0.0.0', '::'];
+  return [bindAddress];
 }
