@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { defaultRetryPolicy } from '../../../core/mesh/build-route-policies.ts';
 import { buildProxyConfig } from '../../../core/mesh/proxy-config-builder.ts';
 import type { Gateway } from '../../../core/model/networking.ts';
 import type { ProxyNode } from '../../../core/model/proxy-config.ts';
@@ -26,7 +27,7 @@ describe('buildProxyConfig: gateway', () => {
       routes: [{
         name: 'productpage',
         match: [{ uri: { exact: '/productpage' } }, { uri: { prefix: '/static' } }, { uri: { exact: '/login' } }],
-        action: { clusters: [{ cluster: PRODUCTPAGE_CLUSTER, weight: 100 }] },
+        action: { clusters: [{ cluster: PRODUCTPAGE_CLUSTER, weight: 100 }], retry: defaultRetryPolicy() },
       }],
     }]);
     assert.deepEqual(find(out, 'endpoints', PRODUCTPAGE_CLUSTER).endpoints.map((e) => `${e.address}:${e.port}`), ['10.0.0.1:15080']);

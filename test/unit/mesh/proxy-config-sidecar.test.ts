@@ -4,6 +4,7 @@ import { buildProxyConfig } from '../../../core/mesh/proxy-config-builder.ts';
 import { JibeError } from '../../../core/errors/errors.ts';
 import type { Endpoint, VirtualHost } from '../../../core/model/proxy-config.ts';
 import { OUTBOUND_ROUTE_CONFIG } from '../../../core/model/proxy-config.ts';
+import { defaultRetryPolicy } from '../../../core/mesh/build-route-policies.ts';
 import { bookinfo, bookinfoParts, dr, find, host, names, service, sidecar, snapshot, vs, workload } from './mesh-fixtures.ts';
 
 const REVIEWS = host('reviews');
@@ -20,6 +21,11 @@ function vhost(resources: ReturnType<typeof buildProxyConfig>, name: string): Vi
 }
 
 const addresses = (endpoints: Endpoint[]): string[] => endpoints.map((e) => `${e.address}:${e.port}`);
+/** Istio's default retry policy, which every forwarding outbound route gets unless it says otherwise. */
+const RETRY = defaultRetryPolicy();
+/** Listeners the sidecar binds (outbound virtual listeners are tested in sidecar-listeners.test.ts). */
+const boundListeners = (out: ReturnType<typeof buildProxyConfig>): string[] =>
+  out.filter((r) => r.type === 'listener' && r.direction !== 'outbound').map((r) => r.name);
 
 describe('buildProxyConfig: sidecar inbound', () => {
   it('puts a listener, route config, cluster and loopback endpoint in front of each app port', () => {
@@ -36,7 +42,7 @@ describe('buildProxyConfig: sidecar inbound', () => {
 
   it('gets only its own inbound resources and no gateway listeners', () => {
     const out = buildProxyConfig(bookinfo(), REVIEWS_V1_NODE);
-    assert.deepEqual(names(out, 'listener'), ['inbound|9080']);
+    assert.deepEqual(boundListeners(out), ['inbound|9080']);
     assert.deepEqual(names(out, 'route'), ['inbound|9080', 'outbound']);
     assert.equal(out.filter((r) => r.type === 'cluster' && r.name.startsWith('inbound|')).length, 1);
     assert.ok(!out.some((r) => r.name.startsWith('gateway|')));
@@ -46,7 +52,7 @@ describe('buildProxyConfig: sidecar inbound', () => {
     const parts = bookinfoParts();
     parts.workloads = parts.workloads.map((w) => (w.name === 'details-v1' ? { ...w, proxy: {} } : w));
     const out = buildProxyConfig(snapshot(parts), sidecar('details-v1', {}));
-    assert.deepEqual(names(out, 'listener'), []);
+    assert.deepEqual(boundListeners(out), []);
     assert.deepEqual(names(out, 'route'), ['outbound']);
   });
 });
@@ -68,7 +74,7 @@ describe('buildProxyConfig: sidecar outbound routes', () => {
       {
         name: 'jason',
         match: [{ headers: [{ name: 'end-user', match: { exact: 'jason' } }] }],
-        action: { clusters: [{ cluster: `outbound|9080|v2|${REVIEWS}`, weight: 100 }] },
+        action: { clusters: [{ cluster: `outbound|9080|v2|${REVIEWS}`, weight: 100 }], retry: RETRY },
       },
       {
         name: 'split',
@@ -79,6 +85,7 @@ describe('buildProxyConfig: sidecar outbound routes', () => {
             { cluster: `outbound|9080|v3|${REVIEWS}`, weight: 20, responseHeaders: { set: [['x-canary', 'v3']] } },
           ],
           timeoutMs: 1500,
+          retry: RETRY,
         },
       },
       // No trailing default: the split already catches everything.
@@ -87,13 +94,13 @@ describe('buildProxyConfig: sidecar outbound routes', () => {
 
   it('ends with a default route to the service when no VirtualService applies', () => {
     const routes = vhost(buildProxyConfig(bookinfo(), PRODUCTPAGE_NODE), `${host('details')}:9080`).routes;
-    assert.deepEqual(routes, [{ name: 'default', match: [], action: { clusters: [{ cluster: `outbound|9080||${host('details')}`, weight: 100 }] } }]);
+    assert.deepEqual(routes, [{ name: 'default', match: [], action: { clusters: [{ cluster: `outbound|9080||${host('details')}`, weight: 100 }], retry: RETRY } }]);
   });
 
   it('keeps a sourceLabels route only for the proxies it selects', () => {
     const forV2 = vhost(buildProxyConfig(bookinfo(), REVIEWS_V2_NODE), `${RATINGS}:9080`).routes;
     const forV1 = vhost(buildProxyConfig(bookinfo(), REVIEWS_V1_NODE), `${RATINGS}:9080`).routes;
-    assert.deepEqual(forV2, [{ name: 'from-reviews-v2', match: [], action: { clusters: [{ cluster: `outbound|9080||${RATINGS}`, weight: 100 }], timeoutMs: 300 } }]);
+    assert.deepEqual(forV2, [{ name: 'from-reviews-v2', match: [], action: { clusters: [{ cluster: `outbound|9080||${RATINGS}`, weight: 100 }], timeoutMs: 300, retry: RETRY } }]);
     assert.deepEqual(forV1.map((r) => r.name), ['default']);
   });
 
@@ -156,6 +163,7 @@ describe('buildProxyConfig: sidecar outbound routes', () => {
         requestHeaders: { set: [['x-a', '1']], add: [['x-b', '2']], remove: ['x-c'] },
         responseHeaders: { remove: ['server'] },
         timeoutMs: 120_000,
+        retry: RETRY,
       },
     });
     assert.equal(routes[3].action.timeoutMs, undefined, 'an unreadable timeout means no timeout, not a failed build');
@@ -199,10 +207,11 @@ describe('buildProxyConfig: sidecar outbound routes', () => {
     assert.deepEqual(vhost(out, `${hb}:8000`).domains, [`${hb}:8000`, 'httpbin.tools.svc:8000', 'httpbin.tools:8000']);
     const rc = find(out, 'route', OUTBOUND_ROUTE_CONFIG);
     assert.ok(!rc.virtualHosts.some((v) => v.name === `${hb}:5432`));
-    assert.ok(!out.some((r) => r.name === `outbound|5432||${hb}`));
-    assert.ok(vhost(out, `${host('legacy')}:7000`).domains.includes('legacy'), 'unknown protocol is treated as HTTP, first port gets the bare name');
+    // A TCP port is reached through its outbound listener's tcpRoute, so its cluster exists.
+    assert.equal(find(out, 'cluster', `outbound|5432||${hb}`).protocol, 'tcp');
+    assert.ok(vhost(out, `${host('legacy')}:7000`).domains.includes('legacy'), 'an unknown protocol is sniffed, so HTTP to it is routed; the first port gets the bare name');
     assert.equal(find(out, 'cluster', `outbound|7001||${host('legacy')}`).protocol, 'http2');
-    assert.equal(find(out, 'cluster', `outbound|7000||${host('legacy')}`).protocol, 'http1');
+    assert.equal(find(out, 'cluster', `outbound|7000||${host('legacy')}`).protocol, 'tcp');
   });
 
   it('picks the destination port: explicit, else the only port, else the virtual host port', () => {
@@ -261,6 +270,7 @@ describe('buildProxyConfig: sidecar clusters and endpoints', () => {
     ]);
     assert.deepEqual(find(out, 'cluster', `outbound|9080|v2|${REVIEWS}`), {
       type: 'cluster', name: `outbound|9080|v2|${REVIEWS}`, service: REVIEWS, port: 9080, lbPolicy: 'ROUND_ROBIN', protocol: 'http1', subset: 'v2',
+      retryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttlMs: 10_000 },
     });
     assert.equal(find(out, 'cluster', `outbound|9080|v1|${REVIEWS}`).lbPolicy, 'RANDOM');
     assert.equal(find(out, 'cluster', `outbound|9080||${REVIEWS}`).lbPolicy, 'RANDOM');
