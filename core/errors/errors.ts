@@ -49,6 +49,7 @@ export const ErrorCodes = {
   JIBE_ERR_CAPTURE_CONFIG: 'A traffic capture option is invalid.',
   JIBE_ERR_JOIN_TOKEN: 'A VM join token is malformed, expired, revoked, used up, or made for another control plane.',
   JIBE_ERR_AGENT: 'The node agent cannot join, resume or leave with the state it has.',
+  JIBE_ERR_FORBIDDEN: 'A proven identity asked for something only another identity (or the operator) may do.',
   JIBE_ERR_CONSUL: 'Consul could not be reached, refused the request (ACL), or answered with an error.',
 } as const;
 
