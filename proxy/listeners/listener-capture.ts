@@ -71,6 +71,9 @@ export class CaptureListener {
   /** Local `address:port` of our upstream connections, by session. */
   private readonly upstreamEnds = new Map<TcpSession, string>();
   private readonly localEnds = new Set<string>();
+  /** Passthrough relays not connected yet, by destination, and connections waiting on them. */
+  private readonly unconnected = new Map<TcpSession, string>();
+  private readonly waiting = new Map<string, Array<() => void>>();
   private loopLogged = false;
   private closing: Promise<void> | undefined;
 
@@ -181,9 +184,38 @@ export class CaptureListener {
       this.refuseLoop(socket);
       return;
     }
+    // A relay to this destination still connecting may be where this very
+    // connection comes from (a capture loop): its local end is known only once
+    // it connects, so wait for that rather than start a relay of our own.
+    const key = endKey(dst.address, dst.port);
+    for (const pending of this.unconnected.values()) {
+      if (pending !== key) continue;
+      let list = this.waiting.get(key);
+      if (list === undefined) this.waiting.set(key, (list = []));
+      list.push(() => {
+        if (socket.destroyed) return;
+        if (this.localEnds.has(endKey(socket.remoteAddress, socket.remotePort))) this.refuseLoop(socket);
+        else this.passthrough(socket, dst, clusterName);
+      });
+      return;
+    }
     const stats = this.options.stats;
     stats.tcp_passthrough_cx_total++;
-    this.router.session(socket).start({ address: dst.address, port: dst.port, connectTimeoutMs: PASSTHROUGH_CONNECT_TIMEOUT_MS, clusterName, stats: stats.cluster(clusterName) });
+    const session = this.router.session(socket);
+    this.unconnected.set(session, key);
+    session.start({ address: dst.address, port: dst.port, connectTimeoutMs: PASSTHROUGH_CONNECT_TIMEOUT_MS, clusterName, stats: stats.cluster(clusterName) });
+  }
+
+  /** A passthrough relay connected or ended: connections waiting on its destination go on. */
+  private settled(session: TcpSession): void {
+    const key = this.unconnected.get(session);
+    if (key === undefined) return;
+    this.unconnected.delete(session);
+    for (const pending of this.unconnected.values()) if (pending === key) return;
+    const list = this.waiting.get(key);
+    if (list === undefined) return;
+    this.waiting.delete(key);
+    for (const resume of list) resume();
   }
 
   private isOwnPort(dst: OriginalDestination): boolean {
@@ -215,9 +247,11 @@ export class CaptureListener {
       this.accepted.delete(end);
       this.refuseLoop(looped);
     }
+    this.settled(session);
   }
 
   private onSessionClose(session: TcpSession): void {
+    this.settled(session);
     const end = this.upstreamEnds.get(session);
     if (end === undefined) return;
     this.upstreamEnds.delete(session);
