@@ -5,6 +5,7 @@
 // change; the cluster objects built on top of it are rebuilt cheaply instead.
 import type { Exchange } from '../http/exchange.ts';
 import { Http1Pool } from '../http1/http1-connection-pool.ts';
+import { Http2Pool } from '../http2/http2-upstream-pool.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
 
 export interface PoolSettings {
@@ -15,6 +16,11 @@ export interface PoolSettings {
   connectTimeoutMs: number;
   /** An idle connection is closed after this long. */
   idleTimeoutMs: number;
+  /** Circuit breakers: requests per connection, connections per cluster (undefined: unlimited). */
+  maxRequestsPerConnection?: number;
+  clusterMaxConnections?: number;
+  /** SO_KEEPALIVE initial delay (undefined: off). */
+  keepAliveMs?: number;
 }
 
 export const DEFAULT_POOL_SETTINGS: PoolSettings = {
@@ -33,12 +39,40 @@ export class UpstreamHost {
   readonly pool: Http1Pool<Exchange>;
   /** Requests in flight to this endpoint (least-request reads it). */
   active = 0;
+  private readonly settings: PoolSettings | undefined;
+  private http2: Http2Pool<Exchange> | undefined = undefined;
 
-  constructor(address: string, port: number, pool: Http1Pool<Exchange>) {
+  constructor(address: string, port: number, pool: Http1Pool<Exchange>, settings?: PoolSettings) {
     this.address = address;
     this.port = port;
     this.key = endpointKey(address, port);
     this.pool = pool;
+    this.settings = settings;
+  }
+
+  /**
+   * The endpoint's HTTP/2 sessions (http2 clusters), made on first use so that
+   * an HTTP/1.1-only proxy never loads node:http2. A host may hold both kinds:
+   * a cluster switching protocol keeps the same host objects.
+   */
+  h2Pool(): Http2Pool<Exchange> {
+    if (this.http2 === undefined) {
+      const s = this.settings ?? DEFAULT_POOL_SETTINGS;
+      this.http2 = new Http2Pool<Exchange>(this.address, this.port, { maxSessions: s.maxConnectionsPerEndpoint, connectTimeoutMs: s.connectTimeoutMs, idleTimeoutMs: s.idleTimeoutMs }, this.pool.stats);
+    }
+    return this.http2;
+  }
+
+  /** Closes idle connections of both kinds now and busy ones as their requests finish. */
+  retire(): void {
+    this.pool.retire();
+    this.http2?.retire();
+  }
+
+  /** Ends every connection of both kinds now. */
+  destroy(): void {
+    this.pool.destroy();
+    this.http2?.destroy();
   }
 }
 
@@ -62,8 +96,16 @@ export class UpstreamPool {
     let host = this.hosts.get(key);
     if (host === undefined) {
       const s = this.settings;
-      const options = { maxConnections: s.maxConnectionsPerEndpoint, maxIdle: s.maxFreeConnectionsPerEndpoint, connectTimeoutMs: s.connectTimeoutMs, idleTimeoutMs: s.idleTimeoutMs };
-      host = new UpstreamHost(address, port, new Http1Pool<Exchange>(address, port, options, this.stats));
+      const options = {
+        maxConnections: s.maxConnectionsPerEndpoint,
+        maxIdle: s.maxFreeConnectionsPerEndpoint,
+        connectTimeoutMs: s.connectTimeoutMs,
+        idleTimeoutMs: s.idleTimeoutMs,
+        maxRequestsPerConnection: s.maxRequestsPerConnection,
+        clusterMaxConnections: s.clusterMaxConnections,
+        keepAliveMs: s.keepAliveMs,
+      };
+      host = new UpstreamHost(address, port, new Http1Pool<Exchange>(address, port, options, this.stats), s);
       this.hosts.set(key, host);
     }
     return host;
@@ -74,20 +116,20 @@ export class UpstreamPool {
     for (const [key, host] of this.hosts) {
       if (!live.has(key)) {
         this.hosts.delete(key);
-        host.pool.retire();
+        host.retire();
       }
     }
   }
 
   /** Closes idle connections now and in-flight ones as their requests finish. */
   close(): void {
-    for (const host of this.hosts.values()) host.pool.retire();
+    for (const host of this.hosts.values()) host.retire();
     this.hosts.clear();
   }
 
   /** Ends every connection at once, in-flight or not (proxy shutdown after the drain deadline). */
   destroy(): void {
-    for (const host of this.hosts.values()) host.pool.destroy();
+    for (const host of this.hosts.values()) host.destroy();
     this.hosts.clear();
   }
 
@@ -101,6 +143,9 @@ export function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
     a.maxConnectionsPerEndpoint === b.maxConnectionsPerEndpoint &&
     a.maxFreeConnectionsPerEndpoint === b.maxFreeConnectionsPerEndpoint &&
     a.connectTimeoutMs === b.connectTimeoutMs &&
-    a.idleTimeoutMs === b.idleTimeoutMs
+    a.idleTimeoutMs === b.idleTimeoutMs &&
+    a.maxRequestsPerConnection === b.maxRequestsPerConnection &&
+    a.clusterMaxConnections === b.clusterMaxConnections &&
+    a.keepAliveMs === b.keepAliveMs
   );
 }

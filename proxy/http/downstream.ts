@@ -4,6 +4,8 @@
 // spoken to the client (http1/http1-server-connection.ts).
 
 export interface Downstream {
+  /** 1 for HTTP/1.x clients, 2 for HTTP/2 (streams: no connection-level headers, trailers always allowed). */
+  readonly httpVersion: 1 | 2;
   readonly method: string;
   /** The request target as received (origin-, absolute-, asterisk-form). */
   readonly target: string;
@@ -22,8 +24,20 @@ export interface Downstream {
   /** Writes a body slice; false when the client pushes back (a drain follows). */
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer): void;
-  /** Resets the client connection (a truncated response must not look whole). */
-  destroy(): void;
+  /**
+   * Ends the response with trailer fields (flat list). HTTP/2 sends them as a
+   * trailing HEADERS frame; HTTP/1.1 only in a chunked response to a client
+   * that sent `te: trailers`, else they are dropped (as Envoy does).
+   */
+  endWithTrailers(trailers: string[]): void;
+  /**
+   * Resets the client's request: HTTP/2 resets only its stream (with `code`,
+   * an RST_STREAM error code, INTERNAL_ERROR by default); HTTP/1.1 closes the
+   * connection (a truncated response must not look whole).
+   */
+  destroy(code?: number): void;
+  /** Trailer fields the client sent after its request body (flat list; HTTP/2 only), once `bodyEnd` came. */
+  readonly requestTrailers: string[] | undefined;
   /** Starts handing the request body to the server handler's `body`/`bodyEnd`. */
   readBody(): void;
   pauseBody(): void;

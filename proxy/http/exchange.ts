@@ -2,6 +2,7 @@
 // response, what routing decided, the upstream request, response flags and
 // timings. With the request head's strings, the only object the proxy
 // allocates per request; handlers are module-level functions that take it.
+import type { ClientHttp2Stream } from 'node:http2';
 import type { Cluster } from '../cluster/cluster.ts';
 import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
@@ -37,6 +38,8 @@ export class Exchange implements MatchInput {
   host: UpstreamHost | undefined = undefined;
   /** The upstream connection carrying this request, until its response is complete or abandoned. */
   upstream: Http1Connection<Exchange> | undefined = undefined;
+  /** The HTTP/2 upstream stream carrying this request (http2 clusters), until it closes or is abandoned. */
+  upstreamStream: ClientHttp2Stream | undefined = undefined;
   upstreamStart = 0;
   /** The request head as written upstream, kept for a retry on a stale keep-alive connection. */
   upstreamHead = '';
@@ -51,9 +54,19 @@ export class Exchange implements MatchInput {
   requestChunked = false;
   /** A stale keep-alive connection was already retried once. */
   retried = false;
+  /** A gRPC request (content-type application/grpc*): local replies are gRPC-shaped. */
+  grpc = false;
+  /** The client's `grpc-timeout` in milliseconds; -1 when it sent none. */
+  grpcTimeoutMs = -1;
+  /** Some request body bytes went upstream: the attempt can no longer be replayed. */
+  bodySent = false;
+  /** A WebSocket upgrade forwarded upstream; a 101 answer turns the exchange into a tunnel. */
+  upgrade = false;
   /** Set when the exchange is over; late upstream events are ignored. */
   done = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Headers features add to the upstream's response (CORS, ring-hash cookie), flat [name, value, …]. */
+  extraResponseHeaders: string[] | undefined = undefined;
 
   private lowerPathCache: string | undefined = undefined;
   private queryCache: Map<string, string> | undefined = undefined;
@@ -88,9 +101,19 @@ export class Exchange implements MatchInput {
         if (name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') hasBody = true;
       } else if (len === 17) {
         if (name.toLowerCase() === 'transfer-encoding') hasBody = true;
+      } else if (len === 12) {
+        // content-type and grpc-timeout: both 12 long, so other names cost nothing.
+        const lower = name.toLowerCase();
+        if (lower === 'content-type') {
+          const value = raw[i + 1];
+          if (value.length >= 16 && value.slice(0, 16).toLowerCase() === 'application/grpc') this.grpc = true;
+        } else if (lower === 'grpc-timeout') {
+          this.grpcTimeoutMs = parseGrpcTimeout(raw[i + 1]);
+        }
       }
     }
-    this.hasBody = hasBody;
+    // HTTP/2 frames a body without a length: a stream not ended by its HEADERS has one.
+    this.hasBody = hasBody || !this.down.bodyComplete;
     const url = this.down.target;
     let pathStart = 0;
     if (url.charCodeAt(0) !== 47 /* / */) {
@@ -152,6 +175,17 @@ export class Exchange implements MatchInput {
   pathAndQuery(): string {
     return this.query === '' ? this.path : this.path + '?' + this.query;
   }
+}
+
+const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
+const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** `grpc-timeout` (gRPC over HTTP/2: 1–8 digits and a unit) in milliseconds, at least 1; -1 when malformed. */
+export function parseGrpcTimeout(value: string): number {
+  const m = GRPC_TIMEOUT.exec(value);
+  if (m === null) return -1;
+  // Beyond what a timer can hold (~24.8 days) is as good as no deadline.
+  return Math.min(2_147_483_647, Math.max(1, Math.ceil(Number(m[1]) * GRPC_TIMEOUT_UNIT_MS[m[2]])));
 }
 
 /** First value wins, as Envoy's query parameter matching. */

@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { FAIL_CONNECT, FAIL_PROTOCOL } from '../http1/http1-connection-pool.ts';
 import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
+import { cancelHttp2Upstream, endHttp2RequestBody, forwardHttp2, writeHttp2RequestBody } from '../http2/http2-forward.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
 import type { Exchange } from './exchange.ts';
 import {
@@ -177,6 +178,8 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
     ex.requestId = randomUUID();
     out.push('x-request-id', ex.requestId);
   }
+  // An HTTP/2 body needs no length (gRPC never sends one): HTTP/1.1 upstream, it goes chunked.
+  if (!chunked && contentLength === '' && ex.down.httpVersion === 2 && !ex.down.bodyComplete) chunked = true;
   // The request parser removed the chunked framing; the upstream request re-frames it.
   ex.requestChunked = chunked;
   if (chunked) {
@@ -204,7 +207,15 @@ export function forwardRequest(ex: Exchange): void {
   const headers = buildUpstreamHeaders(ex);
   const path = upstreamPath(ex);
   const route = ex.route!;
-  if (route.timeoutMs > 0 && ex.timer === undefined) ex.timer = setTimeout(onRouteTimeout, route.timeoutMs, ex);
+  // A gRPC deadline bounds the request as the route timeout does; the smaller wins.
+  let timeoutMs = route.timeoutMs;
+  const grpcTimeoutMs = ex.grpcTimeoutMs;
+  if (grpcTimeoutMs > 0 && (timeoutMs <= 0 || grpcTimeoutMs < timeoutMs)) timeoutMs = grpcTimeoutMs;
+  if (timeoutMs > 0 && ex.timer === undefined) ex.timer = setTimeout(onRouteTimeout, timeoutMs, ex);
+  if (ex.cluster!.config.protocol === 'http2') {
+    forwardHttp2(ex, headers, path, onUpstreamHead);
+    return;
+  }
   sendUpstream(ex, headers, path);
 }
 
@@ -261,6 +272,11 @@ function onUpstreamStart(ex: Exchange, conn: Http1Connection<Exchange>): boolean
 
 /** A slice of the request body (framing removed) for the upstream. */
 export function onRequestBody(ex: Exchange, chunk: Buffer): void {
+  const stream = ex.upstreamStream;
+  if (stream !== undefined) {
+    if (!ex.done) writeHttp2RequestBody(ex, stream, chunk);
+    return;
+  }
   const conn = ex.upstream;
   if (conn === undefined || ex.done) return;
   const socket = conn.socket;
@@ -277,6 +293,11 @@ export function onRequestBody(ex: Exchange, chunk: Buffer): void {
 }
 
 export function onRequestBodyEnd(ex: Exchange): void {
+  const stream = ex.upstreamStream;
+  if (stream !== undefined) {
+    if (!ex.done) endHttp2RequestBody(stream);
+    return;
+  }
   const conn = ex.upstream;
   if (conn === undefined || ex.done) return;
   if (ex.requestChunked) conn.socket.write(LAST_CHUNK, 'latin1');
@@ -291,6 +312,7 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
   if (ex.done || ex.responseStarted) return;
   const cluster = ex.cluster!;
   countClusterStatus(cluster.stats, status);
+  cluster.outlier?.recordStatus(ex.host!, status);
 
   const mutation = ex.route!.responseHeaders[ex.clusterIndex];
   const drop = mutation.empty ? undefined : mutation.drop;
@@ -314,6 +336,7 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
   if (named !== undefined) dropNamed(out, named, 0);
   const append = mutation.append;
   for (let i = 0; i < append.length; i++) out.push(append[i]);
+  if (ex.extraResponseHeaders !== undefined) for (const h of ex.extraResponseHeaders) out.push(h);
   out.push(UPSTREAM_SERVICE_TIME, String(Math.round(performance.now() - ex.upstreamStart)));
   if (ex.listener.draining) out.push('connection', 'close');
 
@@ -329,7 +352,9 @@ function onUpstreamBody(ex: Exchange, chunk: Buffer): void {
 
 /** The client took the response bytes it had pushed back on. */
 export function onDownstreamDrain(ex: Exchange): void {
-  if (!ex.done) ex.upstream?.socket.resume();
+  if (ex.done) return;
+  if (ex.upstream !== undefined) ex.upstream.socket.resume();
+  else ex.upstreamStream?.resume();
 }
 
 function onUpstreamComplete(ex: Exchange): void {
@@ -358,6 +383,7 @@ function onUpstreamFail(ex: Exchange, kind: number, retriable: boolean): void {
     ex.host!.pool.request(ex, UPSTREAM_HANDLER, true);
     return;
   }
+  ex.cluster!.outlier?.recordFailure(ex.host!, kind);
   if (kind === FAIL_CONNECT) sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
   else if (kind === FAIL_PROTOCOL) sendLocalReply(ex, 502, BODY_PROTOCOL_ERROR, ResponseFlag.UPE);
   else sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
@@ -378,6 +404,11 @@ function onRouteTimeout(ex: Exchange): void {
 
 /** Ends the upstream side when the exchange ends before its response did (client gone, local reply, timeout). */
 export function abortUpstream(ex: Exchange): void {
+  const stream = ex.upstreamStream;
+  if (stream !== undefined) {
+    ex.upstreamStream = undefined;
+    cancelHttp2Upstream(stream);
+  }
   const conn = ex.upstream;
   if (conn === undefined) return;
   ex.upstream = undefined;

@@ -10,6 +10,8 @@ export const BODY_CONNECT_FAILURE = Buffer.from('upstream connect error or disco
 export const BODY_CONNECTION_TERMINATION = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: connection termination');
 export const BODY_PROTOCOL_ERROR = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: protocol error');
 export const BODY_TIMEOUT = Buffer.from('upstream request timeout');
+export const BODY_REMOTE_RESET = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+export const BODY_REFUSED_STREAM = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
 export const BODY_BAD_REQUEST = Buffer.from('bad request');
 export const BODY_NO_CLUSTER = Buffer.from('cluster not found');
 const EMPTY = Buffer.alloc(0);
@@ -34,6 +36,10 @@ export function sendLocalReply(
     return;
   }
   ex.responseStarted = true;
+  if (ex.grpc && (status < 200 || status >= 300)) {
+    sendGrpcLocalReply(ex, status, body, extraHeaders);
+    return;
+  }
   const payload = body ?? EMPTY;
   const headers: string[] = ['server', 'jibe', 'content-length', String(payload.length)];
   // Local replies are the exception, so naming why costs nothing on the hot path.
@@ -56,6 +62,58 @@ export function sendLocalReply(
     return;
   }
   res.end(ex.method === 'HEAD' ? undefined : payload);
+}
+
+// gRPC status codes for the HTTP statuses the proxy answers with (as the gRPC
+// spec's HTTP-to-gRPC mapping, with the proxy's own meanings of 504 and 429).
+const GRPC_STATUS_OF_HTTP: Record<number, string> = {
+  400: '13', // INTERNAL
+  401: '16', // UNAUTHENTICATED
+  403: '7', // PERMISSION_DENIED
+  404: '12', // UNIMPLEMENTED
+  429: '8', // RESOURCE_EXHAUSTED
+  502: '14', // UNAVAILABLE
+  503: '14', // UNAVAILABLE
+  504: '4', // DEADLINE_EXCEEDED
+};
+export const GRPC_DEADLINE_EXCEEDED = '4';
+export const GRPC_UNKNOWN = '2';
+
+/** gRPC's grpc-message encoding: percent-encode everything outside printable ASCII, and `%` itself. */
+export function encodeGrpcMessage(message: string): string {
+  return /[^\x20-\x24\x26-\x7e]/.test(message) ? Buffer.from(message).reduce((out, b) => out + (b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0')), '') : message;
+}
+
+/**
+ * A gRPC client reads only grpc-status: the answer is HTTP 200 with the
+ * status in a trailers-only response (one HEADERS frame ending the stream).
+ */
+function sendGrpcLocalReply(ex: Exchange, status: number, body: Buffer | undefined, extraHeaders?: readonly string[]): void {
+  const res = ex.down;
+  const headers: string[] = [
+    'server',
+    'jibe',
+    'content-type',
+    'application/grpc',
+    'grpc-status',
+    GRPC_STATUS_OF_HTTP[status] ?? GRPC_UNKNOWN,
+    'grpc-message',
+    encodeGrpcMessage(body !== undefined && body.length > 0 ? body.toString() : `${status}`),
+  ];
+  if (res.httpVersion === 1) headers.push('content-length', '0');
+  if (ex.flags !== 0) headers.push('x-jibe-response-flags', formatResponseFlags(ex.flags));
+  if (extraHeaders !== undefined) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
+  if (ex.hasBody && !res.bodyComplete) {
+    if (res.httpVersion === 1) headers.push('connection', 'close');
+    res.discardBody();
+  } else if (ex.listener.draining && res.httpVersion === 1) {
+    headers.push('connection', 'close');
+  }
+  if (!res.writeHead(200, headers, true)) {
+    res.destroy();
+    return;
+  }
+  res.end();
 }
 
 /** Copies a flat header list without the mutation's dropped names, then appends its headers. */

@@ -21,6 +21,16 @@ export const ResponseFlag = {
   UPE: 1 << 7,
   /** The route's cluster does not exist in the running config. */
   NC: 1 << 8,
+  /** Upstream overflow: a circuit breaker refused the request. */
+  UO: 1 << 10,
+  /** The request was delayed by fault injection. */
+  DI: 1 << 11,
+  /** The request was aborted by fault injection. */
+  FI: 1 << 12,
+  /** The request was refused by the local rate limit (429). */
+  RL: 1 << 13,
+  /** Upstream remote reset: the upstream reset the HTTP/2 stream (RST_STREAM) before its answer was whole. */
+  UR: 1 << 9,
 } as const;
 
 export type ResponseFlagName = keyof typeof ResponseFlag;

@@ -50,6 +50,8 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
   /** No further request will be read (close after the current response). */
   closing = false;
 
+  readonly httpVersion = 1 as const;
+  readonly requestTrailers = undefined;
   method = '';
   target = '';
   rawHeaders: string[] = [];
@@ -101,6 +103,11 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
     if (this.parser.inHead) this.socket.end(clientErrorResponse(408));
     else this.socket.destroy();
     this.closing = true;
+  }
+
+  /** Serves bytes already read from the socket before this connection took it (protocol sniffing). */
+  receive(head: Buffer): void {
+    if (head.length > 0) this.onData(head);
   }
 
   private onData(chunk: Buffer): void {
@@ -317,6 +324,29 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
       if (this.pending !== undefined) process.nextTick(feedPending, this);
       else this.socket.resume();
     }
+  }
+
+  endWithTrailers(trailers: string[]): void {
+    if (this.finished || this.destroyed) return;
+    if (this.chunked && !this.noBody && trailers.length > 0 && this.acceptsTrailers()) {
+      let block = '0\r\n';
+      for (let i = 0; i < trailers.length; i += 2) {
+        if (!INVALID_VALUE.test(trailers[i + 1])) block += trailers[i] + ': ' + trailers[i + 1] + CRLF;
+      }
+      this.socket.write(block + CRLF, 'latin1');
+      // The last chunk is written; end() must not write another.
+      this.chunked = false;
+    }
+    this.end();
+  }
+
+  /** The client said it reads a trailer section (`te: trailers`, RFC 9110 §10.1.4). */
+  private acceptsTrailers(): boolean {
+    const raw = this.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].length === 2 && raw[i].toLowerCase() === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(raw[i + 1])) return true;
+    }
+    return false;
   }
 
   /** Flushes the head and body slices written in the same tick as one write. */

@@ -1,10 +1,12 @@
-// The HTTP/1.1 server under every listener: accepts connections, turns each
-// request into an Exchange and routes it, answers malformed requests with
+// The HTTP server under every listener: accepts connections, tells HTTP/2
+// (the prior-knowledge preface) from HTTP/1.1 by a connection's first bytes,
+// turns each request (HTTP/1.1 request or HTTP/2 stream) into an Exchange and routes it, answers malformed requests with
 // 400/431/408 without ever throwing, counts connections, and drains on close
 // (stop accepting, answer in-flight requests with `connection: close`, cut
 // whatever is left at the deadline).
 import net from 'node:net';
 import type { Server, Socket } from 'node:net';
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import { Exchange } from '../http/exchange.ts';
@@ -13,6 +15,8 @@ import type { ListenerContext, ListenerKind } from '../http/listener-context.ts'
 import { BODY_BAD_REQUEST, sendLocalReply } from '../http/local-reply.ts';
 import { ResponseFlag, formatResponseFlags } from '../http/response-flags.ts';
 import { Http1ServerConnection } from '../http1/http1-server-connection.ts';
+import { Http2Downstream } from '../http2/http2-downstream.ts';
+import { nodeHttp2, sniffHttp2 } from '../http2/node-http2.ts';
 import type { Http1ServerHandler } from '../http1/http1-server-connection.ts';
 import { debugEnabled } from '../proxy-logger.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
@@ -44,6 +48,10 @@ export interface HttpListenerOptions {
 
 // A request head (or the wait for one on a keep-alive connection) may take this long.
 const HEAD_TIMEOUT_MS = 60_000;
+// HTTP/2 settings the proxy announces to clients. Envoy's default stream limit is effectively unlimited; 1000 keeps one client's burst bounded.
+const H2_SERVER_SETTINGS = { maxConcurrentStreams: 1000, enablePush: false };
+const kSniff = Symbol('jibe.sniff');
+type SniffingSocket = Socket & { [kSniff]?: { listener: HttpListener; head: Buffer | undefined; since: number } };
 const TUNNEL_REFUSED = 'HTTP/1.1 400 Bad Request\r\nserver: jibe\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 export class HttpListener implements ListenerContext, Http1ServerHandler<Exchange> {
@@ -62,6 +70,10 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   private readonly dispatch: Dispatch;
   private readonly debug: boolean;
   private readonly connections = new Set<Http1ServerConnection<Exchange>>();
+  /** Accepted sockets whose first bytes have not yet said which HTTP they speak. */
+  private readonly sniffing = new Set<SniffingSocket>();
+  private h2server: Http2Server | undefined = undefined;
+  private readonly h2sessions = new Set<ServerHttp2Session>();
   private readonly connectHook: HttpListenerOptions['connect'];
   private sweep: ReturnType<typeof setInterval> | undefined = undefined;
   private closing: Promise<void> | undefined;
@@ -125,25 +137,103 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
       this.sweep = setInterval(sweepTimeouts, 1000, this);
       this.sweep.unref();
     }
-    if (head !== undefined && head.length > 0) socket.unshift(head);
-    this.onConnection(socket);
-    socket.resume();
+    this.serve(socket, head);
   }
 
   private onConnection(socket: Socket): void {
+    this.serve(socket, undefined);
+  }
+
+  /** Serves an accepted socket as HTTP; `head` is what was already read from it (by a sniffing listener). */
+  serve(socket: Socket, head: Buffer | undefined): void {
     this.stats.downstream_cx_total++;
     this.stats.downstream_cx_active++;
+    socket.once('close', () => this.stats.downstream_cx_active--);
+    socket.on('error', ignoreError);
+    const tagged = socket as SniffingSocket;
+    const sniff = { listener: this, head, since: performance.now() };
+    if (head !== undefined && head.length > 0 && this.route(tagged, head)) return;
+    tagged[kSniff] = sniff;
+    this.sniffing.add(tagged);
+    socket.on('data', onSniffData);
+    socket.on('end', onSniffEnd);
+    socket.once('close', onSniffClose);
+    // A socket handed over by a sniffing listener may be paused.
+    socket.resume();
+  }
+
+  /** Hands the socket to the protocol its first bytes name; false while they are a prefix of the HTTP/2 preface. */
+  route(socket: SniffingSocket, head: Buffer): boolean {
+    const verdict = sniffHttp2(head);
+    if (verdict < 0) return false;
+    if (socket[kSniff] !== undefined) {
+      socket[kSniff] = undefined;
+      this.sniffing.delete(socket);
+      socket.removeListener('data', onSniffData);
+      socket.removeListener('end', onSniffEnd);
+      socket.removeListener('close', onSniffClose);
+    }
+    if (verdict === 1) {
+      this.serveHttp2(socket, head);
+      return true;
+    }
     const conn = new Http1ServerConnection<Exchange>(socket, this);
     this.connections.add(conn);
-    socket.once('close', () => {
-      this.stats.downstream_cx_active--;
-      this.connections.delete(conn);
+    socket.once('close', () => this.connections.delete(conn));
+    // Flowing again before the head is fed: data events come on a later tick, after it.
+    socket.resume();
+    conn.receive(head);
+    return true;
+  }
+
+  private serveHttp2(socket: Socket, head: Buffer): void {
+    socket.pause();
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    // node's HTTP/2 session reads the socket's handle itself; bytes already read go back first.
+    socket.unshift(head);
+    (this.h2server ??= this.createHttp2Server()).emit('connection', socket);
+  }
+
+  private createHttp2Server(): Http2Server {
+    const server = nodeHttp2().createServer({ settings: H2_SERVER_SETTINGS });
+    server.on('session', (session: ServerHttp2Session) => {
+      this.h2sessions.add(session);
+      session.on('error', ignoreError);
+      // As for HTTP/1.1 heads: a connection with no traffic for this long is closed (GOAWAY first).
+      session.setTimeout(HEAD_TIMEOUT_MS, closeIdleSession);
+      session.once('close', () => this.h2sessions.delete(session));
     });
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => this.http2Request(stream, headers, rawHeaders));
+    return server;
+  }
+
+  private http2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined): void {
+    const stats = this.stats;
+    stats.downstream_rq_total++;
+    stats.downstream_rq_active++;
+    const down = new Http2Downstream<Exchange>(stream, headers, rawHeaders, stream.session?.socket?.remoteAddress ?? '', this);
+    const state = this.holder.current;
+    const ex = new Exchange(down, this, state, performance.now());
+    down.owner = ex;
+    // CONNECT over HTTP/2 (RFC 9113 §8.5) is not a request the proxy routes.
+    if (down.method === 'CONNECT' || !ex.parseTarget()) {
+      sendLocalReply(ex, 400, BODY_BAD_REQUEST, 0);
+      return;
+    }
+    routeExchange(ex, this.routeTable(state), this.dispatch);
+  }
+
+  forgetSniffing(socket: Socket): void {
+    this.sniffing.delete(socket as SniffingSocket);
   }
 
   /** Closes connections whose request head (or the next one) is overdue. */
   checkTimeouts(): void {
     const limit = performance.now() - HEAD_TIMEOUT_MS;
+    for (const socket of this.sniffing) if (socket[kSniff]!.since < limit) socket.destroy();
     for (const conn of this.connections) {
       if (conn.current === undefined && conn.idleSince !== 0 && conn.idleSince < limit) conn.timedOut();
     }
@@ -238,13 +328,16 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
       this.server.close();
       if (this.sweep !== undefined) clearInterval(this.sweep);
       this.closeIdle();
-      if (this.connections.size === 0) return resolve();
+      // GOAWAY: HTTP/2 clients finish their streams and open no new ones.
+      for (const session of this.h2sessions) session.close();
+      if (this.connections.size === 0 && this.h2sessions.size === 0) return resolve();
       const started = Date.now();
       const poll = setInterval(() => {
         this.closeIdle();
-        if (this.connections.size === 0 || Date.now() - started >= deadlineMs) {
+        if ((this.connections.size === 0 && this.h2sessions.size === 0) || Date.now() - started >= deadlineMs) {
           clearInterval(poll);
           for (const conn of this.connections) conn.socket.destroy();
+          for (const session of this.h2sessions) session.destroy();
           resolve();
         }
       }, 25);
@@ -253,6 +346,7 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   }
 
   private closeIdle(): void {
+    for (const socket of this.sniffing) socket.destroy();
     for (const conn of this.connections) {
       if (conn.idle) {
         conn.closing = true;
@@ -262,11 +356,42 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   }
 }
 
-function sweepTimeouts(listener: HttpListener): void {
-  listener.checkTimeouts();
-}
-
-/** Serves an already accepted socket on `listener` (see HttpListener.adopt). */
+/**
+ * Serves an accepted socket as HTTP on `listener`: HTTP/2 when its first bytes
+ * are the prior-knowledge preface, else HTTP/1.1. `head` holds bytes already
+ * read from the socket (by a TCP or capture listener that sniffed it); they
+ * are served first. The socket must not have other 'data' listeners.
+ */
 export function serveHttpSocket(listener: HttpListener, socket: Socket, head?: Buffer): void {
   listener.adopt(socket, head);
+}
+
+function closeIdleSession(this: ServerHttp2Session): void {
+  this.close();
+}
+
+function ignoreError(): void {
+  // 'close' follows; the request in flight (if any) is finished there.
+}
+
+function onSniffData(this: SniffingSocket, chunk: Buffer): void {
+  const sniff = this[kSniff];
+  if (sniff === undefined) return;
+  const head = sniff.head === undefined || sniff.head.length === 0 ? chunk : Buffer.concat([sniff.head, chunk]);
+  sniff.head = head;
+  sniff.listener.route(this, head);
+}
+
+function onSniffEnd(this: SniffingSocket): void {
+  // The client closed before saying anything decisive.
+  this.end();
+}
+
+function onSniffClose(this: SniffingSocket): void {
+  const sniff = this[kSniff];
+  if (sniff !== undefined) sniff.listener.forgetSniffing(this);
+}
+
+function sweepTimeouts(listener: HttpListener): void {
+  listener.checkTimeouts();
 }

@@ -7,9 +7,9 @@
 //
 // A peer is one entry in PEERS; later peers (consul, kube-apiserver, …) are added there.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { GO_CACHE_DIR, PEERS_BIN_DIR, peerBinary } from './paths.ts';
+import { CACHE_DIR, GO_CACHE_DIR, PEERS_BIN_DIR, peerBinary } from './paths.ts';
 
 export interface Peer {
   name: string;
@@ -24,6 +24,18 @@ export interface Peer {
  * module proxy here does not serve, so v1.68.2 is the newest that builds.
  */
 export const FORTIO_VERSION = 'v1.68.2';
+
+/** HTTP/2 conformance (h2spec); v2.2.1 is the last release, published without a go.mod. */
+export const H2SPEC_VERSION = 'v2.2.1+incompatible';
+/** grpc-go's interop client and server; pinned so the interop cases stay the same. */
+export const GRPC_INTEROP_VERSION = 'v1.85.0';
+/** Consul agent for platforms/consul; the newest v1.x the module proxy serves when pinned. */
+export const CONSUL_VERSION = 'v1.22.7';
+/** Wrapper module Consul is built from (its own go.mod replaces nested modules with local paths). */
+export const CONSUL_BUILD_DIR = join(CACHE_DIR, 'consul-build');
+
+/** The interop binaries are both named after their package (client, server): they get a directory of their own. */
+export const GRPC_INTEROP_BIN_DIR = join(PEERS_BIN_DIR, 'grpc');
 
 function log(message: string): void {
   process.stdout.write(`[peers] ${message}\n`);
@@ -56,14 +68,14 @@ function goEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** `go install module@version`, retrying without the checksum database if it cannot be reached. */
-async function goInstall(moduleAtVersion: string): Promise<void> {
-  mkdirSync(PEERS_BIN_DIR, { recursive: true });
+async function goInstall(moduleAtVersion: string, binDir = PEERS_BIN_DIR): Promise<void> {
+  mkdirSync(binDir, { recursive: true });
   const args = ['install', '-trimpath', moduleAtVersion];
-  const first = await run('go', args, goEnv());
+  const first = await run('go', args, goEnv({ GOBIN: binDir }));
   if (first.code === 0) return;
   if (/sum\.golang\.org|checksum database|verifying .*: /i.test(first.output)) {
     log(`checksum database unreachable; retrying ${moduleAtVersion} with GOSUMDB=off`);
-    const second = await run('go', args, goEnv({ GOSUMDB: 'off', GONOSUMDB: '*', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() }));
+    const second = await run('go', args, goEnv({ GOBIN: binDir, GOSUMDB: 'off', GONOSUMDB: '*', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() }));
     if (second.code === 0) return;
   }
   throw new Error(`go install ${moduleAtVersion} failed (exit ${first.code})`);
@@ -82,6 +94,68 @@ const fortio: Peer = {
     return versionOutput(binary, ['version']).trim().startsWith(FORTIO_VERSION.slice(1));
   },
   install: () => goInstall(`fortio.org/fortio@${FORTIO_VERSION}`),
+};
+
+/**
+ * Whether `binary` was built from `module` at `version`: `go version -m` reads
+ * the build info Go embeds, so a binary from another pin is rebuilt.
+ */
+function goBinaryIs(binary: string, module: string, version: string): boolean {
+  if (!existsSync(binary)) return false;
+  const info = versionOutput('go', ['version', '-m', binary]);
+  return info.split('\n').some((line) => {
+    const fields = line.trim().split(/\s+/);
+    return fields[0] === 'mod' && fields[1] === module && fields[2] === version;
+  });
+}
+
+const h2spec: Peer = {
+  name: 'h2spec',
+  isInstalled: () => goBinaryIs(join(PEERS_BIN_DIR, 'h2spec'), 'github.com/summerwind/h2spec', H2SPEC_VERSION),
+  install: () => goInstall(`github.com/summerwind/h2spec/cmd/h2spec@${H2SPEC_VERSION}`),
+};
+
+const grpcInterop: Peer = {
+  name: 'grpc-interop',
+  isInstalled: () =>
+    ['client', 'server'].every((name) => goBinaryIs(join(GRPC_INTEROP_BIN_DIR, name), 'google.golang.org/grpc', GRPC_INTEROP_VERSION)),
+  async install() {
+    await goInstall(`google.golang.org/grpc/interop/client@${GRPC_INTEROP_VERSION}`, GRPC_INTEROP_BIN_DIR);
+    await goInstall(`google.golang.org/grpc/interop/server@${GRPC_INTEROP_VERSION}`, GRPC_INTEROP_BIN_DIR);
+  },
+};
+
+/** `go <args>` in `dir`, retrying without the checksum database if it cannot be reached. */
+async function goIn(dir: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<void> {
+  const first = await run('go', ['-C', dir, ...args], goEnv(extra));
+  if (first.code === 0) return;
+  if (/sum\.golang\.org|checksum database|verifying .*: /i.test(first.output)) {
+    log(`checksum database unreachable; retrying go ${args[0]} with GOSUMDB=off`);
+    const second = await run('go', ['-C', dir, ...args], goEnv({ ...extra, GOSUMDB: 'off', GONOSUMDB: '*', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() }));
+    if (second.code === 0) return;
+  }
+  throw new Error(`go ${args.join(' ')} failed (exit ${first.code})`);
+}
+
+/**
+ * Consul's root go.mod replaces its nested modules (api, sdk, …) with local
+ * paths, so `go install` refuses it; a wrapper module depending on it builds,
+ * because a dependency's replace directives are ignored. go-msgpack 1.1.5/1.1.6
+ * were retracted-in-spirit releases that break raft's codec, hence the excludes.
+ */
+const consul: Peer = {
+  name: 'consul',
+  isInstalled: () => goBinaryIs(join(PEERS_BIN_DIR, 'consul'), 'github.com/hashicorp/consul', CONSUL_VERSION),
+  async install() {
+    mkdirSync(CONSUL_BUILD_DIR, { recursive: true });
+    if (!existsSync(join(CONSUL_BUILD_DIR, 'go.mod'))) {
+      await goIn(CONSUL_BUILD_DIR, ['mod', 'init', 'local/consulbuild']);
+    }
+    await goIn(CONSUL_BUILD_DIR, ['mod', 'edit', '-exclude=github.com/hashicorp/go-msgpack@v1.1.5', '-exclude=github.com/hashicorp/go-msgpack@v1.1.6']);
+    await goIn(CONSUL_BUILD_DIR, ['get', `github.com/hashicorp/consul@${CONSUL_VERSION}`]);
+    mkdirSync(PEERS_BIN_DIR, { recursive: true });
+    await goIn(CONSUL_BUILD_DIR, ['build', '-trimpath', '-o', join(PEERS_BIN_DIR, 'consul'), 'github.com/hashicorp/consul']);
+  },
 };
 
 /** A peer that Debian packages: installed with apt-get when its binary is missing. */
@@ -109,7 +183,7 @@ const nginx = aptPeer('nginx', 'nginx', 'nginx-light', () => spawnSync('systemct
 const iptables = aptPeer('iptables', 'iptables-save', 'iptables');
 const iproute2 = aptPeer('iproute2', 'ip', 'iproute2');
 
-export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2];
+export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul];
 
 /** Installs the named peers (all when `names` is empty); returns the names that failed. */
 export async function installPeers(names: readonly string[] = []): Promise<string[]> {

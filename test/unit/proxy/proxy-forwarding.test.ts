@@ -340,7 +340,10 @@ describe('proxy forwarding', () => {
 
   it('survives hostile traffic and keeps serving', async () => {
     const nasty = [
-      'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
+      // The HTTP/2 preface followed by bytes that are not a SETTINGS frame: GOAWAY and close.
+      'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nthis is not an HTTP/2 frame at all\r\n\r\n',
+      // Almost the preface: not HTTP/2, and PRI is no HTTP/1.1 method either.
+      'PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n',
       'GET / HTTP/1.1\r\nHost: echo\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       'POST / HTTP/1.1\r\nHost: echo\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nnot a chunk\r\n',
       'GET / HTTP/1.1\r\nHost: echo\r\nX-Nul: a\u0000b\r\n\r\n',

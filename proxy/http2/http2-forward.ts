@@ -1,0 +1,211 @@
+// One request forwarded as a stream on an endpoint's HTTP/2 sessions (http2
+// clusters): the upstream headers built by forward-request.ts become
+// pseudo-headers plus lower-case fields, bodies are pumped with backpressure
+// both ways (a paused stream stops granting flow-control window, so a slow
+// side never makes the proxy buffer without bound), trailers are relayed at
+// the end, and resets travel both ways: a client that goes away cancels the
+// upstream stream, an upstream reset resets the client's stream with the same
+// code where that means something to the client.
+// Stream listeners are module-level functions finding their exchange through
+// a symbol, as on the HTTP/1.1 path.
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+import type { Exchange } from '../http/exchange.ts';
+import {
+  BODY_BAD_REQUEST,
+  BODY_CONNECT_FAILURE,
+  BODY_CONNECTION_TERMINATION,
+  BODY_REFUSED_STREAM,
+  BODY_REMOTE_RESET,
+  sendLocalReply,
+} from '../http/local-reply.ts';
+import { ResponseFlag } from '../http/response-flags.ts';
+import type { Http2StreamHandler } from './http2-upstream-pool.ts';
+import { streamSessionState } from './http2-upstream-pool.ts';
+import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM, relayedResetCode } from './node-http2.ts';
+
+/** What the HTTP/1.1 path does with a response head; forward-request.ts passes its own. */
+export type RelayHead = (ex: Exchange, status: number, headers: string[]) => void;
+
+// Fields HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers; `te` is re-added as `trailers` only.
+const NOT_FORWARDED = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
+const TE_TRAILERS = /(^|,)\s*trailers\s*(;|,|$)/i;
+
+const kEx = Symbol('jibe.http2.exchange');
+type TaggedStream = ClientHttp2Stream & { [kEx]?: Exchange };
+
+let relayHead: RelayHead;
+const requestHeads = new WeakMap<Exchange, OutgoingHttpHeaders>();
+const responseTrailers = new WeakMap<Exchange, string[]>();
+
+/**
+ * Sends the exchange on `ex.host`'s HTTP/2 sessions. `headers` is the flat
+ * list buildUpstreamHeaders made (`host` first); `relay` writes the response
+ * head to the client as the HTTP/1.1 path does.
+ */
+export function forwardHttp2(ex: Exchange, headers: string[], path: string, relay: RelayHead): void {
+  relayHead = relay;
+  const out: OutgoingHttpHeaders = { ':method': ex.method, ':scheme': 'http', ':authority': headers[1], ':path': path };
+  for (let i = 2; i < headers.length; i += 2) {
+    const name = headers[i].toLowerCase();
+    if (NOT_FORWARDED.has(name)) continue;
+    const value = headers[i + 1];
+    const prior = out[name];
+    if (prior === undefined) out[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else out[name] = [prior as string, value];
+  }
+  const te = ex.header('te');
+  if (te !== undefined && TE_TRAILERS.test(te)) out.te = 'trailers';
+  requestHeads.set(ex, out);
+  startHttp2Attempt(ex);
+}
+
+/** Starts (or, after a refused stream, restarts) the upstream attempt on `ex.host` with the head already built. */
+export function startHttp2Attempt(ex: Exchange): void {
+  ex.upstreamStart = performance.now();
+  ex.host!.h2Pool().request(ex, STREAM_HANDLER);
+}
+
+const STREAM_HANDLER: Http2StreamHandler<Exchange> = { start: openStream };
+
+function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Stream | undefined {
+  if (ex.done) return undefined;
+  let stream: TaggedStream;
+  try {
+    stream = session.request(requestHeads.get(ex)!, { endStream: !ex.hasBody });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    // A value node will not put on the wire came from the client; a session going away is the upstream's doing.
+    if (code.startsWith('ERR_HTTP2_INVALID') || code === 'ERR_INVALID_CHAR' || code === 'ERR_INVALID_HTTP_TOKEN') sendLocalReply(ex, 400, BODY_BAD_REQUEST, 0);
+    else sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
+    return undefined;
+  }
+  stream[kEx] = ex;
+  ex.upstreamStream = stream;
+  stream.on('response', onResponse);
+  stream.on('data', onData);
+  stream.on('trailers', onTrailers);
+  stream.on('end', onEnd);
+  stream.on('drain', onDrain);
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  if (ex.hasBody) ex.down.readBody();
+  return stream;
+}
+
+/** A slice of the request body for the upstream stream. */
+export function writeHttp2RequestBody(ex: Exchange, stream: ClientHttp2Stream, chunk: Buffer): void {
+  ex.bodySent = true;
+  if (!stream.write(chunk)) ex.down.pauseBody();
+}
+
+export function endHttp2RequestBody(stream: ClientHttp2Stream): void {
+  if (!stream.writableEnded) stream.end();
+}
+
+/** The exchange ends before the upstream stream did: cancel it (RST_STREAM CANCEL, as Envoy for a downstream reset). */
+export function cancelHttp2Upstream(stream: ClientHttp2Stream): void {
+  // Response complete, request still going (the upstream answered early): NO_ERROR, as RFC 9113 §8.1 has servers do.
+  if (!stream.closed && !stream.destroyed) stream.close(stream.readableEnded || stream.endAfterHeaders ? H2_NO_ERROR : H2_CANCEL);
+}
+
+function exOf(stream: TaggedStream): Exchange | undefined {
+  const ex = stream[kEx];
+  return ex !== undefined && ex.upstreamStream === stream ? ex : undefined;
+}
+
+function flatten(headers: IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+function onResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader): void {
+  const ex = exOf(this);
+  if (ex === undefined || ex.done) return;
+  relayHead(ex, Number(headers[':status']), flatten(headers));
+  // A head that ends the stream (gRPC's trailers-only answer) must reach the client as one: end in this tick.
+  if (this.endAfterHeaders) finishResponse(ex, this);
+}
+
+function onData(this: TaggedStream, chunk: Buffer): void {
+  const ex = exOf(this);
+  if (ex === undefined || ex.done) return;
+  if (!ex.down.write(chunk)) this.pause();
+}
+
+function onTrailers(this: TaggedStream, headers: IncomingHttpHeaders): void {
+  const ex = exOf(this);
+  if (ex !== undefined) responseTrailers.set(ex, flatten(headers));
+}
+
+function onEnd(this: TaggedStream): void {
+  const ex = exOf(this);
+  if (ex !== undefined) finishResponse(ex, this);
+}
+
+function finishResponse(ex: Exchange, stream: TaggedStream): void {
+  // Both directions are over: nothing is left to cancel when the exchange finishes.
+  if (stream.writableEnded) ex.upstreamStream = undefined;
+  if (ex.timer !== undefined) {
+    clearTimeout(ex.timer);
+    ex.timer = undefined;
+  }
+  if (ex.done || !ex.responseStarted || ex.down.finished) return;
+  const trailers = responseTrailers.get(ex);
+  if (trailers !== undefined) {
+    responseTrailers.delete(ex);
+    ex.down.endWithTrailers(trailers);
+  } else {
+    ex.down.end();
+  }
+}
+
+function onDrain(this: TaggedStream): void {
+  const ex = exOf(this);
+  if (ex !== undefined && ex.hasBody && !ex.done) ex.down.resumeBody();
+}
+
+function onError(): void {
+  // 'close' follows, with rstCode saying how the stream ended.
+}
+
+function onClose(this: TaggedStream): void {
+  const ex = exOf(this);
+  if (ex === undefined) return;
+  ex.upstreamStream = undefined;
+  if (ex.done || (ex.responseStarted && ex.down.finished)) return;
+  const code = this.rstCode ?? H2_NO_ERROR;
+  if (ex.responseStarted) {
+    // Cut mid-response: the client must see a reset, not a short answer taken for whole.
+    ex.flags |= code === H2_NO_ERROR ? ResponseFlag.UC : ResponseFlag.UR;
+    ex.down.destroy(relayedResetCode(code === H2_NO_ERROR ? 2 : code));
+    return;
+  }
+  const session = streamSessionState(this);
+  if (!session.connected) {
+    sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
+    return;
+  }
+  // Never processed upstream (refused, or above the last stream id of a GOAWAY): a fresh stream is safe unless body bytes are gone.
+  if ((code === H2_REFUSED_STREAM || session.unprocessed) && !ex.bodySent && !ex.retried) {
+    ex.retried = true;
+    startHttp2Attempt(ex);
+    return;
+  }
+  if (code === H2_CANCEL && ex.down.httpVersion === 2) {
+    // The upstream cancelled the call: the client's stream is cancelled too (gRPC maps it to CANCELLED).
+    ex.flags |= ResponseFlag.UR;
+    ex.down.destroy(H2_CANCEL);
+    return;
+  }
+  if (code === H2_REFUSED_STREAM) sendLocalReply(ex, 503, BODY_REFUSED_STREAM, ResponseFlag.UR);
+  else if (code !== H2_NO_ERROR) sendLocalReply(ex, 503, BODY_REMOTE_RESET, ResponseFlag.UR);
+  else sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
+}

@@ -1,0 +1,240 @@
+// HTTP/2 (h2c, prior knowledge) sessions to one upstream endpoint, for
+// clusters whose protocol is http2. Streams are multiplexed: a request goes on
+// the first session with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS;
+// a new session is opened only when every session is full (up to
+// `maxSessions`), beyond that requests wait here. A session that received
+// GOAWAY takes no new streams (node refuses them) and is closed once its
+// streams are over; the streams it did not process (above the GOAWAY's last
+// stream id) are closed by nghttp2 with REFUSED_STREAM, which the forwarder
+// retries on another session when that is safe.
+import net from 'node:net';
+import type { ClientHttp2Session, ClientHttp2Stream, Settings } from 'node:http2';
+import type { ClusterStats } from '../stats/proxy-stats.ts';
+import { nodeHttp2 } from './node-http2.ts';
+
+export interface Http2PoolOptions {
+  /** Upper bound of sessions to the endpoint (a new one opens only when all are full). */
+  maxSessions: number;
+  connectTimeoutMs: number;
+  /** A session without streams is closed after this long. */
+  idleTimeoutMs: number;
+}
+
+export interface Http2StreamHandler<T> {
+  /** A session has room: open the stream on it. Returns the stream, or undefined when the owner no longer wants one. */
+  start(owner: T, session: ClientHttp2Session): ClientHttp2Stream | undefined;
+}
+
+// Until the peer's SETTINGS arrive, a session takes at most this many streams (RFC 9113 §6.5.2: the initial value is unlimited; 100 is its recommended floor).
+const INITIAL_MAX_STREAMS = 100;
+const CLIENT_SETTINGS: Settings = { enablePush: false };
+
+const kEntry = Symbol('jibe.http2.session');
+type TaggedSession = ClientHttp2Session & { [kEntry]?: Http2SessionEntry };
+type TaggedStream = ClientHttp2Stream & { [kEntry]?: Http2SessionEntry };
+
+export class Http2SessionEntry {
+  readonly session: TaggedSession;
+  readonly pool: Http2Pool<unknown>;
+  active = 0;
+  maxStreams = INITIAL_MAX_STREAMS;
+  connected = false;
+  /** GOAWAY received (or sent): no new streams. */
+  draining = false;
+  closed = false;
+  /** Last stream id the peer's GOAWAY said it processed; streams above it never reached the application. */
+  goawayLastStreamId = Number.MAX_SAFE_INTEGER;
+  connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(pool: Http2Pool<unknown>, session: TaggedSession) {
+    this.pool = pool;
+    this.session = session;
+  }
+
+  get hasRoom(): boolean {
+    return !this.draining && !this.closed && this.active < this.maxStreams;
+  }
+}
+
+export class Http2ConnectTimeoutError extends Error {
+  readonly code = 'UPSTREAM_CONNECT_TIMEOUT';
+  constructor(ms: number) {
+    super(`upstream connect timeout after ${ms}ms`);
+  }
+}
+
+export class Http2Pool<T> {
+  readonly address: string;
+  readonly port: number;
+  readonly options: Http2PoolOptions;
+  readonly stats: ClusterStats;
+  private readonly sessions: Http2SessionEntry[] = [];
+  private readonly waiting: { owner: T; handler: Http2StreamHandler<T> }[] = [];
+  private retired = false;
+
+  constructor(address: string, port: number, options: Http2PoolOptions, stats: ClusterStats) {
+    this.address = address;
+    this.port = port;
+    this.options = options;
+    this.stats = stats;
+  }
+
+  /** Opens `owner`'s stream on a session with room, a new session, or the first one that frees a slot. */
+  request(owner: T, handler: Http2StreamHandler<T>): void {
+    const entry = this.pick();
+    if (entry !== undefined) this.open(entry, owner, handler);
+    else this.waiting.push({ owner, handler });
+  }
+
+  private pick(): Http2SessionEntry | undefined {
+    const sessions = this.sessions;
+    for (let i = 0; i < sessions.length; i++) if (sessions[i].hasRoom) return sessions[i];
+    if (this.retired) return undefined;
+    const live = sessions.reduce((n, s) => (s.draining ? n : n + 1), 0);
+    return live < this.options.maxSessions ? this.connect() : undefined;
+  }
+
+  private open(entry: Http2SessionEntry, owner: T, handler: Http2StreamHandler<T>): void {
+    entry.active++;
+    const stream = handler.start(owner, entry.session) as TaggedStream | undefined;
+    if (stream === undefined) {
+      this.released(entry);
+      return;
+    }
+    stream[kEntry] = entry;
+    stream.on('close', onStreamClose);
+  }
+
+  private connect(): Http2SessionEntry {
+    const { address, port } = this;
+    const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+    const session: TaggedSession = nodeHttp2().connect(`http://${authority}`, {
+      settings: CLIENT_SETTINGS,
+      createConnection: () => net.connect({ host: address, port, noDelay: true }),
+    });
+    const entry = new Http2SessionEntry(this as Http2Pool<unknown>, session);
+    session[kEntry] = entry;
+    this.sessions.push(entry);
+    this.stats.upstream_cx_total++;
+    this.stats.upstream_cx_active++;
+    if (this.options.connectTimeoutMs > 0) entry.connectTimer = setTimeout(onConnectTimeout, this.options.connectTimeoutMs, entry);
+    if (this.options.idleTimeoutMs > 0) session.setTimeout(this.options.idleTimeoutMs, onSessionTimeout);
+    session.on('connect', onSessionConnect);
+    session.on('remoteSettings', onRemoteSettings);
+    session.on('goaway', onSessionGoaway);
+    session.on('error', onSessionError);
+    session.on('close', onSessionClose);
+    return entry;
+  }
+
+  /** A stream on `entry` is over: its slot goes to a waiting request, or the session winds down. */
+  released(entry: Http2SessionEntry): void {
+    entry.active--;
+    this.dispatchWaiting();
+    if (entry.active === 0 && (entry.draining || this.retired) && !entry.closed) entry.session.close();
+  }
+
+  /** Hands waiting requests the slots that are free now. */
+  dispatchWaiting(): void {
+    while (this.waiting.length > 0) {
+      const entry = this.pick();
+      if (entry === undefined) return;
+      const next = this.waiting.shift()!;
+      this.open(entry, next.owner, next.handler);
+    }
+  }
+
+  sessionClosed(entry: Http2SessionEntry): void {
+    entry.closed = true;
+    const i = this.sessions.indexOf(entry);
+    if (i >= 0) this.sessions.splice(i, 1);
+    this.stats.upstream_cx_active--;
+    if (!entry.connected) this.stats.upstream_cx_connect_fail++;
+    // Requests waiting for a slot on this endpoint get a new session.
+    if (!this.retired) this.dispatchWaiting();
+  }
+
+  /** Stops taking streams: idle sessions close now, busy ones when their streams are over. */
+  retire(): void {
+    this.retired = true;
+    for (const entry of this.sessions) {
+      entry.draining = true;
+      if (entry.active === 0) entry.session.close();
+    }
+  }
+
+  /** Ends every session now. */
+  destroy(): void {
+    this.retire();
+    this.waiting.length = 0;
+    for (const entry of [...this.sessions]) entry.session.destroy();
+  }
+
+  get connections(): number {
+    return this.sessions.length;
+  }
+}
+
+/** How the session that carried `stream` fared: whether it ever connected, and whether the peer's GOAWAY left the stream unprocessed. */
+export function streamSessionState(stream: ClientHttp2Stream): { connected: boolean; unprocessed: boolean } {
+  const entry = (stream as TaggedStream)[kEntry];
+  if (entry === undefined) return { connected: false, unprocessed: true };
+  const id = stream.id;
+  return { connected: entry.connected, unprocessed: id === undefined || id > entry.goawayLastStreamId };
+}
+
+function onStreamClose(this: TaggedStream): void {
+  const entry = this[kEntry]!;
+  entry.pool.released(entry);
+}
+
+function onConnectTimeout(entry: Http2SessionEntry): void {
+  entry.connectTimer = undefined;
+  if (!entry.connected) {
+    entry.pool.stats.upstream_cx_connect_timeout++;
+    entry.session.destroy(new Http2ConnectTimeoutError(entry.pool.options.connectTimeoutMs));
+  }
+}
+
+function onSessionConnect(this: TaggedSession): void {
+  const entry = this[kEntry]!;
+  entry.connected = true;
+  if (entry.connectTimer !== undefined) {
+    clearTimeout(entry.connectTimer);
+    entry.connectTimer = undefined;
+  }
+}
+
+function onRemoteSettings(this: TaggedSession, settings: Settings): void {
+  const entry = this[kEntry]!;
+  entry.maxStreams = settings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
+  entry.pool.dispatchWaiting();
+}
+
+function onSessionGoaway(this: TaggedSession, _code: number, lastStreamId: number): void {
+  const entry = this[kEntry]!;
+  entry.draining = true;
+  entry.goawayLastStreamId = lastStreamId;
+}
+
+function onSessionTimeout(this: TaggedSession): void {
+  const entry = this[kEntry]!;
+  // Only idle sessions time out; a busy one is bounded by its requests' timeouts.
+  if (entry.active === 0) {
+    entry.draining = true;
+    this.close();
+  }
+}
+
+function onSessionError(): void {
+  // The session's streams fail with it ('close' on each); 'close' here forgets the session.
+}
+
+function onSessionClose(this: TaggedSession): void {
+  const entry = this[kEntry]!;
+  if (entry.connectTimer !== undefined) {
+    clearTimeout(entry.connectTimer);
+    entry.connectTimer = undefined;
+  }
+  entry.pool.sessionClosed(entry);
+}
