@@ -144,7 +144,10 @@ export interface ListenerResource {
   protocol: ListenerProtocol;
   /** Route config that HTTP requests on this listener are routed with. */
   routeConfig?: string;
-  /** Where TCP connections go (tcp and auto listeners): one cluster picked by weight per connection. */
+  /**
+   * Where TCP connections go (tcp and auto listeners): one cluster picked by weight per connection.
+   * An `auto` listener without it sends what it does not sniff as HTTP to the mesh's outboundTrafficPolicy.
+   */
   tcpRoute?: { clusters: WeightedCluster[] };
   /**
    * Outbound virtual listeners: the original destination addresses (IPs or
@@ -213,7 +216,7 @@ export interface CompiledJwtRule {
 
 /** A token bucket from `jibe.dev/v1alpha1` RateLimit, compiled for one inbound listener. */
 export interface LocalRateLimit {
-  /** `RateLimit/<ns>/<name>#<index>`, named in the response and logs. */
+  /** `RateLimit/<ns>/<name>#<limit name, else index>`, named in the response and logs. */
   name: string;
   /** Limit only requests matching any of these; absent/empty = every request. */
   match?: RouteMatch[];
@@ -263,7 +266,9 @@ export interface CircuitBreakers {
 
 /** DestinationRule outlierDetection. */
 export interface OutlierDetection {
+  /** Absent = this detector is off (the control plane fills in Istio's default of 5). */
   consecutive5xxErrors?: number;
+  /** Absent = this detector is off. */
   consecutiveGatewayErrors?: number;
   intervalMs: number;
   baseEjectionTimeMs: number;
@@ -289,7 +294,11 @@ export interface ClusterResource {
   port: number;
   subset?: string;
   lbPolicy: LbPolicy;
-  /** What to speak to upstream endpoints (http2 for `http2`/`grpc` ports, tcp for `tcp`/unknown). */
+  /**
+   * What to speak to upstream endpoints (http2 for `http2`/`grpc`/`grpc-web` ports, tcp for `tcp`/`tls`/unknown).
+   * An HTTP request that reaches a `tcp` cluster (sniffed on an `auto` listener of an undeclared port)
+   * goes upstream in the protocol the client spoke, as Envoy's use-downstream-protocol.
+   */
   protocol: 'http1' | 'http2' | 'tcp';
   connectTimeoutMs?: number;
   maxConnectionsPerEndpoint?: number;
