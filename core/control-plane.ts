@@ -1,9 +1,14 @@
 // The control plane: stores, registries, the mesh snapshot, the discovery
 // server and the HTTP API, assembled from the plugins chosen by name.
+import { createHash, X509Certificate } from 'node:crypto';
+import os from 'node:os';
 import type { DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import { loadOrCreateAdminToken } from './api/admin-token.ts';
 import { ApiServer } from './api/api-server.ts';
+import { requireAdmin } from './api/api-certificates.ts';
+import { isApiExtension } from './api/api-routes.ts';
+import type { ApiExtension, ApiExtensionHost } from './api/api-routes.ts';
 import { CertificateAuthority } from './ca/certificate-authority.ts';
 import { CsrSigningService } from './ca/csr-signing-service.ts';
 import { ConfigService } from './config/config-service.ts';
@@ -28,6 +33,12 @@ export interface ControlPlaneOptions {
   /** Discovery over TLS with client certificates (15012); undefined = not served. */
   discoveryTlsPort?: number;
   apiPort: number;
+  /** The API over TLS for VMs (15015): certificates, trust bundle, VM join and registration; undefined = not served. */
+  apiTlsPort?: number;
+  /** Where the TLS API listens (default: `host`). */
+  apiTlsHost?: string;
+  /** Host names or IPs (optionally `:port`) VMs reach the TLS API at, written into join tokens. Default: derived from apiTlsHost. */
+  advertiseAddresses?: string[];
   configStore: string;
   stateStore: string;
   /** Platform registries to run; `vm` takes workload registrations. */
@@ -36,7 +47,7 @@ export interface ControlPlaneOptions {
 }
 
 export interface RunningControlPlane {
-  ports: { discovery: number; discoveryTls?: number; api: number };
+  ports: { discovery: number; discoveryTls?: number; api: number; apiTls?: number };
   mesh: MeshService;
   ca: CertificateAuthority;
   close(): Promise<void>;
@@ -58,9 +69,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const registry = new RegistryAggregator();
     closers.push(() => registry.stop());
     let registrar: WorkloadRegistrar | undefined;
+    const extensions: ApiExtension[] = [];
     for (const name of options.platforms) {
       const platform = await pluginNamed(container, PLATFORM_REGISTRY, name).create({ ...context, state });
       await registry.add(platform);
+      if (isApiExtension(platform)) extensions.push(platform);
       if (platform.register && platform.deregister && platform.setHealth && platform.list) registrar ??= platform as WorkloadRegistrar;
     }
     if (!registrar) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'no platform that accepts workload registrations is enabled', { hint: 'add the vm platform' });
@@ -82,18 +95,35 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
     closers.push(() => discovery.close());
     let discoveryTlsPort: number | undefined;
+    const cpSpiffeId = controlPlaneSpiffeId(options.settings.trustDomain, options.settings.rootNamespace);
+    let identity: ControlPlaneIdentity | undefined;
+    if (options.discoveryTlsPort !== undefined || options.apiTlsPort !== undefined) {
+      const started = await ControlPlaneIdentity.start(ca, cpSpiffeId, logger.child({ component: 'ca' }));
+      identity = started;
+      closers.push(() => started.stop());
+    }
     if (options.discoveryTlsPort !== undefined) {
-      const identity = await ControlPlaneIdentity.start(ca, controlPlaneSpiffeId(options.settings.trustDomain, options.settings.rootNamespace), logger.child({ component: 'ca' }));
-      closers.push(() => identity.stop());
-      discoveryTlsPort = await discovery.addPort(options.host, options.discoveryTlsPort, identity.credentials());
+      discoveryTlsPort = await discovery.addPort(options.host, options.discoveryTlsPort, identity!.credentials());
     }
 
     const authenticators = await Promise.all(pluginsOf(container, AUTHENTICATOR).map((p) => p.create({ ...context, state })));
     const signer = new CsrSigningService({ ca, authenticators, logger: logger.child({ component: 'ca' }) });
     const adminToken = await loadOrCreateAdminToken(options.dataDir);
 
+    let apiTlsPort: number | undefined;
+    const extensionHost: ApiExtensionHost = {
+      trustDomain: options.settings.trustDomain,
+      controlPlaneSpiffeId: cpSpiffeId,
+      requireAdmin: (req) => requireAdmin({ adminToken }, req),
+      // The current root comes first in the bundle; a VM pins it on first contact.
+      rootSha256: () => createHashHex(new X509Certificate(ca.trustBundle()[0]).raw),
+      tlsAddresses: () => (apiTlsPort === undefined ? [] : advertisedAddresses(options.advertiseAddresses, options.apiTlsHost ?? options.host, apiTlsPort)),
+      discoveryPorts: () => ({ plain: discoveryPort, ...(discoveryTlsPort === undefined ? {} : { tls: discoveryTlsPort }) }),
+    };
+
     const config = new ConfigService(store, () => mesh.knownHosts());
     const api = new ApiServer({
+      extraRoutes: extensions.flatMap((e) => e.apiRoutes(extensionHost)),
       config,
       registrar,
       snapshot: () => mesh.snapshot(),
@@ -102,11 +132,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       certificates: { ca, signer, state, trustDomain: options.settings.trustDomain, adminToken },
       logger: logger.child({ component: 'api' }),
     });
-    const apiPort = await api.listen(options.host, options.apiPort);
     closers.push(() => api.close());
+    const apiPort = await api.listen(options.host, options.apiPort);
+    if (options.apiTlsPort !== undefined) apiTlsPort = await api.listenTls(options.apiTlsHost ?? options.host, options.apiTlsPort, identity!);
 
-    logger.info({ discovery: `${options.host}:${discoveryPort}`, discoveryTls: discoveryTlsPort, api: `${options.host}:${apiPort}`, dataDir: options.dataDir }, 'control plane ready');
-    return { ports: { discovery: discoveryPort, discoveryTls: discoveryTlsPort, api: apiPort }, mesh, ca, close };
+    logger.info({ discovery: `${options.host}:${discoveryPort}`, discoveryTls: discoveryTlsPort, api: `${options.host}:${apiPort}`, apiTls: apiTlsPort, dataDir: options.dataDir }, 'control plane ready');
+    return { ports: { discovery: discoveryPort, discoveryTls: discoveryTlsPort, api: apiPort, apiTls: apiTlsPort }, mesh, ca, close };
   } catch (err) {
     await close();
     throw err;
@@ -118,4 +149,24 @@ function portError(err: Error & { code?: string }, host: string, port: number, f
     return new JibeError('JIBE_ERR_PORT_IN_USE', `port ${port} on ${host} is already in use`, { hint: `stop the process using it or pass another ${flag}` });
   }
   return err;
+}
+
+function createHashHex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Where VMs reach the TLS API: the advertised names when given (with the port
+ * added unless they carry one), the listen address when it is specific, or
+ * every external IPv4 address of this host when it listens on all.
+ */
+export function advertisedAddresses(advertised: string[] | undefined, listenHost: string, port: number): string[] {
+  const withPort = (h: string) => (/^\[.*\]:\d+$|^[^:]+:\d+$/.test(h) ? h : h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`);
+  if (advertised?.length) return advertised.map(withPort);
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return [withPort(listenHost)];
+  const external = Object.values(os.networkInterfaces())
+    .flat()
+    .filter((a) => a && !a.internal && a.family === 'IPv4')
+    .map((a) => withPort(a!.address));
+  return external.length ? external : [withPort('127.0.0.1')];
 }

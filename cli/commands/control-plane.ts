@@ -2,7 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parsePort, parsePortOrOff } from '../options.ts';
+import { collect, parsePort, parsePortOrOff } from '../options.ts';
 
 export const DEFAULT_DATA_DIR = process.env.JIBE_DATA_DIR ?? path.join(os.homedir(), '.jibe');
 
@@ -15,6 +15,9 @@ export function registerControlPlane(program: Command): void {
     .option('--discovery-port <port>', 'discovery stream port', parsePort, 15010)
     .option('--discovery-tls-port <port>', 'discovery stream over mutual TLS (proxies present their workload certificate); "off" to not serve it', parsePortOrOff, 15012)
     .option('--api-port <port>', 'HTTP API port', parsePort, 15014)
+    .option('--api-tls-port <port>', 'API over TLS for VMs (certificates, join, registration); "off" to not serve it', parsePortOrOff, 15015)
+    .option('--api-tls-host <address>', 'address the TLS API listens on (VMs must reach it)', '0.0.0.0')
+    .option('--advertise-address <host[:port]>', 'address VMs reach the TLS API at, written into join tokens (repeatable; default: this host\'s addresses)', collect)
     .option('--config-store <name>', 'where rules are kept', 'file')
     .option('--state-store <name>', 'where the control plane keeps its own state', 'file')
     .option('--platforms <list>', 'platform registries to run, comma-separated', 'vm')
@@ -35,6 +38,9 @@ export function registerControlPlane(program: Command): void {
         discoveryPort: opts.discoveryPort,
         discoveryTlsPort: opts.discoveryTlsPort,
         apiPort: opts.apiPort,
+        apiTlsPort: opts.apiTlsPort,
+        apiTlsHost: opts.apiTlsHost,
+        advertiseAddresses: opts.advertiseAddress,
         configStore: opts.configStore,
         stateStore: opts.stateStore,
         platforms: String(opts.platforms).split(',').map((s) => s.trim()).filter(Boolean),

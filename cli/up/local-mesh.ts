@@ -69,6 +69,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       '--discovery-port', String(options.discoveryPort),
       // The local mesh's proxies subscribe on the loopback plaintext port.
       '--discovery-tls-port', 'off',
+      // No VMs join the local mesh: keep it off the network.
+      '--api-tls-port', 'off',
       '--api-port', String(options.apiPort),
     ]);
     await waitFor(() => callApi(server, 'GET', '/healthz').then(() => true, () => false), cp, supervisor, 20_000, 'the control plane to answer');

@@ -11,6 +11,7 @@ import { createBootstrapToken } from '../ca/authenticator-bootstrap-token.ts';
 import type { CertificateAuthority } from '../ca/certificate-authority.ts';
 import type { CsrSigningService } from '../ca/csr-signing-service.ts';
 import { workloadSpiffeId } from '../ca/spiffe-id.ts';
+import { requirePeerIdentity } from './api-routes.ts';
 import type { StateStore } from '../state/state-store.ts';
 
 /** Bootstrap tokens live one day unless asked otherwise; a week at most. */
@@ -32,18 +33,36 @@ export interface CertificateRequestBody {
 }
 
 /** `POST /api/v1/certificates`: credential + CSR → certificate chain, expiry and trust bundle. */
-export async function issueCertificate(deps: CertificateApiDeps, body: unknown): Promise<unknown> {
+export async function issueCertificate(deps: CertificateApiDeps, body: unknown, req?: http.IncomingMessage): Promise<unknown> {
   const b = body as Partial<CertificateRequestBody> | undefined;
+  if (b?.credential?.type === WORKLOAD_CERTIFICATE_CREDENTIAL && typeof b.csr === 'string' && req) return renewWithPeerCertificate(deps, b.csr, req);
   if (typeof b?.csr !== 'string' || typeof b.credential?.type !== 'string' || typeof b.credential.token !== 'string') {
     throw new JibeError('JIBE_ERR_BAD_REQUEST', 'body must be {"credential": {"type", "token"}, "csr": "<PEM>"}');
   }
   const signed = await deps.signer.signWithCredential(b.credential, b.csr);
+  // A join token may grant labels with the identity; the VM registers with them.
+  const labels = (signed.identity as { labels?: Record<string, string> }).labels;
   return {
     certChain: signed.certChainPem,
     expiresAt: signed.expiresAt.toISOString(),
     spiffeId: signed.identity.spiffeId,
     trustBundle: signed.trustBundle,
+    ...(labels ? { labels } : {}),
   };
+}
+
+/**
+ * Credential type `workload-certificate`: the identity is the client
+ * certificate the TLS port verified, so a VM renews with the certificate it
+ * has instead of its (possibly single-use) join token. Only while that
+ * certificate is valid: an expired one does not verify, and the VM must join again.
+ */
+export const WORKLOAD_CERTIFICATE_CREDENTIAL = 'workload-certificate';
+
+async function renewWithPeerCertificate(deps: CertificateApiDeps, csrPem: string, req: http.IncomingMessage): Promise<unknown> {
+  const identity = requirePeerIdentity(req);
+  const signed = await deps.ca.sign(csrPem, identity);
+  return { certChain: signed.certChainPem, expiresAt: signed.expiresAt.toISOString(), spiffeId: identity.spiffeId, trustBundle: deps.ca.trustBundle() };
 }
 
 /** `GET /api/v1/trust-bundle`: the roots workloads trust now (two during a root rotation). */
@@ -67,7 +86,7 @@ export async function mintBootstrapToken(deps: CertificateApiDeps, req: http.Inc
   return { token, spiffeId, expiresAt: new Date(Date.now() + ttlMs).toISOString() };
 }
 
-function requireAdmin(deps: CertificateApiDeps, req: http.IncomingMessage): void {
+export function requireAdmin(deps: Pick<CertificateApiDeps, 'adminToken'>, req: http.IncomingMessage): void {
   const header = req.headers.authorization ?? '';
   const presented = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
   const expected = Buffer.from(deps.adminToken);

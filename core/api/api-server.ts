@@ -1,6 +1,7 @@
 // The control plane's HTTP API (port 15014, loopback by default): what the CLI
 // and agents call to apply rules, register workloads and read status.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { JibeError, isJibeError } from '../errors/errors.ts';
@@ -12,6 +13,7 @@ import type { WorkloadRegistrar, WorkloadRegistration } from '../registry/worklo
 import type { MeshSnapshot } from '../mesh/mesh-snapshot.ts';
 import { issueCertificate, mintBootstrapToken, trustBundle } from './api-certificates.ts';
 import type { CertificateApiDeps } from './api-certificates.ts';
+import type { ApiHandler, ApiRoute } from './api-routes.ts';
 
 export interface ApiServerDeps {
   config: ConfigService;
@@ -24,6 +26,16 @@ export interface ApiServerDeps {
   /** The CA's endpoints (certificates, trust bundle, bootstrap tokens). */
   certificates: CertificateApiDeps;
   logger: Logger;
+  /** Routes platforms add (core/api/api-routes.ts); those marked `tls` are also on the TLS port. */
+  extraRoutes?: ApiRoute[];
+}
+
+/** The serving identity of the TLS port: a grpc-js style certificate provider (core/discovery/discovery-tls.ts ControlPlaneIdentity). */
+export interface TlsIdentitySource {
+  addIdentityCertificateListener(listener: (update: { certificate: Buffer; privateKey: Buffer } | null) => void): void;
+  addCaCertificateListener(listener: (update: { caCertificate: Buffer } | null) => void): void;
+  removeIdentityCertificateListener(listener: (update: { certificate: Buffer; privateKey: Buffer } | null) => void): void;
+  removeCaCertificateListener(listener: (update: { caCertificate: Buffer } | null) => void): void;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -32,23 +44,27 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   JIBE_ERR_NOT_FOUND: 404,
   JIBE_ERR_CONFLICT: 409,
   JIBE_ERR_UNAUTHENTICATED: 401,
+  JIBE_ERR_JOIN_TOKEN: 401,
+  JIBE_ERR_FORBIDDEN: 403,
   JIBE_ERR_CSR_REJECTED: 403,
   JIBE_ERR_STORE_IO: 500,
   JIBE_ERR_STORE_CORRUPT: 500,
 };
 
-type Handler = (req: http.IncomingMessage, params: string[], body: unknown, url: URL) => Promise<unknown>;
+type Handler = ApiHandler;
 
 export class ApiServer {
   private readonly server: http.Server;
-  private readonly routes: Array<{ method: string; pattern: RegExp; handler: Handler }>;
+  private readonly routes: Array<{ method: string; pattern: RegExp; handler: Handler; tls?: boolean }>;
+  private tlsServer: https.Server | undefined;
+  private stopTlsUpdates: (() => void) | undefined;
   private readonly deps: ApiServerDeps;
 
   constructor(deps: ApiServerDeps) {
     this.deps = deps;
     this.routes = [
-      { method: 'GET', pattern: /^\/healthz$/, handler: async () => ({ ok: true }) },
-      { method: 'GET', pattern: /^\/ready$/, handler: async () => ({ ok: true }) },
+      { method: 'GET', pattern: /^\/healthz$/, handler: async () => ({ ok: true }), tls: true },
+      { method: 'GET', pattern: /^\/ready$/, handler: async () => ({ ok: true }), tls: true },
       { method: 'GET', pattern: /^\/api\/v1\/status$/, handler: async () => ({ version: deps.snapshot().version, ...deps.status() }) },
       { method: 'GET', pattern: /^\/api\/v1\/config$/, handler: (_r, _p, _b, url) => this.listConfig(url) },
       { method: 'POST', pattern: /^\/api\/v1\/config\/apply$/, handler: (_r, _p, body) => this.apply(body) },
@@ -58,12 +74,63 @@ export class ApiServer {
       { method: 'PUT', pattern: /^\/api\/v1\/workloads$/, handler: async (_r, _p, body) => ({ workload: await deps.registrar.register(body as WorkloadRegistration) }) },
       { method: 'DELETE', pattern: /^\/api\/v1\/workloads\/([^/]+)\/([^/]+)$/, handler: (_r, p) => this.deregister(p[0], p[1]) },
       { method: 'POST', pattern: /^\/api\/v1\/workloads\/([^/]+)\/([^/]+)\/health$/, handler: (_r, p, body) => this.health(p[0], p[1], body) },
-      { method: 'POST', pattern: /^\/api\/v1\/certificates$/, handler: (_r, _p, body) => issueCertificate(deps.certificates, body) },
-      { method: 'GET', pattern: /^\/api\/v1\/trust-bundle$/, handler: async () => trustBundle(deps.certificates) },
-      { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, handler: (req, _p, body) => mintBootstrapToken(deps.certificates, req, body) },
+      { method: 'POST', pattern: /^\/api\/v1\/certificates$/, handler: (req, _p, body) => issueCertificate(deps.certificates, body, req), tls: true },
+      { method: 'GET', pattern: /^\/api\/v1\/trust-bundle$/, handler: async () => trustBundle(deps.certificates), tls: true },
+      { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, handler: (req, _p, body) => mintBootstrapToken(deps.certificates, req, body), tls: true },
       { method: 'GET', pattern: /^\/api\/v1\/proxies$/, handler: async () => ({ version: String(deps.snapshot().version), proxies: deps.proxies() }) },
+      ...(deps.extraRoutes ?? []),
     ];
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => void this.handle(req, res, false));
+  }
+
+  /**
+   * Serves the routes marked `tls` on a second port with the control plane's
+   * own certificate (renewed in place). Clients may present a workload
+   * certificate; it is verified against the mesh roots but not required, so
+   * a VM can fetch the trust bundle and trade its join token before it has one.
+   */
+  async listenTls(host: string, port: number, identity: TlsIdentitySource): Promise<number> {
+    let current: { certificate: Buffer; privateKey: Buffer } | undefined;
+    let roots: Buffer | undefined;
+    let ready: () => void = () => {};
+    const first = new Promise<void>((resolve) => (ready = resolve));
+    const apply = () => {
+      if (!current || !roots) return;
+      const context = { key: current.privateKey, cert: current.certificate, ca: roots };
+      if (this.tlsServer) this.tlsServer.setSecureContext(context);
+      ready();
+    };
+    const onIdentity = (u: { certificate: Buffer; privateKey: Buffer } | null) => {
+      if (!u) return;
+      current = u;
+      apply();
+    };
+    const onCa = (u: { caCertificate: Buffer } | null) => {
+      if (!u) return;
+      roots = u.caCertificate;
+      apply();
+    };
+    identity.addIdentityCertificateListener(onIdentity);
+    identity.addCaCertificateListener(onCa);
+    this.stopTlsUpdates = () => {
+      identity.removeIdentityCertificateListener(onIdentity);
+      identity.removeCaCertificateListener(onCa);
+    };
+    await first;
+    this.tlsServer = https.createServer(
+      { key: current!.privateKey, cert: current!.certificate, ca: roots, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+      (req, res) => void this.handle(req, res, true),
+    );
+    const server = this.tlsServer;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new JibeError('JIBE_ERR_PORT_IN_USE', `port ${port} on ${host} is already in use`, { hint: 'stop the process using it or pass another --api-tls-port' }) : err);
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -78,19 +145,27 @@ export class ApiServer {
     });
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  async close(): Promise<void> {
+    this.stopTlsUpdates?.();
+    const servers: http.Server[] = [this.server, ...(this.tlsServer ? [this.tlsServer] : [])];
+    await Promise.all(
+      servers.map((server) => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      }),
+    );
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, overTls: boolean): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     let status = 200;
     let payload: unknown;
     try {
-      const route = this.routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
+      // The TLS port is reachable from VMs: only what they need is served there.
+      const routes = overTls ? this.routes.filter((r) => r.tls) : this.routes;
+      const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
       if (!route) {
-        const known = this.routes.some((r) => r.pattern.test(url.pathname));
+        const known = routes.some((r) => r.pattern.test(url.pathname));
         throw new JibeError(known ? 'JIBE_ERR_BAD_REQUEST' : 'JIBE_ERR_NOT_FOUND', `${req.method} ${url.pathname} is not an API endpoint`);
       }
       const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);

@@ -15,6 +15,16 @@ export interface WorkloadServiceBinding {
   ports: Record<number, number>;
 }
 
+/** What a VM's node agent reports about its host (the WorkloadEntry's context; shown, never routed on). */
+export interface HostFacts {
+  hostname: string;
+  /** e.g. `linux debian 12 (x64)`. */
+  os?: string;
+  interfaces?: Array<{ name: string; addresses: string[] }>;
+  /** Every non-loopback address of the host. */
+  addresses?: string[];
+}
+
 export interface Workload {
   /** Unique within the namespace and platform, e.g. `reviews-v1`. */
   name: string;
@@ -37,6 +47,8 @@ export interface Workload {
   proxy?: {
     inboundPorts?: Record<number, number>;
   };
+  /** Host facts of a VM, as its node agent registered them. */
+  host?: HostFacts;
 }
 
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';

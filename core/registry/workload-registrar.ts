@@ -16,6 +16,8 @@ export interface WorkloadRegistration {
   proxy?: { inboundPorts?: Record<number, number> };
   locality?: Workload['locality'];
   health?: Workload['health'];
+  /** Host facts a VM's node agent reports. */
+  host?: Workload['host'];
 }
 
 export interface WorkloadRegistrar {

@@ -10,6 +10,8 @@ import type { PlatformRegistry, RegistryEvent } from '../../core/registry/platfo
 import { portProtocol, validateRegistration } from '../../core/registry/workload-registrar.ts';
 import type { WorkloadRegistrar, WorkloadRegistration } from '../../core/registry/workload-registrar.ts';
 import type { StateStore } from '../../core/state/state-store.ts';
+import type { ApiExtension, ApiExtensionHost, ApiRoute } from '../../core/api/api-routes.ts';
+import { vmApiRoutes } from './vm-api.ts';
 
 const PREFIX = 'vm/workloads/';
 
@@ -18,7 +20,7 @@ export interface VmRegistryOptions {
   trustDomain: string;
 }
 
-export class VmRegistry implements PlatformRegistry, WorkloadRegistrar {
+export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExtension {
   readonly platform = 'vm' as const;
   private readonly registrations = new Map<string, WorkloadRegistration>();
   private listener: ((events: RegistryEvent[]) => void) | undefined;
@@ -72,6 +74,16 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar {
     await this.state.put(PREFIX + key, updated);
     this.registrations.set(key, updated);
     this.emit();
+  }
+
+  /** The registration as stored (the VM API checks who owns it). */
+  registration(namespace: string, name: string): WorkloadRegistration | undefined {
+    return this.registrations.get(`${namespace}/${name}`);
+  }
+
+  /** Join tokens and registration by VMs over the TLS API port. */
+  apiRoutes(host: ApiExtensionHost): ApiRoute[] {
+    return vmApiRoutes(this, this.state, host);
   }
 
   async list(): Promise<Workload[]> {
@@ -128,6 +140,7 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar {
       locality: r.locality,
       services: [...bindings].map(([hostname, ports]) => ({ hostname, ports })),
       proxy: r.proxy,
+      ...(r.host ? { host: r.host } : {}),
     };
   }
 }
