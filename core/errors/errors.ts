@@ -51,6 +51,7 @@ export const ErrorCodes = {
   JIBE_ERR_AGENT: 'The node agent cannot join, resume or leave with the state it has.',
   JIBE_ERR_FORBIDDEN: 'A proven identity asked for something only another identity (or the operator) may do.',
   JIBE_ERR_CONSUL: 'Consul could not be reached, refused the request (ACL), or answered with an error.',
+  JIBE_ERR_KUBERNETES: 'The Kubernetes API server could not be reached, refused the request (RBAC), or answered with an error.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
