@@ -2,14 +2,19 @@
 // not at all) through the proxy's `apply`, answers with ACK or NACK, and when the
 // control plane goes away it keeps the proxy on its last good config and
 // reconnects with jittered backoff; the first push on a new stream is full-state.
+// The stream is standard gRPC, spoken by discovery-grpc-call.ts over node:http2
+// with the hand-written messages of discovery-protobuf.ts: a sidecar does not
+// load grpc-js, proto-loader and protobufjs (measured in BENCHMARKS.md).
 import { EventEmitter } from 'node:events';
-import * as grpc from '@grpc/grpc-js';
+import type { SecureClientSessionOptions } from 'node:http2';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { ConfigUpdate, ProxyNode } from '../../core/model/proxy-config.ts';
-import { discoveryService, nodeToWire } from '../../core/discovery/discovery-protocol.ts';
-import type { DiscoveryClientStream, DiscoveryServiceClient, WireDiscoveryResponse } from '../../core/discovery/discovery-protocol.ts';
+import type { WireDiscoveryResponse } from '../../core/discovery/discovery-protocol.ts';
 import { FullJitterBackoff } from './discovery-backoff.ts';
+import { GRPC_STATUS, GRPC_STATUS_NAMES, GrpcBidiCall } from './discovery-grpc-call.ts';
+import type { GrpcStatus } from './discovery-grpc-call.ts';
+import { decodeDiscoveryResponse, encodeDiscoveryRequest } from './discovery-protobuf.ts';
 import type { BackoffSettings } from './discovery-backoff.ts';
 import { toConfigUpdate } from './discovery-update.ts';
 
@@ -21,8 +26,8 @@ export interface DiscoveryClientOptions {
   apply(update: ConfigUpdate): void | Promise<void>;
   logger?: Logger;
   backoff?: BackoffSettings;
-  /** Channel credentials (default plaintext, for the local-only port). */
-  credentials?: grpc.ChannelCredentials;
+  /** TLS for the discovery connection (ca, cert, key, servername); absent = plaintext, for the local-only port. */
+  tls?: SecureClientSessionOptions;
 }
 
 export interface DiscoveryClientState {
@@ -36,6 +41,12 @@ export interface DiscoveryClientState {
 
 // A full snapshot of a large mesh easily passes grpc's 4 MiB default.
 const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+const STREAM_PATH = '/jibe.discovery.v1.AggregatedDiscovery/StreamResources';
+const KEEPALIVE_MS = 30_000;
+const KEEPALIVE_TIMEOUT_MS = 10_000;
+// grpc-js's minimum connect timeout: a blackholed control plane must not stall the reconnect loop.
+const CONNECT_TIMEOUT_MS = 20_000;
+const USER_AGENT = 'jibe-proxy/0.1.0';
 
 /** Events: 'connected', 'disconnected'(reason), 'applied'(version), 'rejected'(version, message). */
 export class DiscoveryClient extends EventEmitter {
@@ -44,8 +55,7 @@ export class DiscoveryClient extends EventEmitter {
   readonly #backoff: FullJitterBackoff;
   #state: DiscoveryClientState = { connected: false, version: '' };
   #running = false;
-  #client: DiscoveryServiceClient | undefined;
-  #call: DiscoveryClientStream | undefined;
+  #call: GrpcBidiCall | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Pushes are applied one after another, in the order they arrived. */
   #applying: Promise<void> = Promise.resolve();
@@ -81,8 +91,6 @@ export class DiscoveryClient extends EventEmitter {
     const call = this.#call;
     this.#call = undefined;
     call?.cancel();
-    this.#client?.close();
-    this.#client = undefined;
     this.#markDisconnected('client stopped');
     await this.#applying;
   }
@@ -90,42 +98,54 @@ export class DiscoveryClient extends EventEmitter {
   #connect(): void {
     this.#retryTimer = undefined;
     if (!this.#running) return;
-    this.#client?.close();
-    const ServiceClient = discoveryService();
-    // A fresh channel with its own subchannel per attempt: the shared pool would
-    // reuse a subchannel still inside grpc's own (much longer) reconnect backoff.
-    const client = new ServiceClient(this.#options.address, this.#options.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.use_local_subchannel_pool': 1,
-      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-    });
-    const call = client.StreamResources();
-    this.#client = client;
-    this.#call = call;
     let answered = false;
-
-    call.on('data', (response: WireDiscoveryResponse) => {
-      if (call !== this.#call) return;
-      if (!answered) {
-        answered = true;
-        this.#backoff.reset();
-        this.#state.connected = true;
-        this.#state.lastError = undefined;
-        this.#log.info({ address: this.#options.address }, 'connected to control plane');
-        this.emit('connected');
-      }
-      this.#applying = this.#applying
-        .then(() => this.#handle(call, response))
-        .catch((error: unknown) => this.#log.error({ err: error }, 'discovery event listener failed'));
+    // A fresh connection per attempt (grpc's use_local_subchannel_pool): nothing
+    // inherits a transport still inside its own reconnect backoff.
+    const call: GrpcBidiCall = new GrpcBidiCall({
+      address: this.#options.address,
+      path: STREAM_PATH,
+      tls: this.#options.tls,
+      maxReceiveBytes: MAX_RECEIVE_BYTES,
+      keepaliveMs: KEEPALIVE_MS,
+      keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      userAgent: USER_AGENT,
+      onMessage: (message) => {
+        if (call !== this.#call) return;
+        if (!answered) {
+          answered = true;
+          this.#backoff.reset();
+          this.#state.connected = true;
+          this.#state.lastError = undefined;
+          this.#log.info({ address: this.#options.address }, 'connected to control plane');
+          this.emit('connected');
+        }
+        this.#applying = this.#applying
+          .then(() => this.#handle(call, message))
+          .catch((error: unknown) => this.#log.error({ err: error }, 'discovery event listener failed'));
+      },
+      onStatus: (status) => this.#onStreamEnd(call, status),
     });
-    // The 'status' event carries the outcome; an 'error' listener only keeps it from being thrown.
-    call.on('error', () => {});
-    call.on('status', (status: grpc.StatusObject) => this.#onStreamEnd(call, status));
-    call.write({ node: nodeToWire(this.#options.node), versionInfo: this.#state.version, responseNonce: '' });
+    this.#call = call;
+    const node = this.#options.node;
+    call.write(encodeDiscoveryRequest({
+      node: { id: node.id, type: node.type, namespace: node.namespace, workload: node.workload, platform: node.platform, labels: node.labels, version: node.version },
+      versionInfo: this.#state.version,
+      responseNonce: '',
+    }));
   }
 
-  async #handle(call: DiscoveryClientStream, response: WireDiscoveryResponse): Promise<void> {
+  async #handle(call: GrpcBidiCall, message: Buffer): Promise<void> {
+    let response: WireDiscoveryResponse;
+    try {
+      response = decodeDiscoveryResponse(message);
+    } catch (error) {
+      // Without a nonce there is nothing to NACK: the stream itself is broken, so start a new one.
+      const reason = `undecodable DiscoveryResponse: ${error instanceof Error ? error.message : String(error)}`;
+      call.cancel();
+      this.#onStreamEnd(call, { code: GRPC_STATUS.INTERNAL, details: reason });
+      return;
+    }
     let update: ConfigUpdate;
     try {
       update = toConfigUpdate(response);
@@ -137,33 +157,33 @@ export class DiscoveryClient extends EventEmitter {
     }
     // The proxy now runs this config even if the stream died during the apply.
     this.#state.version = update.version;
-    if (call === this.#call) call.write({ versionInfo: update.version, responseNonce: update.nonce });
+    if (call === this.#call) call.write(encodeDiscoveryRequest({ versionInfo: update.version, responseNonce: update.nonce }));
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug({ version: update.version, full: update.full, upserts: update.upserts.length, removes: update.removes.length }, 'applied config');
     }
     this.emit('applied', update.version);
   }
 
-  #reject(call: DiscoveryClientStream, response: WireDiscoveryResponse, message: string): void {
+  #reject(call: GrpcBidiCall, response: WireDiscoveryResponse, message: string): void {
     const version = response.versionInfo;
     this.#state.lastRejected = { version, message };
     this.#log.warn({ version, reason: message, keeps: this.#state.version }, 'rejected config from control plane (NACK)');
     if (call === this.#call) {
-      call.write({
+      call.write(encodeDiscoveryRequest({
         versionInfo: this.#state.version,
         responseNonce: response.nonce,
-        errorDetail: { code: grpc.status.INVALID_ARGUMENT, message },
-      });
+        errorDetail: { code: GRPC_STATUS.INVALID_ARGUMENT, message },
+      }));
     }
     this.emit('rejected', version, message);
   }
 
-  #onStreamEnd(call: DiscoveryClientStream, status: grpc.StatusObject): void {
+  #onStreamEnd(call: GrpcBidiCall, status: GrpcStatus): void {
     if (call !== this.#call) return;
     this.#call = undefined;
-    const reason = status.code === grpc.status.OK
+    const reason = status.code === GRPC_STATUS.OK
       ? 'control plane ended the stream'
-      : `${grpc.status[status.code] ?? status.code}: ${status.details}`;
+      : `${GRPC_STATUS_NAMES[status.code] ?? status.code}: ${status.details}`;
     this.#state.lastError = reason;
     if (this.#state.connected) this.#log.warn({ reason }, 'lost control plane; keeping last good config');
     else this.#log.debug({ reason }, 'control plane not reachable');

@@ -2,8 +2,16 @@
 // malformed throws with a message that names the resource, so the NACK the
 // control plane logs says what was wrong.
 import type { ConfigUpdate, ProxyResource, ResourceType } from '../../core/model/proxy-config.ts';
-import { isResourceType } from '../../core/discovery/discovery-protocol.ts';
 import type { WireDiscoveryResponse } from '../../core/discovery/discovery-protocol.ts';
+
+// Every ResourceType the proxy applies, checked complete by the compiler. A local
+// table rather than core's discovery-protocol.ts, whose value imports load
+// grpc-js and proto-loader into the sidecar.
+const RESOURCE_TYPES: Readonly<Record<ResourceType, true>> = { listener: true, route: true, cluster: true, endpoints: true, mesh: true };
+
+function isResourceType(value: string): value is ResourceType {
+  return Object.hasOwn(RESOURCE_TYPES, value);
+}
 
 export function toConfigUpdate(response: WireDiscoveryResponse): ConfigUpdate {
   if (!response.versionInfo) throw new Error('push has no version_info');
