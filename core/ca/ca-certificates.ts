@@ -44,6 +44,9 @@ export function buildRootCertificate(options: RootCertificateOptions): string {
 export interface LeafCertificateOptions {
   spiffeId: string;
   publicKey: forge.pki.rsa.PublicKey;
+  /** Host-name SANs, only for the control plane's own serving certificates (webhooks). */
+  dnsNames?: string[];
+  ipAddresses?: string[];
   /** The signing CA's subject, DER-exact (subjectNameAsn1). */
   issuerName: forge.asn1.Asn1;
   /** The signing CA's subjectKeyIdentifier as bytes, when it has one. */
@@ -72,7 +75,11 @@ export function buildLeafCertificate(options: LeafCertificateOptions): string {
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-    { name: 'subjectAltName', altNames: [{ type: 6, value: options.spiffeId }], critical: true },
+    {
+      name: 'subjectAltName',
+      altNames: [{ type: 6, value: options.spiffeId }, ...(options.dnsNames ?? []).map((value) => ({ type: 2, value })), ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip }))],
+      critical: true,
+    },
     { name: 'subjectKeyIdentifier' },
   ];
   if (options.issuerKeyId) extensions.push({ name: 'authorityKeyIdentifier', keyIdentifier: options.issuerKeyId });

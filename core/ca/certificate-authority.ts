@@ -38,6 +38,12 @@ export interface CertificateAuthorityOptions {
   now?: () => number;
 }
 
+/** Extra names for a serving certificate of the control plane's own (never for workloads). */
+export interface ServerNames {
+  dnsNames?: string[];
+  ipAddresses?: string[];
+}
+
 export interface SignedCertificate {
   /** The leaf, then any intermediates up to (not including) the root. */
   certChainPem: string;
@@ -156,16 +162,18 @@ export class CertificateAuthority {
   /**
    * A certificate and key for the control plane's own identity (its discovery
    * port): the key is made here, where it is used, like a workload's.
+   * `serverNames` adds DNS and IP SANs for clients that check host names
+   * instead of SPIFFE IDs (the Kubernetes API server calling a webhook).
    */
-  async issueOwn(spiffeId: string): Promise<SignedCertificate & { keyPem: string }> {
+  async issueOwn(spiffeId: string, serverNames: ServerNames = {}): Promise<SignedCertificate & { keyPem: string }> {
     const problem = spiffeIdProblem(spiffeId);
     if (problem || trustDomainOf(spiffeId) !== this.trustDomain) throw new JibeError('JIBE_ERR_CSR_REJECTED', `the control plane cannot be ${spiffeId}: ${problem ?? `not in trust domain ${this.trustDomain}`}`);
     const pair = await generateRsaKeyPair();
-    const signed = this.issue(spiffeId, forge.pki.publicKeyFromPem(pair.publicKeyPem) as forge.pki.rsa.PublicKey);
+    const signed = this.issue(spiffeId, forge.pki.publicKeyFromPem(pair.publicKeyPem) as forge.pki.rsa.PublicKey, serverNames);
     return { ...signed, keyPem: pair.privateKeyPem };
   }
 
-  private issue(spiffeId: string, publicKey: forge.pki.rsa.PublicKey): SignedCertificate {
+  private issue(spiffeId: string, publicKey: forge.pki.rsa.PublicKey, serverNames: ServerNames = {}): SignedCertificate {
     // Whole seconds: certificates hold no more, and expiresAt must be the certificate's own expiry.
     const now = Math.floor(this.now() / 1000) * 1000;
     const signer = this.signer;
@@ -177,6 +185,8 @@ export class CertificateAuthority {
     const leafPem = buildLeafCertificate({
       spiffeId,
       publicKey,
+      dnsNames: serverNames.dnsNames,
+      ipAddresses: serverNames.ipAddresses,
       issuerName: signer.issuerName,
       issuerKeyId: signer.issuerKeyId,
       issuerKey: signer.key,
