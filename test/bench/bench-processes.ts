@@ -181,6 +181,40 @@ export function residentBytes(pid: number): number | undefined {
   }
 }
 
+export interface MemoryFigures {
+  /** VmRSS: every resident page, including file pages shared with other processes (the node binary's code). */
+  vmRss: number;
+  /** RssAnon: private memory (JS heap, malloc, stacks). */
+  rssAnon: number;
+  /** RssFile: resident file pages, mostly the executable's code and read-only data, shared by every process running it. */
+  rssFile: number;
+}
+
+/** VmRSS split into anonymous and file pages (bytes), from /proc/<pid>/status; undefined once the process is gone. */
+export function memoryFigures(pid: number): MemoryFigures | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { vmRss: kb('VmRSS'), rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Proportional set size (bytes, /proc/<pid>/smaps_rollup): private pages plus each
+ * shared page divided by the number of processes mapping it — what this process
+ * adds to the host when others run the same binary.
+ */
+export function proportionalBytes(pid: number): number | undefined {
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pids of a process's direct children (nginx master → worker). */
 export function childPids(pid: number): number[] {
   try {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpuSeconds, onInterrupt, residentBytes, stopAll } from './bench-processes.ts';
+import { cpuSeconds, memoryFigures, onInterrupt, proportionalBytes, stopAll } from './bench-processes.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { formatSummary, summarizeCpuProfile } from './cpu-profile-summary.ts';
 import { loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
@@ -52,7 +52,15 @@ interface RoundFigures {
   cpuAtMax?: number;
   latency: LoadResult;
   rssAt1000?: number;
+  /** RssAnon and RssFile at the sample of max VmRSS, and max PSS, at the fixed rate (first round). */
+  splitAt1000?: MemorySplit;
   cpuAt1000?: number;
+}
+
+interface MemorySplit {
+  rssAnon: number;
+  rssFile: number;
+  pss?: number;
 }
 
 interface Options {
@@ -150,14 +158,34 @@ function probe(target: Target): Promise<void> {
   });
 }
 
-/** Samples memory (max RSS summed over the pids) and CPU while `work` runs. */
-async function sampled<T>(pids: number[], work: () => Promise<T>): Promise<{ result: T; maxRss?: number; cpuFraction?: number }> {
+/**
+ * Samples memory and CPU while `work` runs: max VmRSS summed over the pids (every
+ * 100 ms) with RssAnon/RssFile of that sample, and max PSS (every 500 ms:
+ * smaps_rollup walks the page tables, which costs more than reading status).
+ */
+async function sampled<T>(pids: number[], work: () => Promise<T>): Promise<{ result: T; maxRss?: number; split?: MemorySplit; cpuFraction?: number }> {
   if (pids.length === 0) return { result: await work() };
   let maxRss = 0;
+  let split: MemorySplit | undefined;
+  let maxPss: number | undefined;
+  let ticks = 0;
   const sample = (): void => {
-    let sum = 0;
-    for (const pid of pids) sum += residentBytes(pid) ?? 0;
-    maxRss = Math.max(maxRss, sum);
+    const sum = { vmRss: 0, rssAnon: 0, rssFile: 0 };
+    for (const pid of pids) {
+      const figures = memoryFigures(pid);
+      if (figures === undefined) continue;
+      sum.vmRss += figures.vmRss;
+      sum.rssAnon += figures.rssAnon;
+      sum.rssFile += figures.rssFile;
+    }
+    if (sum.vmRss > maxRss) {
+      maxRss = sum.vmRss;
+      split = { rssAnon: sum.rssAnon, rssFile: sum.rssFile };
+    }
+    if (ticks++ % 5 === 0) {
+      const pss = pids.reduce((total, pid) => total + (proportionalBytes(pid) ?? 0), 0);
+      maxPss = Math.max(maxPss ?? 0, pss);
+    }
   };
   const cpuBefore = pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
   const started = performance.now();
@@ -167,7 +195,7 @@ async function sampled<T>(pids: number[], work: () => Promise<T>): Promise<{ res
     sample();
     const wall = (performance.now() - started) / 1000;
     const cpuAfter = pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
-    return { result, maxRss, cpuFraction: (cpuAfter - cpuBefore) / wall };
+    return { result, maxRss, split: split === undefined ? undefined : { ...split, pss: maxPss }, cpuFraction: (cpuAfter - cpuBefore) / wall };
   } finally {
     clearInterval(timer);
   }
@@ -202,6 +230,7 @@ interface Row {
   achievedQps: number;
   errors: number;
   rss?: number;
+  split?: MemorySplit;
   peakRssAtMax?: number;
   cpu?: number;
   cpuAtMax?: number;
@@ -232,6 +261,7 @@ function summarize(results: Map<TargetName, RoundFigures[]>): Row[] {
       achievedQps: medianOf(rounds, (round) => round.latency.actualQps)!,
       errors: rounds.reduce((sum, round) => sum + round.maxErrors + round.latency.errors, 0),
       rss: medianOf(rounds, (round) => round.rssAt1000),
+      split: rounds.find((round) => round.splitAt1000 !== undefined)?.splitAt1000,
       peakRssAtMax: medianOf(rounds, (round) => round.peakRssAtMax),
       cpu: medianOf(rounds, (round) => round.cpuAt1000),
       cpuAtMax: medianOf(rounds, (round) => round.cpuAtMax),
@@ -243,17 +273,19 @@ function summarize(results: Map<TargetName, RoundFigures[]>): Row[] {
 const ms = (secondsValue: number): string => (secondsValue * 1000).toFixed(3);
 const mb = (bytes: number | undefined): string => (bytes === undefined ? '–' : (bytes / 1e6).toFixed(1));
 
+const splitText = (split: MemorySplit | undefined): string => (split === undefined ? '–' : `${mb(split.rssAnon)} / ${mb(split.rssFile)} / ${mb(split.pss)}`);
+
 function renderTable(rows: Row[], qps: number): string {
   const lines = [
-    `| Target | Max rps | vs nginx | Proxy CPU at max rps | Rps per proxy core (vs nginx) | p50 / p90 / p99 ms @${qps} rps | Added p50 / p99 ms vs direct | Proxy CPU @${qps} rps | Proxy RSS MB @${qps} rps (max) | Proxy RSS MB at max rps |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| Target | Max rps | vs nginx | Proxy CPU at max rps | Rps per proxy core (vs nginx) | p50 / p90 / p99 ms @${qps} rps | Added p50 / p99 ms vs direct | Proxy CPU @${qps} rps | Proxy VmRSS MB @${qps} rps (max) | RssAnon / RssFile / PSS MB @${qps} rps | Proxy VmRSS MB at max rps |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of rows) {
     const ratio = row.ratioVsNginx === undefined ? '–' : `${row.ratioVsNginx.toFixed(2)}×`;
     const added = row.addedP50 === undefined || row.addedP99 === undefined ? '–' : `${ms(row.addedP50)} / ${ms(row.addedP99)}`;
     const percent = (fraction: number | undefined): string => (fraction === undefined ? '–' : `${(fraction * 100).toFixed(0)} %`);
     const capacity = row.rpsPerCore === undefined ? '–' : `${row.rpsPerCore.toFixed(0)}${row.capacityVsNginx === undefined ? '' : ` (${row.capacityVsNginx.toFixed(2)}×)`}`;
-    lines.push(`| ${row.target} | ${row.maxQps.toFixed(0)} | ${ratio} | ${percent(row.cpuAtMax)} | ${capacity} | ${ms(row.p50)} / ${ms(row.p90)} / ${ms(row.p99)} | ${added} | ${percent(row.cpu)} | ${mb(row.rss)} | ${mb(row.peakRssAtMax)} |`);
+    lines.push(`| ${row.target} | ${row.maxQps.toFixed(0)} | ${ratio} | ${percent(row.cpuAtMax)} | ${capacity} | ${ms(row.p50)} / ${ms(row.p90)} / ${ms(row.p99)} | ${added} | ${percent(row.cpu)} | ${mb(row.rss)} | ${splitText(row.split)} | ${mb(row.peakRssAtMax)} |`);
   }
   return lines.join('\n');
 }
@@ -342,8 +374,9 @@ async function startTargets(options: Options, nginxBinary: string, dir: string, 
       targets.push({ name: 'node-http', port: proxy.port, pids: () => [proxy.process.pid] });
     } else {
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-      const sidecar = await startJibeSidecar({ upstreamPort, cpus: PROXY_CPUS, nodeArgs });
-      log(`jibe sidecar outbound on 127.0.0.1:${sidecar.port} (pid ${sidecar.process.pid}, core ${PROXY_CPUS})`);
+      // The control plane shares the load generator's core: once the sidecar has its config it is idle.
+      const sidecar = await startJibeSidecar({ upstreamPort, cpus: PROXY_CPUS, controlPlaneCpus: LOAD_CPUS, nodeArgs });
+      log(`jibe sidecar (\`jibe proxy\`, fed by \`jibe control-plane\` pid ${sidecar.controlPlane?.pid}) outbound on 127.0.0.1:${sidecar.port} (pid ${sidecar.process.pid}, core ${PROXY_CPUS})`);
       targets.push({ name: 'jibe', port: sidecar.port, pids: () => [sidecar.process.pid] });
     }
   }
@@ -364,14 +397,14 @@ async function measure(options: Options, fortio: string, dir: string, targets: T
   }
   const results = new Map<TargetName, RoundFigures[]>(targets.map((target) => [target.name, []]));
   for (let round = 1; round <= options.rounds; round++) {
-    const fixed = new Map<TargetName, { latency: LoadResult; rss?: number; cpu?: number }>();
+    const fixed = new Map<TargetName, { latency: LoadResult; rss?: number; split?: MemorySplit; cpu?: number }>();
     for (const target of targets) {
       const run = await sampled(target.pids(), () =>
         runLoad(fortio, { ...common, ...fixedRate, url: url(target), durationSeconds: options.latencySeconds, resolution: 0.00005, jsonFile: loadJsonPath(dir, target.name, 'latency', round) }),
       );
-      fixed.set(target.name, { latency: run.result, rss: run.maxRss, cpu: run.cpuFraction });
+      fixed.set(target.name, { latency: run.result, rss: run.maxRss, split: run.split, cpu: run.cpuFraction });
       const p = (n: number): string => ms(run.result.percentiles.get(n) ?? NaN);
-      log(`round ${round} ${target.name}: @${options.qps} rps p50 ${p(50)} p90 ${p(90)} p99 ${p(99)} ms${run.maxRss === undefined ? '' : `, RSS ${mb(run.maxRss)} MB`}`);
+      log(`round ${round} ${target.name}: @${options.qps} rps p50 ${p(50)} p90 ${p(90)} p99 ${p(99)} ms${run.maxRss === undefined ? '' : `, VmRSS ${mb(run.maxRss)} MB (anon / file / PSS ${splitText(run.split)})`}`);
     }
     for (const target of targets) {
       const run = await sampled(target.pids(), () =>
@@ -386,6 +419,7 @@ async function measure(options: Options, fortio: string, dir: string, targets: T
         latency: atFixed.latency,
         // Later rounds follow a max-rate phase, so only the first round's memory counts.
         rssAt1000: round === 1 ? atFixed.rss : undefined,
+        splitAt1000: round === 1 ? atFixed.split : undefined,
         cpuAt1000: atFixed.cpu,
       });
       log(`round ${round} ${target.name}: max ${run.result.actualQps.toFixed(0)} rps${run.result.errors > 0 ? `, ${run.result.errors} errors` : ''}${run.maxRss === undefined ? '' : `, RSS ${mb(run.maxRss)} MB`}`);

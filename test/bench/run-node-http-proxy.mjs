@@ -1,7 +1,7 @@
 // The smallest reverse proxy node:http allows (keep-alive agent, streamed bodies,
 // no routing): a reference row showing what the Node HTTP stack itself costs on
 // this machine, so the sidecar's figures split into Node's floor and Jibe's own work.
-// Plain JavaScript, like run-sidecar.mjs, so neither carries Node's type stripper.
+// Plain JavaScript, like the compiled sidecar, so it does not carry Node's type stripper.
 // Prints `JIBE_SIDECAR_READY {"outbound":<port>}` once it listens.
 //
 //   node test/bench/run-node-http-proxy.mjs --upstream-port <port>
