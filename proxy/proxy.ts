@@ -24,6 +24,9 @@ import type { HttpListener } from './listeners/listener-http.ts';
 import { CaptureListener } from './listeners/listener-capture.ts';
 import { ListenerManager } from './listeners/listener-manager.ts';
 import { createOutboundListener } from './listeners/listener-outbound.ts';
+import { createCorsInterceptor } from './resilience/cors.ts';
+import { createFaultInterceptor } from './resilience/fault-injection.ts';
+import { RateLimiter, createRateLimitInterceptor } from './resilience/rate-limit.ts';
 import { composeDispatch } from './router/router.ts';
 import type { Interceptor } from './router/router.ts';
 import { ProxyStats } from './stats/proxy-stats.ts';
@@ -43,12 +46,17 @@ export interface ProxyOptions {
   logger?: Logger;
   /** How long close() lets in-flight requests finish (default 5000 ms). */
   drainTimeoutMs?: number;
-  /** Features wrapping the dispatch path, outermost first. */
+  /** Features wrapping the dispatch path, outermost first (inside the built-in rate limit, CORS and fault filters). */
   interceptors?: Interceptor[];
+  /** Randomness for balancing and sampling (fault, mirror), and the clock (ms) for rate limits and outlier ejection; tests pin them. */
+  random?: () => number;
+  now?: () => number;
   /** Balancer policies; the built-in registry by default. */
   loadBalancers?: LoadBalancerRegistry;
   /** Bind config listeners (inbound, gateway) elsewhere than the config says. */
   listenerOverrides?: ListenerOverrides;
+  /** Adapters CUSTOM AuthorizationPolicies name as their provider (none by default: such policies are refused at apply). */
+  policyAdapters?: PolicyAdapterRegistry;
   /**
    * Sidecars under iptables capture: connections on the outbound port are
    * served by their original destination (virtual outbound listeners,
@@ -62,8 +70,6 @@ export interface ProxyOptions {
   inboundCaptureAddresses?: string[];
   /** Protocol sniffing wait for `auto` listeners (default 100 ms, Istio's protocolDetectionTimeout). */
   sniffTimeoutMs?: number;
-  /** Adapters CUSTOM AuthorizationPolicies name as their provider (none by default: such policies are refused at apply). */
-  policyAdapters?: PolicyAdapterRegistry;
 }
 
 export interface RunningProxy {
@@ -91,9 +97,18 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // JWT and authorization run first on the inbound path, before any other feature spends work on a request.
   const security = securityDeps(options.policyAdapters ?? new PolicyAdapterRegistry());
 
-  const dispatch = composeDispatch(forwardRequest, [createSecurityInterceptor(security), ...(options.interceptors ?? [])]);
+  const random = options.random ?? Math.random;
+  const now = options.now ?? (() => performance.now());
+  const rateLimiter = new RateLimiter({ now });
+  const dispatch = composeDispatch(forwardRequest, [
+    createSecurityInterceptor(security),
+    createRateLimitInterceptor(rateLimiter),
+    createCorsInterceptor(),
+    createFaultInterceptor({ random }),
+    ...(options.interceptors ?? []),
+  ]);
   const reservedPorts = new Map<number, string>();
-  const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random: Math.random, reservedPorts };
+  const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random, now, reservedPorts };
   const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs, bindInbound: options.inboundCapturePort === undefined });
 
   let outbound: HttpListener | undefined;

@@ -1,10 +1,16 @@
 // A cluster as the data plane runs it: its config, its connection pool, the
-// healthy hosts and the balancer over them. Immutable: an endpoint change
-// builds a new Cluster (cheap: hosts come from the same pool, so keep-alive
-// connections and in-flight counts carry over); only a change of pool
-// settings builds a new pool.
+// healthy hosts and the balancer over them, its circuit breakers and outlier
+// detector. An endpoint change builds a new Cluster (cheap: hosts come from
+// the same pool, so keep-alive connections and in-flight counts carry over,
+// and the outlier detector is handed on so ejections survive); only a change
+// of pool settings builds a new pool. The one mutable part is the balancer,
+// rebuilt over the hosts in service when outlier detection ejects or
+// re-admits one.
 import type { ClusterResource, EndpointsResource } from '../../core/model/proxy-config.ts';
+import type { Exchange } from '../http/exchange.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { OutlierDetector } from './outlier-detector.ts';
 import { EMPTY_LOAD_BALANCER, effectiveWeights } from './load-balancer.ts';
 import type { LoadBalancer, LoadBalancerRegistry } from './load-balancer.ts';
 import { DEFAULT_POOL_SETTINGS, UpstreamPool, endpointKey, samePoolSettings } from './upstream-pool.ts';
@@ -15,7 +21,11 @@ export interface ClusterDeps {
   statsFor(name: string): ClusterStats;
   random: () => number;
   poolDefaults?: Partial<PoolSettings>;
+  /** Clock for outlier ejection times, milliseconds (performance.now by default). */
+  now?: () => number;
 }
+
+const defaultNow = (): number => performance.now();
 
 export class Cluster {
   readonly name: string;
@@ -26,17 +36,26 @@ export class Cluster {
   readonly stats: ClusterStats;
   /** Healthy hosts, in config order. */
   readonly hosts: readonly UpstreamHost[];
-  readonly lb: LoadBalancer;
+  /** Balancer over the hosts in service (all healthy hosts unless outlier detection ejected some). */
+  lb: LoadBalancer;
   /** Keys of every endpoint in config (healthy or not): their pools are kept. */
   readonly endpointKeys: ReadonlySet<string>;
+  readonly circuitBreaker: CircuitBreaker | undefined;
+  readonly outlier: OutlierDetector | undefined;
+  private readonly weights: readonly number[];
+  private readonly loadBalancers: LoadBalancerRegistry;
+  private readonly random: () => number;
+  /** The outlier generation `lb` was built for. */
+  private lbGeneration = -1;
 
   constructor(
     config: ClusterResource,
     endpointsResource: EndpointsResource | undefined,
     pool: UpstreamPool,
     hosts: UpstreamHost[],
-    lb: LoadBalancer,
+    weights: number[],
     endpointKeys: Set<string>,
+    deps: { loadBalancers: LoadBalancerRegistry; random: () => number; outlier?: OutlierDetector },
   ) {
     this.name = config.name;
     this.config = config;
@@ -44,20 +63,75 @@ export class Cluster {
     this.pool = pool;
     this.stats = pool.stats;
     this.hosts = hosts;
-    this.lb = lb;
+    this.weights = weights;
     this.endpointKeys = endpointKeys;
+    this.loadBalancers = deps.loadBalancers;
+    this.random = deps.random;
+    this.circuitBreaker = config.circuitBreakers !== undefined ? new CircuitBreaker(config.circuitBreakers, pool.stats) : undefined;
+    this.outlier = deps.outlier;
+    this.lb = this.buildBalancer();
+  }
+
+  /**
+   * The host for the next request; undefined when none is in service. Without
+   * outlier detection this is the balancer's pick and nothing else.
+   */
+  pick(ex?: Exchange): UpstreamHost | undefined {
+    const od = this.outlier;
+    if (od !== undefined) {
+      if (od.dueAt <= od.now()) od.sweep();
+      if (od.generation !== this.lbGeneration) this.lb = this.buildBalancer();
+    }
+    return this.lb.pick(ex);
+  }
+
+  private buildBalancer(): LoadBalancer {
+    const od = this.outlier;
+    let hosts: UpstreamHost[] = this.hosts as UpstreamHost[];
+    let weights: readonly number[] = this.weights;
+    if (od !== undefined) {
+      this.lbGeneration = od.generation;
+      if (od.ejectedCount > 0 && od.enforcing) {
+        hosts = [];
+        const w: number[] = [];
+        for (let i = 0; i < this.hosts.length; i++) {
+          if (od.isEjected(this.hosts[i].key)) continue;
+          hosts.push(this.hosts[i]);
+          w.push(this.weights[i]);
+        }
+        weights = w;
+      }
+    }
+    if (hosts.length === 0) return EMPTY_LOAD_BALANCER;
+    return this.loadBalancers.create(this.config.lbPolicy, {
+      hosts,
+      weights: effectiveWeights(weights),
+      random: this.random,
+      consistentHash: this.config.consistentHash,
+      hostOf: (address, port) => this.pool.host(address, port),
+    });
   }
 }
 
 export function poolSettingsOf(config: ClusterResource, defaults?: Partial<PoolSettings>): PoolSettings {
   const base = { ...DEFAULT_POOL_SETTINGS, ...defaults };
+  const cb = config.circuitBreakers;
+  // One endpoint can never hold more than the whole cluster may.
+  const perEndpoint = Math.min(config.maxConnectionsPerEndpoint ?? base.maxConnectionsPerEndpoint, cb?.maxConnections ?? Infinity);
   return {
     ...base,
-    maxConnectionsPerEndpoint: config.maxConnectionsPerEndpoint ?? base.maxConnectionsPerEndpoint,
-    maxFreeConnectionsPerEndpoint: Math.min(base.maxFreeConnectionsPerEndpoint, config.maxConnectionsPerEndpoint ?? Infinity),
+    maxConnectionsPerEndpoint: perEndpoint,
+    maxFreeConnectionsPerEndpoint: Math.min(base.maxFreeConnectionsPerEndpoint, perEndpoint),
     connectTimeoutMs: config.connectTimeoutMs ?? base.connectTimeoutMs,
+    idleTimeoutMs: cb?.idleTimeoutMs ?? base.idleTimeoutMs,
+    maxRequestsPerConnection: cb?.maxRequestsPerConnection ?? base.maxRequestsPerConnection,
+    clusterMaxConnections: cb?.maxConnections ?? base.clusterMaxConnections,
+    keepAliveMs: config.tcpKeepalive !== undefined ? (config.tcpKeepalive.timeMs ?? DEFAULT_KEEPALIVE_MS) : base.keepAliveMs,
   };
 }
+
+// Linux's default tcp_keepalive_time, used when tcpKeepalive is set without a time.
+const DEFAULT_KEEPALIVE_MS = 7_200_000;
 
 /**
  * Builds the runtime cluster for a validated config, reusing what it can from
@@ -89,9 +163,11 @@ export function buildCluster(
     hosts.push(pool.host(endpoint.address, endpoint.port));
     weights.push(weight);
   }
-  const lb =
-    hosts.length === 0
-      ? EMPTY_LOAD_BALANCER
-      : deps.loadBalancers.create(config.lbPolicy, { hosts, weights: effectiveWeights(weights), random: deps.random });
-  return new Cluster(config, endpointsResource, pool, hosts, lb, keys);
+  let outlier: OutlierDetector | undefined;
+  if (config.outlierDetection !== undefined) {
+    outlier = previous?.outlier ?? new OutlierDetector(config.outlierDetection, deps.now ?? defaultNow, pool.stats);
+    outlier.config = config.outlierDetection;
+    outlier.setHosts(hosts.map((h) => h.key));
+  }
+  return new Cluster(config, endpointsResource, pool, hosts, weights, keys, { loadBalancers: deps.loadBalancers, random: deps.random, outlier });
 }

@@ -3,12 +3,18 @@
 // its balancers); an unknown or duplicate name is a typed error. A balancer is
 // built over an immutable list of healthy hosts and rebuilt when endpoints
 // change, so `pick` never filters or allocates.
+import type { ConsistentHash } from '../../core/model/proxy-config.ts';
 import { JibeError } from '../../core/errors/errors.ts';
+import type { Exchange } from '../http/exchange.ts';
 import type { UpstreamHost } from './upstream-pool.ts';
 
 export interface LoadBalancer {
-  /** A host to send the next request to; undefined when there is none (no healthy upstream). */
-  pick(): UpstreamHost | undefined;
+  /**
+   * A host to send the next request to; undefined when there is none (no
+   * healthy upstream). Only balancers that hash the request (RING_HASH) read
+   * `ex`; the others ignore it, so their pick stays as cheap as before.
+   */
+  pick(ex?: Exchange): UpstreamHost | undefined;
 }
 
 export interface LoadBalancerInput {
@@ -18,6 +24,10 @@ export interface LoadBalancerInput {
   weights: readonly number[] | undefined;
   /** Source of randomness in [0, 1); Math.random unless a test pins it. */
   random: () => number;
+  /** RING_HASH: what to hash (the cluster's consistentHash). */
+  consistentHash?: ConsistentHash;
+  /** PASSTHROUGH: the cluster's host (and pool) for an address not among its endpoints. */
+  hostOf?: (address: string, port: number) => UpstreamHost;
 }
 
 export type LoadBalancerFactory = (input: LoadBalancerInput) => LoadBalancer;

@@ -103,6 +103,8 @@ export interface StateContext {
   stats: ProxyStats;
   random: () => number;
   poolDefaults?: Partial<PoolSettings>;
+  /** Clock for outlier detection, milliseconds (performance.now when absent). */
+  now?: () => number;
   /** Ports the proxy itself holds (outbound, admin), by what holds them; config listeners may not use them. */
   reservedPorts?: ReadonlyMap<number, string>;
 }
@@ -211,6 +213,7 @@ export function buildState(version: string, resources: ResourceMap, ctx: StateCo
     statsFor: (name: string) => ctx.stats.cluster(name),
     random: ctx.random,
     poolDefaults: ctx.poolDefaults,
+    now: ctx.now,
   };
   for (const r of resources.values()) {
     if (r.type === 'route') {

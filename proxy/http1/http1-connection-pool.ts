@@ -37,6 +37,12 @@ export interface Http1PoolOptions {
   maxIdle: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  /** A connection is closed after carrying this many requests (circuit breakers' maxRequestsPerConnection). */
+  maxRequestsPerConnection?: number;
+  /** Connections the whole cluster may hold (shared across its endpoints' pools through the stats gauge). */
+  clusterMaxConnections?: number;
+  /** SO_KEEPALIVE with this initial delay (connectionPool.tcp.tcpKeepalive.time). */
+  keepAliveMs?: number;
 }
 
 export class UpstreamConnectTimeoutError extends Error {
@@ -64,6 +70,8 @@ export class Http1Connection<T> implements Http1ResponseHandler {
   /** The current response reached its end (the owner has everything it will get). */
   responseComplete = false;
   errorCode = '';
+  /** Requests this connection has been given. */
+  requests = 0;
   connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(pool: Http1Pool<T>, socket: TaggedSocket) {
@@ -131,22 +139,43 @@ export class Http1Pool<T> {
         return;
       }
     }
-    if (fresh || this.total < this.options.maxConnections || this.retired) {
+    if (fresh || this.retired || this.mayConnect(true)) {
       this.assign(this.connect(), owner, handler);
       return;
     }
     this.waiting.push({ owner, handler });
+    this.stats.upstream_rq_pending_active++;
+  }
+
+  /**
+   * Below this endpoint's limit and the cluster's. A pool with no connection
+   * may always open one (as Envoy), or requests queued to it could wait forever
+   * while other endpoints hold the cluster's connections.
+   */
+  private mayConnect(count: boolean): boolean {
+    if (this.total >= this.options.maxConnections) return false;
+    const cap = this.options.clusterMaxConnections;
+    if (cap === undefined || this.total === 0 || this.stats.upstream_cx_active < cap) return true;
+    if (count) this.stats.upstream_cx_overflow++;
+    return false;
+  }
+
+  /** Whether a request sent now would wait for a connection (circuit breakers' pending limit). */
+  wouldQueue(): boolean {
+    return this.idle.length === 0 && !this.retired && !this.mayConnect(false);
   }
 
   private assign(conn: Http1Connection<T>, owner: T, handler: Http1Handler<T>): void {
     conn.owner = owner;
     conn.handler = handler;
     conn.requestDone = false;
+    conn.requests++;
     if (!handler.start(owner, conn)) this.release(conn, true);
   }
 
   private connect(): Http1Connection<T> {
-    const socket: TaggedSocket = net.connect({ host: this.address, port: this.port, noDelay: true });
+    const keepAliveMs = this.options.keepAliveMs;
+    const socket: TaggedSocket = net.connect({ host: this.address, port: this.port, noDelay: true, keepAlive: keepAliveMs !== undefined, keepAliveInitialDelay: keepAliveMs });
     const conn = new Http1Connection<T>(this, socket);
     socket[kConn] = conn as Http1Connection<unknown>;
     this.total++;
@@ -169,7 +198,8 @@ export class Http1Pool<T> {
     conn.owner = undefined;
     conn.handler = undefined;
     if (conn.closed) return;
-    if (!reusable || this.retired) {
+    const maxRequests = this.options.maxRequestsPerConnection;
+    if (!reusable || this.retired || (maxRequests !== undefined && conn.requests >= maxRequests)) {
       conn.socket.destroy();
       return;
     }
@@ -179,6 +209,7 @@ export class Http1Pool<T> {
     if (conn.socket.isPaused()) conn.socket.resume();
     const next = this.waiting.shift();
     if (next !== undefined) {
+      this.stats.upstream_rq_pending_active--;
       this.assign(conn, next.owner, next.handler);
       return;
     }
@@ -197,8 +228,9 @@ export class Http1Pool<T> {
     if (!conn.connected) this.stats.upstream_cx_connect_fail++;
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.waiting.length > 0 && this.total < this.options.maxConnections) {
+    if (this.waiting.length > 0 && this.mayConnect(false)) {
       const next = this.waiting.shift()!;
+      this.stats.upstream_rq_pending_active--;
       this.assign(this.connect(), next.owner, next.handler);
     }
   }
@@ -212,6 +244,7 @@ export class Http1Pool<T> {
   /** Ends every connection now. */
   destroy(): void {
     this.retire();
+    this.stats.upstream_rq_pending_active -= this.waiting.length;
     this.waiting.length = 0;
     for (const conn of this.all) conn.socket.destroy();
   }

@@ -4,9 +4,11 @@
 // change of the route resource; routes name their clusters and the request
 // resolves them against the state it started with, so an endpoint change never
 // recompiles routes.
-import type { RouteAction, RouteConfigResource, Route, VirtualHost } from '../../core/model/proxy-config.ts';
+import type { FaultPolicy, RouteAction, RouteConfigResource, Route, VirtualHost } from '../../core/model/proxy-config.ts';
 import { compileHeaderMutations } from '../http/header-mutation.ts';
 import type { CompiledHeaderMutation } from '../http/header-mutation.ts';
+import { CompiledCors } from '../resilience/cors.ts';
+import { CompiledRetryPolicy } from '../resilience/retry-policy.ts';
 import { CompiledMatch } from './route-matcher.ts';
 import { VirtualHostTable } from './virtual-host-table.ts';
 
@@ -39,6 +41,11 @@ export class CompiledRoute {
   readonly rewriteUri: string | undefined;
   readonly rewriteAuthority: string | undefined;
   readonly timeoutMs: number;
+  /** Resilience features of the route; undefined when the route has none (their interceptors pass through). */
+  readonly retry: CompiledRetryPolicy | undefined;
+  readonly fault: FaultPolicy | undefined;
+  readonly mirror: { cluster: string; percentage: number } | undefined;
+  readonly cors: CompiledCors | undefined;
 
   constructor(route: Route, virtualHost: string) {
     this.name = route.name;
@@ -65,6 +72,10 @@ export class CompiledRoute {
     this.rewriteUri = a.rewrite?.uri;
     this.rewriteAuthority = a.rewrite?.authority;
     this.timeoutMs = a.timeoutMs ?? 0;
+    this.retry = a.retry !== undefined ? new CompiledRetryPolicy(a.retry) : undefined;
+    this.fault = a.fault !== undefined && (a.fault.delay !== undefined || a.fault.abort !== undefined) ? a.fault : undefined;
+    this.mirror = a.mirror;
+    this.cors = a.cors !== undefined ? new CompiledCors(a.cors) : undefined;
   }
 
   /** Index of the weighted cluster to use; `r` is one random number in [0, 1). */

@@ -1,8 +1,10 @@
 // The router: virtual host by authority, first matching route, then the
 // route's action — a direct response, a redirect, or a cluster (weighted pick,
 // then the cluster's balancer picks a healthy host) handed to the dispatch
-// chain. Features (retry, timeout, fault, telemetry) wrap the dispatch
-// function as interceptors, as undici's do.
+// chain. Circuit breakers are checked here, after the host is picked and
+// before anything is counted against the cluster. Features (rate limit, CORS,
+// fault, retry, telemetry) wrap the dispatch function as interceptors, as
+// undici's do.
 import type { Exchange } from '../http/exchange.ts';
 import { BODY_NO_CLUSTER, BODY_NO_HEALTHY_UPSTREAM, sendLocalReply } from '../http/local-reply.ts';
 import { ResponseFlag } from '../http/response-flags.ts';
@@ -10,6 +12,9 @@ import { matchRoute } from './route-matcher.ts';
 import { ROUTE_CLUSTER, ROUTE_DIRECT } from './route-table.ts';
 import type { CompiledRedirect, RouteTable } from './route-table.ts';
 import { stripPort } from './virtual-host-table.ts';
+
+/** Envoy's body for circuit breaker overflow. */
+export const BODY_OVERFLOW = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: overflow');
 
 /** Sends an exchange whose route, cluster and host are chosen. */
 export type Dispatch = (ex: Exchange) => void;
@@ -47,10 +52,15 @@ export function routeExchange(ex: Exchange, table: RouteTable | undefined, dispa
     return;
   }
   ex.cluster = cluster;
-  const host = cluster.lb.pick();
+  const host = cluster.pick(ex);
   if (host === undefined) {
     cluster.stats.upstream_rq_no_healthy++;
     sendLocalReply(ex, 503, BODY_NO_HEALTHY_UPSTREAM, ResponseFlag.UH);
+    return;
+  }
+  // Circuit breakers shed load at once rather than queue it (Envoy: 503, UO).
+  if (cluster.circuitBreaker !== undefined && cluster.circuitBreaker.overflows(host)) {
+    sendLocalReply(ex, 503, BODY_OVERFLOW, ResponseFlag.UO);
     return;
   }
   ex.host = host;

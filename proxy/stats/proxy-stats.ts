@@ -14,6 +14,21 @@ export class ClusterStats {
   upstream_cx_active = 0;
   upstream_cx_connect_fail = 0;
   upstream_rq_no_healthy = 0;
+  /** Circuit breakers: requests answered 503 UO (requests, pending or connection limits). */
+  upstream_rq_pending_overflow = 0;
+  /** Requests waiting in the endpoint pools for a connection (gauge). */
+  upstream_rq_pending_active = 0;
+  /** A new connection was refused by the cluster's maxConnections. */
+  upstream_cx_overflow = 0;
+  /** Retries in flight (gauge) and retries refused by maxRetries or the retry budget. */
+  upstream_rq_retry_active = 0;
+  upstream_rq_retry_overflow = 0;
+  outlier_detection_ejections_active = 0;
+  outlier_detection_ejections_total = 0;
+  /** An ejection was due but maxEjectionPercent was reached. */
+  outlier_detection_ejections_overflow = 0;
+  outlier_detection_ejections_detected_consecutive_5xx = 0;
+  outlier_detection_ejections_detected_consecutive_gateway_failure = 0;
   /** TCP proxying: a connection found no healthy endpoint (UH). */
   upstream_cx_none_healthy = 0;
   upstream_cx_connect_timeout = 0;
@@ -47,6 +62,12 @@ export class ProxyStats {
   tcp_loop_refused = 0;
   /** Protocol sniffing saw nothing in time (server-first protocol) and fell back to TCP. */
   protocol_sniff_timeout = 0;
+  /** Resilience filters: local rate limit, fault injection, CORS. */
+  local_rate_limit_ok = 0;
+  local_rate_limit_rate_limited = 0;
+  fault_delays_injected = 0;
+  fault_aborts_injected = 0;
+  cors_preflight_answered = 0;
   config_update_success = 0;
   config_update_rejected = 0;
 
