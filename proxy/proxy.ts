@@ -6,7 +6,7 @@
 // error's message).
 import pino from 'pino';
 import type { Logger } from 'pino';
-import type { ConfigUpdate, ProxyNode, ProxyResource } from '../core/model/proxy-config.ts';
+import type { ConfigUpdate, MeshResource, ProxyNode, ProxyResource } from '../core/model/proxy-config.ts';
 import { startAdminServer } from './admin/admin-server.ts';
 import type { AdminServer } from './admin/admin-server.ts';
 import type { LoadBalancerRegistry } from './cluster/load-balancer.ts';
@@ -30,6 +30,10 @@ import { RateLimiter, createRateLimitInterceptor } from './resilience/rate-limit
 import { composeDispatch } from './router/router.ts';
 import type { Interceptor } from './router/router.ts';
 import { ProxyStats } from './stats/proxy-stats.ts';
+import { startMetricsServer } from './telemetry/metrics-server.ts';
+import type { MetricsServer } from './telemetry/metrics-server.ts';
+import { ProxyTelemetry } from './telemetry/proxy-telemetry.ts';
+import type { ProxyTelemetryOptions, TelemetrySettings } from './telemetry/proxy-telemetry.ts';
 
 export interface ProxyOptions {
   node: ProxyNode;
@@ -70,16 +74,23 @@ export interface ProxyOptions {
   inboundCaptureAddresses?: string[];
   /** Protocol sniffing wait for `auto` listeners (default 100 ms, Istio's protocolDetectionTimeout). */
   sniffTimeoutMs?: number;
+  /** Istio metrics, access log, tracing; metrics on, access log and tracing off by default. The mesh's settings override these per config. */
+  telemetry?: Omit<ProxyTelemetryOptions, 'node' | 'state'>;
+  /** Prometheus endpoint port (`/stats/prometheus`, Istio 15090); undefined = none (the admin port serves it too). */
+  metricsPort?: number;
+  /** Address of the metrics endpoint (default 0.0.0.0: Prometheus scrapes from elsewhere). */
+  metricsAddress?: string;
 }
 
 export interface RunningProxy {
-  ports: { outbound?: number; admin: number; inboundCapture?: number };
+  ports: { outbound?: number; admin: number; inboundCapture?: number; metrics?: number };
   /** Applies one update atomically. @throws JibeError when it is rejected (the previous config keeps serving). */
   apply(update: ConfigUpdate): Promise<void>;
   state(): { version: string; resources: ProxyResource[] };
   /** Ports of the config listeners (inbound, gateway) by listener name. */
   listenerPorts(): Record<string, number>;
   stats: ProxyStats;
+  telemetry: ProxyTelemetry;
   /** Drains and stops: stops accepting, lets in-flight requests finish up to the drain deadline. */
   close(): Promise<void>;
   /** Settles once the proxy has stopped (after close() or `POST /quitquitquit`). */
@@ -91,6 +102,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const bindAddress = options.bindAddress ?? '127.0.0.1';
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
   const stats = new ProxyStats();
+  const telemetryDefaults = options.telemetry ?? {};
+  const telemetry = new ProxyTelemetry({
+    onReportError: (err) => logger.warn({ err: err.message }, 'zipkin report failed'),
+    ...telemetryDefaults,
+    node: options.node,
+    state: () => holder.current,
+  });
+  stats.telemetry = telemetry;
   const holder: { current: ProxyState } = { current: ProxyState.empty() };
   let resources: ResourceMap = new Map();
   let ready = false;
@@ -106,6 +125,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     createCorsInterceptor(),
     createFaultInterceptor({ random }),
     ...(options.interceptors ?? []),
+    // Innermost: trace context and peer metadata are set on exactly what goes upstream.
+    telemetry.interceptor(),
   ]);
   const reservedPorts = new Map<number, string>();
   const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random, now, reservedPorts };
@@ -116,6 +137,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const ownPorts = (): number[] => [...reservedPorts.keys(), ...Object.values(listeners.ports())];
   const captureDeps = { holder, dispatch, stats, logger, drainTimeoutMs, ownPorts, sniffTimeoutMs: options.sniffTimeoutMs, random: ctx.random };
   let admin: AdminServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   let discovery: DiscoveryClient | undefined;
   let closing: Promise<void> | undefined;
   let resolveClosed!: () => void;
@@ -149,6 +171,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     txn.commit();
     releaseUnused(previous, next, stats);
     ready = true;
+    telemetry.configure(meshTelemetry(next.mesh, telemetryDefaults));
     stats.config_update_success++;
     logger.info({ version: next.version, resources: nextResources.size }, 'config applied');
   }
@@ -174,6 +197,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       await Promise.all([outbound?.close(drainTimeoutMs), listeners.close(drainTimeoutMs), ...captures.map((c) => c.close(drainTimeoutMs))]);
       for (const cluster of holder.current.clusters.values()) cluster.pool.destroy();
       await admin?.close();
+      await metricsServer?.close();
+      await telemetry.close();
       logger.info({ node: options.node.id }, 'proxy stopped');
     })().finally(resolveClosed);
     return closing;
@@ -203,9 +228,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       ready: () => ready,
       configDump,
       stats,
+      prometheus: () => telemetry.render(),
       quit: () => void close(),
     });
     reservedPorts.set(admin.port, 'admin server');
+    if (options.metricsPort !== undefined) {
+      metricsServer = await startMetricsServer(options.metricsAddress ?? '0.0.0.0', options.metricsPort, () => telemetry.render());
+      reservedPorts.set(metricsServer.port, 'metrics endpoint');
+    }
 
     if (options.discoveryAddress !== undefined) {
       // Loaded only when used, so a proxy fed by `apply` never loads gRPC.
@@ -218,18 +248,30 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     await Promise.all(captures.map((c) => c.close(0)));
     await outbound?.close(0);
     await admin?.close();
+    await metricsServer?.close();
+    await telemetry.close();
     throw err;
   }
 
   logger.info({ node: options.node.id, outbound: outbound?.port, admin: admin.port }, 'proxy started');
   return {
-    ports: { outbound: outbound?.port, admin: admin.port, inboundCapture: captures.find((c) => c.direction === 'inbound')?.port },
+    ports: { outbound: outbound?.port, admin: admin.port, inboundCapture: captures.find((c) => c.direction === 'inbound')?.port, metrics: metricsServer?.port },
     apply,
     state: configDump,
     listenerPorts: () => listeners.ports(),
     stats,
+    telemetry,
     close,
     closed,
+  };
+}
+
+/** The mesh's telemetry settings (MeshConfig `accessLog` / `tracing`) over the proxy's own flags; absent ones keep the flags. */
+function meshTelemetry(mesh: MeshResource, defaults: TelemetrySettings): TelemetrySettings {
+  return {
+    metrics: defaults.metrics,
+    accessLog: mesh.accessLog ?? defaults.accessLog,
+    tracing: mesh.tracing ?? defaults.tracing,
   };
 }
 

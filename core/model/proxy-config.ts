@@ -233,6 +233,10 @@ export interface MeshResource {
   name: 'mesh';
   /** What the outbound capture port does with a destination no listener covers (Istio's outboundTrafficPolicy.mode). */
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** MeshConfig `accessLog`: one line per request in this format; absent = each proxy's own flag decides. */
+  accessLog?: 'json' | 'text' | 'off';
+  /** MeshConfig `tracing`: sampled percentage of new traces (0–100) and the Zipkin collector; absent = the proxy's flags. */
+  tracing?: { sampling: number; zipkinAddress?: string };
 }
 
 /** RING_HASH: DestinationRule consistentHash (see ClusterResource.consistentHash). */

@@ -11,6 +11,8 @@ export interface AdminSource {
   ready(): boolean;
   configDump(): { version: string; resources: ProxyResource[] };
   stats: ProxyStats;
+  /** Istio metrics in Prometheus text (`/stats/prometheus`, as Envoy's admin serves them too). */
+  prometheus?: () => Promise<string>;
   /** Starts a graceful stop (`POST /quitquitquit`). */
   quit(): void;
 }
@@ -55,6 +57,13 @@ function handle(req: IncomingMessage, res: ServerResponse, source: AdminSource):
       return send(res, 200, JSON.stringify(source.configDump(), null, 2) + '\n', 'application/json');
     case '/stats':
       return send(res, 200, source.stats.render());
+    case '/stats/prometheus':
+      if (source.prometheus === undefined) return send(res, 404, 'metrics are off\n');
+      source.prometheus().then(
+        (body) => send(res, 200, body, 'text/plain; version=0.0.4; charset=utf-8'),
+        (err: Error) => send(res, 500, `metrics failed: ${err.message}\n`),
+      );
+      return;
     case '/quitquitquit':
       if (method !== 'POST') {
         res.setHeader('allow', 'POST');
@@ -64,7 +73,7 @@ function handle(req: IncomingMessage, res: ServerResponse, source: AdminSource):
       res.once('finish', () => source.quit());
       return;
     case '/':
-      return send(res, 200, 'jibe proxy admin: /ready /config_dump /stats POST /quitquitquit\n');
+      return send(res, 200, 'jibe proxy admin: /ready /config_dump /stats /stats/prometheus POST /quitquitquit\n');
     default:
       return send(res, 404, 'not found\n');
   }

@@ -9,6 +9,7 @@ import type { ProxyState } from '../config/proxy-state.ts';
 import type { Http1Connection } from '../http1/http1-connection-pool.ts';
 import type { MatchInput } from '../router/route-matcher.ts';
 import type { CompiledRoute } from '../router/route-table.ts';
+import type { ExchangeTelemetry } from '../telemetry/exchange-telemetry.ts';
 import type { Downstream } from './downstream.ts';
 import type { ListenerContext } from './listener-context.ts';
 
@@ -67,6 +68,12 @@ export class Exchange implements MatchInput {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Headers features add to the upstream's response (CORS, ring-hash cookie), flat [name, value, …]. */
   extraResponseHeaders: string[] | undefined = undefined;
+
+  /** Telemetry (proxy/telemetry): body bytes each way, the gRPC status seen (-1: none), span and peer state when used. */
+  requestBytes = 0;
+  responseBytes = 0;
+  grpcStatus = -1;
+  telemetry: ExchangeTelemetry | undefined = undefined;
 
   private lowerPathCache: string | undefined = undefined;
   private queryCache: Map<string, string> | undefined = undefined;

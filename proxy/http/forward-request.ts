@@ -12,6 +12,7 @@ import { FAIL_CONNECT, FAIL_PROTOCOL } from '../http1/http1-connection-pool.ts';
 import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
 import { cancelHttp2Upstream, endHttp2RequestBody, forwardHttp2, writeHttp2RequestBody } from '../http2/http2-forward.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
+import { observeResponseBody } from '../telemetry/exchange-telemetry.ts';
 import type { Exchange } from './exchange.ts';
 import {
   BODY_BAD_REQUEST,
@@ -347,6 +348,7 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
 
 function onUpstreamBody(ex: Exchange, chunk: Buffer): void {
   if (ex.done) return;
+  observeResponseBody(ex, chunk);
   if (!ex.down.write(chunk)) ex.upstream?.socket.pause();
 }
 

@@ -79,6 +79,12 @@ const GRPC_STATUS_OF_HTTP: Record<number, string> = {
 export const GRPC_DEADLINE_EXCEEDED = '4';
 export const GRPC_UNKNOWN = '2';
 
+function grpcStatusOf(ex: Exchange, status: number): string {
+  const code = GRPC_STATUS_OF_HTTP[status] ?? GRPC_UNKNOWN;
+  ex.grpcStatus = Number(code);
+  return code;
+}
+
 /** gRPC's grpc-message encoding: percent-encode everything outside printable ASCII, and `%` itself. */
 export function encodeGrpcMessage(message: string): string {
   return /[^\x20-\x24\x26-\x7e]/.test(message) ? Buffer.from(message).reduce((out, b) => out + (b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0')), '') : message;
@@ -96,7 +102,7 @@ function sendGrpcLocalReply(ex: Exchange, status: number, body: Buffer | undefin
     'content-type',
     'application/grpc',
     'grpc-status',
-    GRPC_STATUS_OF_HTTP[status] ?? GRPC_UNKNOWN,
+    grpcStatusOf(ex, status),
     'grpc-message',
     encodeGrpcMessage(body !== undefined && body.length > 0 ? body.toString() : `${status}`),
   ];

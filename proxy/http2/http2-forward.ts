@@ -19,6 +19,7 @@ import {
   sendLocalReply,
 } from '../http/local-reply.ts';
 import { ResponseFlag } from '../http/response-flags.ts';
+import { observeGrpcStatus, observeResponseBody } from '../telemetry/exchange-telemetry.ts';
 import type { Http2StreamHandler } from './http2-upstream-pool.ts';
 import { streamSessionState } from './http2-upstream-pool.ts';
 import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM, relayedResetCode } from './node-http2.ts';
@@ -129,7 +130,9 @@ function flatten(headers: IncomingHttpHeaders): string[] {
 function onResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader): void {
   const ex = exOf(this);
   if (ex === undefined || ex.done) return;
-  relayHead(ex, Number(headers[':status']), flatten(headers));
+  const fields = flatten(headers);
+  observeGrpcStatus(ex, fields);
+  relayHead(ex, Number(headers[':status']), fields);
   // A head that ends the stream (gRPC's trailers-only answer) must reach the client as one: end in this tick.
   if (this.endAfterHeaders) finishResponse(ex, this);
 }
@@ -137,12 +140,16 @@ function onResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingH
 function onData(this: TaggedStream, chunk: Buffer): void {
   const ex = exOf(this);
   if (ex === undefined || ex.done) return;
+  observeResponseBody(ex, chunk);
   if (!ex.down.write(chunk)) this.pause();
 }
 
 function onTrailers(this: TaggedStream, headers: IncomingHttpHeaders): void {
   const ex = exOf(this);
-  if (ex !== undefined) responseTrailers.set(ex, flatten(headers));
+  if (ex === undefined) return;
+  const trailers = flatten(headers);
+  observeGrpcStatus(ex, trailers);
+  responseTrailers.set(ex, trailers);
 }
 
 function onEnd(this: TaggedStream): void {

@@ -21,6 +21,7 @@ import type { Http1ServerHandler } from '../http1/http1-server-connection.ts';
 import { debugEnabled } from '../proxy-logger.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import { routeExchange } from '../router/router.ts';
+import { observeRequestBody } from '../telemetry/exchange-telemetry.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
@@ -265,6 +266,7 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   }
 
   body(ex: Exchange, chunk: Buffer): void {
+    observeRequestBody(ex, chunk);
     onRequestBody(ex, chunk);
   }
 
@@ -297,6 +299,7 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
     }
     this.stats.downstream_rq_active--;
     if (res.headersSent) this.stats.countDownstreamStatus(res.statusCode);
+    this.stats.telemetry?.recordExchange(ex);
     if (this.debug) {
       this.logger.debug(
         {

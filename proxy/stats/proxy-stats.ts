@@ -2,6 +2,8 @@
 // long-lived objects (no maps, no labels, no strings per request). The admin
 // server renders them as Envoy-style `name: value` lines on demand.
 
+import type { ProxyTelemetry } from '../telemetry/proxy-telemetry.ts';
+
 export class ClusterStats {
   upstream_rq_total = 0;
   upstream_rq_active = 0;
@@ -38,6 +40,8 @@ export class ClusterStats {
 }
 
 export class ProxyStats {
+  /** Istio metrics, access log and tracing (proxy/telemetry): told when each exchange and TCP session ends. */
+  telemetry: ProxyTelemetry | undefined = undefined;
   downstream_cx_total = 0;
   downstream_cx_active = 0;
   downstream_rq_total = 0;

@@ -135,6 +135,7 @@ export class TcpSession {
     const down = this.downstream;
     const up = this.upstream!;
     this.ctx.onUpstreamConnect?.(this);
+    this.ctx.stats.telemetry?.tcpOpened(this);
     if (down.destroyed) {
       up.destroy();
       return;
@@ -222,6 +223,7 @@ export class TcpSession {
       stats.upstream_cx_tx_bytes_total += up.bytesWritten;
     }
     ctx.onClose?.(this);
+    ctx.stats.telemetry?.tcpClosed(this);
     if (ctx.debug) {
       ctx.logger.debug(
         {

@@ -1,0 +1,417 @@
+// The proxy's telemetry: Istio's metrics for every request and TCP
+// connection, access log lines, and a Zipkin span per hop. One hook ends
+// every exchange (`recordExchange`, called by the HTTP listener when the
+// downstream response is over — upstream answer or local reply alike), one
+// interceptor runs just before a request goes upstream (trace headers, peer
+// metadata). Label sets are resolved once per (cluster, endpoint) or per
+// peer and cached; a request only finds its series and adds numbers.
+import type { DestinationStream } from 'pino';
+import type { Endpoint, ProxyNode } from '../../core/model/proxy-config.ts';
+import type { Cluster } from '../cluster/cluster.ts';
+import type { ProxyState } from '../config/proxy-state.ts';
+import type { Exchange } from '../http/exchange.ts';
+import { formatResponseFlags } from '../http/response-flags.ts';
+import type { Dispatch, Interceptor } from '../router/router.ts';
+import { peerPrincipal } from '../security/peer-principal.ts';
+import { authzRecord } from '../security/security-interceptor.ts';
+import type { TcpSession } from '../tcp/tcp-proxy.ts';
+import { createAccessLog } from './access-log.ts';
+import type { AccessLog, AccessLogEntry, AccessLogFormat } from './access-log.ts';
+import { exchangeTelemetry, requestMessages, responseMessages } from './exchange-telemetry.ts';
+import { GRPC_NONE, IstioMetrics, PROTOCOL_GRPC, PROTOCOL_HTTP } from './istio-metrics.ts';
+import type { IdentitySeries } from './istio-metrics.ts';
+import {
+  PEER_METADATA_HEADER,
+  UNKNOWN,
+  UNKNOWN_PEER,
+  decodePeerMetadata,
+  encodePeerMetadata,
+  endpointIdentity,
+  identityLabels,
+  nodeIdentity,
+  serviceIdentity,
+} from './telemetry-labels.ts';
+import type { PeerIdentity, ServiceIdentity } from './telemetry-labels.ts';
+import { childContext, injectTraceContext, parseTraceContext, readTraceHeaders } from './trace-context.ts';
+import type { TraceContext } from './trace-context.ts';
+import { ZipkinReporter } from './zipkin-reporter.ts';
+import type { ZipkinSpan } from './zipkin-reporter.ts';
+
+export interface TracingSettings {
+  /** Percentage of new traces sampled, 0–100 (Istio's default is 1). */
+  sampling: number;
+  /** Zipkin collector `host:port` or URL; spans are reported there. */
+  zipkinAddress?: string;
+}
+
+export interface TelemetrySettings {
+  /** Istio metrics (default on). */
+  metrics?: boolean;
+  /** Access log format, or off (default). */
+  accessLog?: AccessLogFormat | 'off';
+  /** Tracing, or off (default). */
+  tracing?: TracingSettings;
+}
+
+export interface ProxyTelemetryOptions extends TelemetrySettings {
+  node: ProxyNode;
+  /** This proxy's SPIFFE ID, when it has one (source_principal / destination_principal of its own side). */
+  principal?: string;
+  /** `source_cluster` / `destination_cluster` of its own side (default: the node's platform). */
+  cluster?: string;
+  /** The running config (TCP sessions are resolved against its clusters). */
+  state?: () => ProxyState;
+  /** Where access log lines go (default stdout). */
+  accessLogDestination?: DestinationStream;
+  /** Span sink; default a ZipkinReporter for `tracing.zipkinAddress`. */
+  spanSink?: { report(span: ZipkinSpan): void; close?(): Promise<void> };
+  random?: () => number;
+  /** Told about a failed span POST (the caller rate-limits). */
+  onReportError?: (err: Error) => void;
+}
+
+/** Distinct inbound caller identities (and authorities) tracked before new ones count as `unknown`. */
+const MAX_INBOUND_PEERS = 1000;
+
+export class ProxyTelemetry {
+  readonly metrics: IstioMetrics;
+  readonly self: PeerIdentity;
+  private readonly node: ProxyNode;
+  private metricsOn: boolean;
+  private accessLog: AccessLog | undefined;
+  private tracing: TracingSettings | undefined;
+  private spanSink: ProxyTelemetryOptions['spanSink'];
+  private readonly ownsSink: boolean;
+  private readonly options: ProxyTelemetryOptions;
+  private readonly random: () => number;
+  private readonly sample = (): boolean => this.tracing !== undefined && this.random() * 100 < this.tracing.sampling;
+  private readonly serviceName: string;
+  // Caches: cluster object → endpoint key → series; a rebuilt cluster starts a new entry, the series stay the same objects.
+  private readonly outbound = new WeakMap<Cluster, Map<string, IdentitySeries>>();
+  private readonly inbound = new Map<string, IdentitySeries>();
+  private readonly tcp = new Map<string, IdentitySeries>();
+  private readonly peerHeaders = new WeakMap<Cluster, string>();
+  private noRoute: IdentitySeries | undefined;
+
+  constructor(options: ProxyTelemetryOptions) {
+    this.options = options;
+    this.node = options.node;
+    this.metrics = new IstioMetrics();
+    this.self = nodeIdentity(options.node, { principal: options.principal, cluster: options.cluster });
+    this.serviceName = `${this.self.app}.${this.self.namespace}`;
+    this.random = options.random ?? Math.random;
+    this.metricsOn = options.metrics ?? true;
+    this.ownsSink = options.spanSink === undefined;
+    this.spanSink = options.spanSink;
+    this.configure(options);
+  }
+
+  /** Applies settings (a proxy flag at start, the mesh's telemetry settings on each config). */
+  configure(settings: TelemetrySettings): void {
+    if (settings.metrics !== undefined) this.metricsOn = settings.metrics;
+    const format = settings.accessLog ?? 'off';
+    if (format === 'off') {
+      this.accessLog?.flush();
+      this.accessLog = undefined;
+    } else if (this.accessLog?.format !== format) {
+      this.accessLog = createAccessLog(format, this.options.accessLogDestination);
+    }
+    const tracing = settings.tracing;
+    if (tracing === undefined || !(tracing.sampling >= 0)) {
+      this.tracing = undefined;
+      return;
+    }
+    this.tracing = { sampling: Math.min(100, tracing.sampling), zipkinAddress: tracing.zipkinAddress };
+    if (this.ownsSink) {
+      const current = this.spanSink as ZipkinReporter | undefined;
+      if (tracing.zipkinAddress === undefined) {
+        void current?.close();
+        this.spanSink = undefined;
+      } else if (current === undefined || current.url.href !== new ZipkinReporter({ address: tracing.zipkinAddress }).url.href) {
+        void current?.close();
+        this.spanSink = new ZipkinReporter({ address: tracing.zipkinAddress, onError: this.options.onReportError });
+      }
+    }
+  }
+
+  get accessLogFormat(): AccessLogFormat | 'off' {
+    return this.accessLog?.format ?? 'off';
+  }
+
+  /**
+   * The innermost interceptor: runs only for requests that go upstream. Sets
+   * this hop's trace context on the request, and peer metadata — removed from
+   * what inbound apps see, added (for the mesh endpoint) on the way out.
+   */
+  interceptor(): Interceptor {
+    return (next: Dispatch): Dispatch =>
+      (ex: Exchange): void => {
+        const raw = ex.down.rawHeaders;
+        const inbound = ex.listener.kind === 'inbound';
+        if (inbound) {
+          const value = takeHeader(raw, PEER_METADATA_HEADER);
+          if (this.metricsOn) exchangeTelemetry(ex).peer = this.inboundIdentity(ex, value);
+        } else {
+          // An app (or a client at the gateway) cannot speak for the mesh: whatever it sent is replaced.
+          takeHeader(raw, PEER_METADATA_HEADER);
+          const cluster = ex.cluster;
+          if (cluster !== undefined && cluster.config.service !== '') raw.push(PEER_METADATA_HEADER, this.peerHeader(cluster));
+        }
+        if (this.tracing !== undefined) {
+          const ctx = this.traceOf(ex);
+          injectTraceContext(raw, ctx);
+        }
+        next(ex);
+      };
+  }
+
+  /** The single place an exchange ends: metrics, access log, span. */
+  recordExchange(ex: Exchange): void {
+    const res = ex.down;
+    const status = res.headersSent ? res.statusCode : 0;
+    const durationMs = performance.now() - ex.startTime;
+    let ids: IdentitySeries | undefined;
+    if (this.metricsOn) {
+      ids = this.identityOf(ex);
+      const grpcStatus = ex.grpc ? (ex.grpcStatus >= 0 ? ex.grpcStatus : GRPC_NONE) : GRPC_NONE;
+      const series = ids.request(ex.grpc ? PROTOCOL_GRPC : PROTOCOL_HTTP, status, grpcStatus, ex.flags, formatResponseFlags);
+      series.requests++;
+      series.duration.observe(durationMs);
+      series.requestBytes.observe(ex.requestBytes);
+      series.responseBytes.observe(ex.responseBytes);
+      if (ex.grpc) {
+        series.requestMessages += requestMessages(ex);
+        series.responseMessages += responseMessages(ex);
+      }
+    }
+    let trace: TraceContext | undefined;
+    if (this.tracing !== undefined) {
+      trace = this.traceOf(ex);
+      if (trace.sampled === true && this.spanSink !== undefined) this.spanSink.report(this.span(ex, trace, status, durationMs));
+    }
+    if (this.accessLog !== undefined) this.accessLog.write(this.accessEntry(ex, ids ?? this.identityOf(ex), status, durationMs, trace));
+  }
+
+  /** A TCP session got its upstream connection. */
+  tcpOpened(session: TcpSession): void {
+    if (!this.metricsOn) return;
+    this.tcpIdentity(session).tcpSeries(0, formatResponseFlags).opened++;
+  }
+
+  /** A TCP session is over (opened or not): bytes and the close, under its final flags. */
+  tcpClosed(session: TcpSession): void {
+    if (!this.metricsOn) return;
+    const series = this.tcpIdentity(session).tcpSeries(session.flags, formatResponseFlags);
+    if (session.upstream !== undefined) series.closed++;
+    series.sentBytes += session.downstream.bytesWritten;
+    series.receivedBytes += session.downstream.bytesRead;
+  }
+
+  /** Prometheus text of the metrics. */
+  render(): Promise<string> {
+    return this.metrics.render();
+  }
+
+  async close(): Promise<void> {
+    this.accessLog?.flush();
+    if (this.ownsSink) await this.spanSink?.close?.();
+  }
+
+  private traceOf(ex: Exchange): TraceContext {
+    const t = exchangeTelemetry(ex);
+    return (t.trace ??= childContext(parseTraceContext(readTraceHeaders(ex.down.rawHeaders)), this.sample));
+  }
+
+  private peerHeader(cluster: Cluster): string {
+    let value = this.peerHeaders.get(cluster);
+    if (value === undefined) {
+      value = encodePeerMetadata(this.self, cluster.config.service);
+      this.peerHeaders.set(cluster, value);
+    }
+    return value;
+  }
+
+  private identityOf(ex: Exchange): IdentitySeries {
+    if (ex.listener.kind === 'inbound') return ex.telemetry?.peer ?? this.inboundIdentity(ex, findHeader(ex.down.rawHeaders, PEER_METADATA_HEADER));
+    const cluster = ex.cluster;
+    if (cluster === undefined) return (this.noRoute ??= this.metrics.identity(identityLabels('source', this.self, UNKNOWN_PEER, serviceIdentity('', ''), UNKNOWN)));
+    let byHost = this.outbound.get(cluster);
+    if (byHost === undefined) {
+      byHost = new Map();
+      this.outbound.set(cluster, byHost);
+    }
+    const key = ex.host?.key ?? '';
+    let ids = byHost.get(key);
+    if (ids === undefined) {
+      const endpoint = key === '' ? undefined : findEndpoint(cluster, key);
+      const service = serviceIdentity(cluster.config.service, endpoint?.namespace ?? '');
+      ids = this.metrics.identity(identityLabels('source', this.self, endpointIdentity(endpoint), service, UNKNOWN));
+      byHost.set(key, ids);
+    }
+    return ids;
+  }
+
+  /** Inbound: the caller from its peer metadata (and mTLS identity), this proxy as the destination. */
+  private inboundIdentity(ex: Exchange, metadata: string | undefined): IdentitySeries {
+    const principal = peerPrincipal(ex);
+    // Without metadata the service comes from the authority: bounded by MAX_INBOUND_PEERS like the rest.
+    const key = (metadata ?? '\u0001' + ex.authority) + '\u0000' + (principal ?? '');
+    let ids = this.inbound.get(key);
+    if (ids !== undefined) return ids;
+    let peer: PeerIdentity = UNKNOWN_PEER;
+    let service: ServiceIdentity;
+    const decoded = metadata !== undefined ? decodePeerMetadata(metadata) : undefined;
+    if (decoded !== undefined) {
+      peer = decoded.peer;
+      service = serviceIdentity(decoded.service, this.self.namespace);
+    } else {
+      service = serviceIdentity(ex.authority, this.self.namespace);
+    }
+    if (principal !== undefined) peer = { ...peer, principal };
+    if (this.inbound.size >= MAX_INBOUND_PEERS) {
+      return this.metrics.identity(identityLabels('destination', UNKNOWN_PEER, this.self, serviceIdentity('', this.self.namespace), principal !== undefined ? 'mutual_tls' : 'none'));
+    }
+    ids = this.metrics.identity(identityLabels('destination', peer, this.self, service, principal !== undefined ? 'mutual_tls' : 'none'));
+    this.inbound.set(key, ids);
+    return ids;
+  }
+
+  private tcpIdentity(session: TcpSession): IdentitySeries {
+    const key = session.clusterName + '\u0000' + session.upstreamKey;
+    let ids = this.tcp.get(key);
+    if (ids !== undefined) return ids;
+    if (session.clusterName.startsWith('inbound|')) {
+      ids = this.metrics.identity(identityLabels('destination', UNKNOWN_PEER, this.self, serviceIdentity('', this.self.namespace), 'none'));
+    } else {
+      const cluster = this.options.state?.().clusters.get(session.clusterName);
+      const endpoint = cluster !== undefined ? findEndpoint(cluster, session.upstreamKey) : undefined;
+      const service = serviceIdentity(cluster?.config.service ?? '', endpoint?.namespace ?? '');
+      ids = this.metrics.identity(identityLabels('source', this.self, endpointIdentity(endpoint), service, UNKNOWN));
+    }
+    if (this.tcp.size < MAX_INBOUND_PEERS) this.tcp.set(key, ids);
+    return ids;
+  }
+
+  private span(ex: Exchange, trace: TraceContext, status: number, durationMs: number): ZipkinSpan {
+    const inbound = ex.listener.kind === 'inbound';
+    const tags: Record<string, string> = {
+      component: 'proxy',
+      'node_id': this.node.id,
+      'http.method': ex.method,
+      'http.url': `${ex.scheme}://${ex.authority}${ex.path}`,
+      'http.protocol': ex.down.httpVersion === 2 ? 'HTTP/2' : 'HTTP/1.1',
+      'http.status_code': String(status),
+      'response_flags': formatResponseFlags(ex.flags),
+      'guid:x-request-id': ex.requestId,
+      'upstream_cluster': ex.cluster?.name ?? '-',
+      'istio.canonical_service': this.self.app,
+      'istio.namespace': this.self.namespace,
+      'peer.address': ex.down.remoteAddress,
+    };
+    if (status === 0 || status >= 500 || ex.flags !== 0) tags.error = 'true';
+    if (ex.grpc && ex.grpcStatus >= 0) tags['grpc.status_code'] = String(ex.grpcStatus);
+    const span: ZipkinSpan = {
+      traceId: trace.traceId,
+      id: trace.spanId,
+      name: `${ex.authority || '-'}/*`,
+      kind: inbound ? 'SERVER' : 'CLIENT',
+      timestamp: Math.round((performance.timeOrigin + ex.startTime) * 1000),
+      duration: Math.max(1, Math.round(durationMs * 1000)),
+      localEndpoint: { serviceName: this.serviceName },
+      tags,
+    };
+    if (trace.parentId !== undefined) span.parentId = trace.parentId;
+    if (trace.debug) span.debug = true;
+    const host = ex.host;
+    if (host !== undefined) {
+      const remote: NonNullable<ZipkinSpan['remoteEndpoint']> = { port: host.port };
+      if (host.address.includes(':')) remote.ipv6 = host.address;
+      else remote.ipv4 = host.address;
+      if (!inbound && ex.cluster !== undefined) remote.serviceName = serviceIdentity(ex.cluster.config.service, '').name;
+      span.remoteEndpoint = remote;
+    }
+    return span;
+  }
+
+  private accessEntry(ex: Exchange, ids: IdentitySeries, status: number, durationMs: number, trace: TraceContext | undefined): AccessLogEntry {
+    const l = ids.base;
+    const entry: AccessLogEntry = {
+      start_time: new Date(performance.timeOrigin + ex.startTime).toISOString(),
+      method: ex.method,
+      authority: ex.authority,
+      path: ex.pathAndQuery(),
+      protocol: ex.down.httpVersion === 2 ? 'HTTP/2' : 'HTTP/1.1',
+      response_code: status,
+      response_flags: formatResponseFlags(ex.flags),
+      bytes_received: ex.requestBytes,
+      bytes_sent: ex.responseBytes,
+      duration_ms: Math.round(durationMs * 1000) / 1000,
+      upstream_host: ex.host?.key ?? '',
+      upstream_cluster: ex.cluster?.name ?? '',
+      route_name: ex.route?.name ?? '',
+      x_request_id: ex.requestId || (ex.header('x-request-id') ?? ''),
+      trace_id: trace?.traceId ?? traceIdOf(ex),
+      downstream_remote_address: ex.down.remoteAddress,
+      source_workload: l.source_workload,
+      source_namespace: l.source_workload_namespace,
+      source_principal: l.source_principal,
+      destination_workload: l.destination_workload,
+      destination_namespace: l.destination_workload_namespace,
+      destination_principal: l.destination_principal,
+      destination_service: l.destination_service,
+      reporter: l.reporter,
+    };
+    const ua = ex.header('user-agent');
+    if (ua !== undefined) entry.user_agent = ua;
+    if (ex.grpc && ex.grpcStatus >= 0) entry.grpc_status = String(ex.grpcStatus);
+    const authz = authzRecord(ex);
+    if (authz !== undefined && authz.policy !== undefined) {
+      entry.authz_policy = authz.policy;
+      entry.authz_result = authz.result;
+    }
+    return entry;
+  }
+}
+
+/** The incoming trace id when tracing is off (logs still correlate with traces made elsewhere). */
+function traceIdOf(ex: Exchange): string {
+  const ctx = parseTraceContext(readTraceHeaders(ex.down.rawHeaders));
+  return ctx?.traceId ?? '';
+}
+
+function findEndpoint(cluster: Cluster, key: string): Endpoint | undefined {
+  const endpoints = cluster.endpointsResource?.endpoints;
+  if (endpoints === undefined) return undefined;
+  for (const e of endpoints) {
+    const k = e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+    if (k === key) return e;
+  }
+  return undefined;
+}
+
+function findHeader(raw: readonly string[], lowerName: string): string | undefined {
+  const len = lowerName.length;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === len && raw[i].toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
+}
+
+/** Removes every `lowerName` field from a flat list in place; returns the first value. */
+function takeHeader(raw: string[], lowerName: string): string | undefined {
+  const len = lowerName.length;
+  let found: string | undefined;
+  let w = -1;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === len && raw[i].toLowerCase() === lowerName) {
+      found ??= raw[i + 1];
+      if (w < 0) w = i;
+      continue;
+    }
+    if (w >= 0) {
+      raw[w] = raw[i];
+      raw[w + 1] = raw[i + 1];
+      w += 2;
+    }
+  }
+  if (w >= 0) raw.length = w;
+  return found;
+}
