@@ -1,0 +1,176 @@
+// Sidecar injection as a pure function of a pod template: the proxy container,
+// an init container that installs traffic capture with the node agent's
+// capture module (`jibe capture apply`), and the volumes they need. Used by
+// `jibe kube-inject` (offline, any manifest) and by the mutating webhook, so
+// both produce the same pod. Injecting an injected pod changes nothing.
+import { DEFAULT_CAPTURE_CONFIG } from '../../agents/capture/capture-config.ts';
+import { PROXY_CONTAINER } from './kube-convert.ts';
+import { TOKEN_AUDIENCE } from './authenticator-token-review.ts';
+import type { KubeContainer, KubeMeta, KubePodSpec } from './kube-types.ts';
+
+export const INIT_CONTAINER = 'jibe-init';
+export const INJECT_ANNOTATION = 'sidecar.jibe.dev/inject';
+/** Istio's spelling, honoured so manifests written for Istio opt out the same way. */
+export const ISTIO_INJECT_ANNOTATION = 'sidecar.istio.io/inject';
+export const STATUS_ANNOTATION = 'sidecar.jibe.dev/status';
+export const INJECTION_LABEL = 'jibe-injection';
+export const TOKEN_VOLUME = 'jibe-token';
+export const CERTS_VOLUME = 'jibe-certs';
+export const TOKEN_MOUNT_PATH = '/var/run/secrets/jibe/tokens';
+
+export interface InjectionOptions {
+  /** The Jibe image: it holds both `jibe proxy` and `jibe capture`. */
+  image: string;
+  /** Plain discovery address sidecars dial, `host:port`. */
+  discoveryAddress: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Control-plane address kept out of capture so the proxy can always reach it. */
+  proxyUid?: number;
+}
+
+export const DEFAULT_INJECTION: InjectionOptions = {
+  image: 'jibe/jibe:0.1.0',
+  discoveryAddress: 'jibe-control-plane.jibe-system.svc:15010',
+  imagePullPolicy: 'IfNotPresent',
+};
+
+/**
+ * Whether a pod gets a sidecar. The pod's own word (annotation or label
+ * `sidecar.jibe.dev/inject`, or Istio's) wins; else the namespace's
+ * `jibe-injection` label; offline injection (`namespaceLabels` undefined)
+ * injects unless the pod opts out, as `istioctl kube-inject` does.
+ */
+export function wantsInjection(meta: Pick<KubeMeta, 'annotations' | 'labels'>, namespaceLabels: Record<string, string> | undefined, spec?: KubePodSpec): boolean {
+  if (spec?.hostNetwork === true) return false; // capture would rewrite the node's own traffic
+  for (const source of [meta.annotations, meta.labels]) {
+    for (const key of [INJECT_ANNOTATION, ISTIO_INJECT_ANNOTATION]) {
+      const value = source?.[key];
+      if (value === 'true' || value === 'enabled') return true;
+      if (value === 'false' || value === 'disabled') return false;
+    }
+  }
+  if (namespaceLabels === undefined) return true;
+  return namespaceLabels[INJECTION_LABEL] === 'enabled';
+}
+
+export function isInjected(spec: KubePodSpec | undefined): boolean {
+  return spec?.containers?.some((c) => c.name === PROXY_CONTAINER) ?? false;
+}
+
+/**
+ * The injected pod template (a copy; the input is not touched). Returns the
+ * input unchanged, by identity, when it already has the sidecar.
+ */
+export function injectPod<T extends { metadata?: Partial<KubeMeta>; spec: KubePodSpec }>(template: T, options: InjectionOptions = DEFAULT_INJECTION): T {
+  if (isInjected(template.spec)) return template;
+  const out = structuredClone(template);
+  const spec = out.spec;
+  const appContainers = spec.containers ?? [];
+  const appPorts = appContainers.flatMap((c) => (c.ports ?? []).filter((p) => !p.protocol || p.protocol === 'TCP').map((p) => p.containerPort));
+  const capture = DEFAULT_CAPTURE_CONFIG;
+  const uid = options.proxyUid ?? capture.proxyUid;
+
+  spec.initContainers = [...(spec.initContainers ?? []), initContainer(options, uid)];
+  spec.containers = [...appContainers, proxyContainer(options, uid)];
+  spec.volumes = [
+    ...(spec.volumes ?? []),
+    { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 43_200, path: 'token' } }] } },
+    { name: CERTS_VOLUME, emptyDir: { medium: 'Memory' } },
+  ];
+  const meta = (out.metadata ??= {});
+  meta.annotations = {
+    ...meta.annotations,
+    [STATUS_ANNOTATION]: JSON.stringify({ version: '0.1.0', initContainers: [INIT_CONTAINER], containers: [PROXY_CONTAINER], volumes: [TOKEN_VOLUME, CERTS_VOLUME], ports: [...new Set(appPorts)].sort((a, b) => a - b) }),
+  };
+  // `kubectl logs` and `exec` keep going to the app, not the sidecar.
+  if (appContainers[0] && !meta.annotations['kubectl.kubernetes.io/default-container']) meta.annotations['kubectl.kubernetes.io/default-container'] = appContainers[0].name;
+  return out;
+}
+
+function initContainer(options: InjectionOptions, uid: number): KubeContainer {
+  const capture = DEFAULT_CAPTURE_CONFIG;
+  return {
+    name: INIT_CONTAINER,
+    image: options.image,
+    imagePullPolicy: options.imagePullPolicy ?? 'IfNotPresent',
+    args: [
+      'capture',
+      'apply',
+      '--proxy-uid', String(uid),
+      '--proxy-gid', String(uid),
+      '--inbound-port', String(capture.inboundPort),
+      '--outbound-port', String(capture.outboundPort),
+      '--include-inbound-ports', '*',
+      '--exclude-inbound-ports', capture.excludeInboundPorts.join(','),
+    ],
+    // iptables needs NET_ADMIN/NET_RAW as root, in the pod's network namespace only.
+    securityContext: {
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+    },
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+  };
+}
+
+function proxyContainer(options: InjectionOptions, uid: number): KubeContainer {
+  const capture = DEFAULT_CAPTURE_CONFIG;
+  const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } });
+  return {
+    name: PROXY_CONTAINER,
+    image: options.image,
+    imagePullPolicy: options.imagePullPolicy ?? 'IfNotPresent',
+    args: [
+      'proxy',
+      '--type', 'sidecar',
+      '--platform', 'kubernetes',
+      '--namespace', '$(POD_NAMESPACE)',
+      '--workload', '$(POD_NAME)',
+      '--discovery', options.discoveryAddress,
+      '--bind', '0.0.0.0',
+      '--capture',
+      '--outbound-port', String(capture.outboundPort),
+      '--inbound-capture-port', String(capture.inboundPort),
+    ],
+    env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('INSTANCE_IP', 'status.podIP'), fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName')],
+    ports: [{ name: 'http-jibe-prom', containerPort: 15090, protocol: 'TCP' }],
+    securityContext: {
+      runAsUser: uid,
+      runAsGroup: uid,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    },
+    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '1Gi' } },
+    volumeMounts: [
+      { name: TOKEN_VOLUME, mountPath: TOKEN_MOUNT_PATH, readOnly: true },
+      { name: CERTS_VOLUME, mountPath: '/etc/jibe/certs' },
+    ],
+  };
+}
+
+/** Where a manifest object keeps its pod template, for every workload kind that has one. */
+export function podTemplateOf(obj: { kind?: string; spec?: Record<string, unknown> } & Record<string, unknown>): { metadata?: Partial<KubeMeta>; spec: KubePodSpec } | undefined {
+  const spec = obj.spec as Record<string, unknown> | undefined;
+  switch (obj.kind) {
+    case 'Pod':
+      return spec ? (obj as unknown as { metadata?: Partial<KubeMeta>; spec: KubePodSpec }) : undefined;
+    case 'Deployment':
+    case 'StatefulSet':
+    case 'DaemonSet':
+    case 'ReplicaSet':
+    case 'ReplicationController':
+    case 'Job':
+      return spec?.template as { metadata?: Partial<KubeMeta>; spec: KubePodSpec } | undefined;
+    case 'CronJob':
+      return ((spec?.jobTemplate as Record<string, unknown> | undefined)?.spec as Record<string, unknown> | undefined)?.template as { metadata?: Partial<KubeMeta>; spec: KubePodSpec } | undefined;
+    default:
+      return undefined;
+  }
+}

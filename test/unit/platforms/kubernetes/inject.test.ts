@@ -1,0 +1,105 @@
+// Sidecar injection: the pure template rewrite, the manifest walker behind
+// `jibe kube-inject`, and the mutating webhook's JSON Patch, which must give
+// the same pod as the offline path.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_INJECTION, INIT_CONTAINER, injectPod, wantsInjection } from '../../../../platforms/kubernetes/inject-pod.ts';
+import { injectManifest } from '../../../../platforms/kubernetes/inject-manifest.ts';
+import { mutatePodReview } from '../../../../platforms/kubernetes/admission-review.ts';
+import type { KubePod } from '../../../../platforms/kubernetes/kube-types.ts';
+
+const pod = (): KubePod => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'reviews', namespace: 'bookinfo', labels: { app: 'reviews' } },
+  spec: { containers: [{ name: 'reviews', image: 'reviews:v1', ports: [{ containerPort: 9080 }] }] },
+});
+
+/** RFC 6902 add/replace on plain JSON, enough for the webhook's patches. */
+function applyPatch(doc: unknown, patch: Array<{ op: string; path: string; value: unknown }>): unknown {
+  const out = structuredClone(doc) as Record<string, unknown>;
+  for (const op of patch) {
+    assert.ok(op.op === 'add' || op.op === 'replace', op.op);
+    const parts = op.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    let node = out as Record<string, unknown>;
+    for (const p of parts.slice(0, -1)) node = node[p] as Record<string, unknown>;
+    const last = parts[parts.length - 1];
+    if (op.op === 'replace') assert.ok(last in node, `replace of missing ${op.path}`);
+    node[last] = op.value;
+  }
+  return out;
+}
+
+test('injection adds the proxy, the capture init container and the token volume; twice is the same as once', () => {
+  const injected = injectPod(pod() as Required<KubePod>);
+  const spec = injected.spec;
+  assert.deepEqual(spec.containers.map((c) => c.name), ['reviews', 'jibe-proxy']);
+  assert.deepEqual(spec.initContainers?.map((c) => c.name), [INIT_CONTAINER]);
+  assert.deepEqual(spec.initContainers?.[0].args?.slice(0, 2), ['capture', 'apply']);
+  assert.ok(spec.volumes?.some((v) => v.name === 'jibe-token' && JSON.stringify(v).includes('"audience":"jibe"')));
+  assert.equal((spec.containers[1].securityContext as { runAsUser: number }).runAsUser, 1337);
+  assert.equal(injected.metadata.annotations?.['kubectl.kubernetes.io/default-container'], 'reviews');
+  assert.equal(injectPod(injected), injected, 'an injected pod is returned untouched');
+  assert.equal(pod().spec!.containers.length, 1, 'the input is not mutated');
+});
+
+test('who gets a sidecar: pod opt-in/out beats the namespace label; offline injects unless opted out; host network never', () => {
+  assert.equal(wantsInjection({}, { 'jibe-injection': 'enabled' }), true);
+  assert.equal(wantsInjection({}, {}), false);
+  assert.equal(wantsInjection({ annotations: { 'sidecar.jibe.dev/inject': 'false' } }, { 'jibe-injection': 'enabled' }), false);
+  assert.equal(wantsInjection({ labels: { 'sidecar.istio.io/inject': 'true' } }, {}), true);
+  assert.equal(wantsInjection({}, undefined), true);
+  assert.equal(wantsInjection({}, { 'jibe-injection': 'enabled' }, { containers: [], hostNetwork: true }), false);
+});
+
+test('kube-inject rewrites every pod template in a manifest and leaves other documents alone; its output is stable', () => {
+  const manifest = `
+apiVersion: v1
+kind: Service
+metadata: { name: reviews }
+spec: { ports: [{ port: 9080, name: http }] }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: reviews-v1 }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  template:
+    metadata: { labels: { app: reviews } }
+    spec: { containers: [{ name: reviews, image: reviews:v1 }] }
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: { name: cleanup }
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: { annotations: { sidecar.jibe.dev/inject: "false" } }
+        spec: { restartPolicy: Never, containers: [{ name: c, image: busybox }] }
+`;
+  const first = injectManifest(manifest, DEFAULT_INJECTION);
+  assert.deepEqual(first.injected, ['Deployment/reviews-v1']);
+  const docs = parseAllDocuments(first.yaml).map((d) => d.toJSON());
+  assert.equal(docs.length, 3);
+  assert.deepEqual(docs[0].spec, { ports: [{ port: 9080, name: 'http' }] });
+  assert.deepEqual(docs[1].spec.template.spec.containers.map((c: { name: string }) => c.name), ['reviews', 'jibe-proxy']);
+  assert.equal(docs[2].spec.jobTemplate.spec.template.spec.containers.length, 1);
+  const second = injectManifest(first.yaml, DEFAULT_INJECTION);
+  assert.deepEqual(second.injected, []);
+  assert.equal(second.yaml, first.yaml);
+});
+
+test('the webhook patch gives the same pod as offline injection; already injected or opted-out pods get no patch', () => {
+  const request = { uid: 'u1', operation: 'CREATE' as const, namespace: 'bookinfo', object: pod() as unknown as Record<string, unknown> };
+  const review = mutatePodReview(request, { 'jibe-injection': 'enabled' }, DEFAULT_INJECTION);
+  assert.equal(review.response?.allowed, true);
+  assert.equal(review.response?.uid, 'u1');
+  const patched = applyPatch(pod(), JSON.parse(Buffer.from(review.response!.patch!, 'base64').toString()));
+  assert.deepEqual(patched, injectPod(pod() as Required<KubePod>));
+  const again = mutatePodReview({ ...request, object: patched as Record<string, unknown> }, { 'jibe-injection': 'enabled' }, DEFAULT_INJECTION);
+  assert.equal(again.response?.patch, undefined);
+  assert.equal(mutatePodReview(request, {}, DEFAULT_INJECTION).response?.patch, undefined);
+});
