@@ -2,7 +2,8 @@
 // core's whole apply validation (schema, semantics and cross-references
 // against every rule in the cluster), so `kubectl apply` refuses exactly what
 // `jibe apply` would, naming the field; the mutating webhook injects sidecars.
-import { isJibeError, JibeError } from '../../core/errors/errors.ts';
+import type { JibeError } from '../../core/errors/errors.ts';
+import { isJibeError } from '../../core/errors/errors.ts';
 import { kindInfo, resourceKey } from '../../core/model/resource.ts';
 import type { Resource } from '../../core/model/resource.ts';
 import { validateApply, validateDelete } from '../../core/config/validate-apply.ts';
