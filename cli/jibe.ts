@@ -3,6 +3,7 @@
 // modules lazily, so `jibe proxy` never pulls in a platform client.
 import { Command, CommanderError } from 'commander';
 import { isJibeError } from '../core/errors/errors.ts';
+import { registerAgent } from './commands/agent.ts';
 import { registerApply } from './commands/apply.ts';
 import { registerControlPlane } from './commands/control-plane.ts';
 import { registerDelete } from './commands/delete.ts';
@@ -10,6 +11,7 @@ import { registerGet } from './commands/get.ts';
 import { registerProxy } from './commands/proxy.ts';
 import { registerProxyStatus } from './commands/proxy-status.ts';
 import { registerUp } from './commands/up.ts';
+import { registerVm } from './commands/vm.ts';
 import { registerWorkload } from './commands/workload.ts';
 import { exitWithParent } from './up/process-supervisor.ts';
 
@@ -29,6 +31,8 @@ registerProxyStatus(program);
 registerWorkload(program);
 registerControlPlane(program);
 registerProxy(program);
+registerVm(program);
+registerAgent(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -93,7 +93,7 @@ export async function createJoinToken(state: StateStore, issuer: JoinTokenIssuer
     uses: 0,
   };
   await state.put(JOIN_TOKEN_STORE_PREFIX + hash, value, { ifVersion: null, secret: true });
-  const token = encodeJoinToken({ addresses: issuer.addresses, rootSha256: issuer.rootSha256, controlPlane: issuer.controlPlane, secret });
+  const token = encodeJoinToken({ addresses: issuer.addresses, rootSha256: issuer.rootSha256, controlPlane: issuer.controlPlane, identity: spiffeId, secret });
   return { token, info: { id: joinTokenId(hash), ...value } };
 }
 

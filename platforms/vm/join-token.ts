@@ -6,7 +6,8 @@
 //   byte 0       version (1)
 //   bytes 1-32   SHA-256 of the trust root's DER: the agent pins it on first contact
 //   bytes 33-64  the secret (32 random bytes); the store keeps only its SHA-256
-//   bytes 65-    UTF-8 JSON {"addresses": ["host:port", …], "controlPlane": "spiffe://…"}
+//   bytes 65-    UTF-8 JSON {"addresses": ["host:port", …], "controlPlane": "spiffe://…", "identity": "spiffe://…"}
+// The identity is not secret: the VM needs it to ask for its certificate (the CSR names it).
 // The JSON tail leaves room for fields a later version adds.
 import { createHash, randomBytes } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
@@ -28,6 +29,8 @@ export interface JoinToken {
   rootSha256: string;
   /** The control plane's SPIFFE ID, checked in its serving certificate. */
   controlPlane: string;
+  /** The workload identity the token grants. */
+  identity: string;
   /** The secret, 32 bytes. */
   secret: Buffer;
 }
@@ -36,7 +39,7 @@ export function encodeJoinToken(token: JoinToken): string {
   const pin = Buffer.from(token.rootSha256, 'hex');
   if (pin.length !== HASH_BYTES) throw new TypeError('rootSha256 must be 64 hex digits');
   if (token.secret.length !== SECRET_BYTES) throw new TypeError(`the secret must be ${SECRET_BYTES} bytes`);
-  const tail = Buffer.from(JSON.stringify({ addresses: token.addresses, controlPlane: token.controlPlane }), 'utf8');
+  const tail = Buffer.from(JSON.stringify({ addresses: token.addresses, controlPlane: token.controlPlane, identity: token.identity }), 'utf8');
   return JOIN_TOKEN_PREFIX + Buffer.concat([Buffer.from([VERSION]), pin, token.secret, tail]).toString('base64url');
 }
 
@@ -53,7 +56,7 @@ export function decodeJoinToken(text: string): JoinToken {
   const raw = Buffer.from(body, 'base64url');
   if (raw.length <= HEADER) throw bad('it is truncated');
   if (raw[0] !== VERSION) throw bad(`version ${raw[0]} is not known to this agent (it knows ${VERSION})`);
-  let tail: { addresses?: unknown; controlPlane?: unknown };
+  let tail: { addresses?: unknown; controlPlane?: unknown; identity?: unknown };
   try {
     tail = JSON.parse(raw.subarray(HEADER).toString('utf8'));
   } catch {
@@ -64,11 +67,13 @@ export function decodeJoinToken(text: string): JoinToken {
     throw bad('it names no control plane address');
   }
   if (typeof tail.controlPlane !== 'string' || !tail.controlPlane.startsWith('spiffe://')) throw bad('it names no control plane identity');
+  if (typeof tail.identity !== 'string' || !tail.identity.startsWith('spiffe://')) throw bad('it names no workload identity');
   return {
     addresses: addresses as string[],
     rootSha256: raw.subarray(1, 1 + HASH_BYTES).toString('hex'),
     secret: Buffer.from(raw.subarray(1 + HASH_BYTES, HEADER)),
     controlPlane: tail.controlPlane,
+    identity: tail.identity,
   };
 }
 

@@ -29,17 +29,18 @@ const joinCode = (fn: () => unknown, re: RegExp) =>
 describe('join token string', () => {
   it('round-trips addresses, pin, identity and secret', () => {
     const secret = newJoinSecret();
-    const text = encodeJoinToken({ addresses: ISSUER.addresses, rootSha256: ISSUER.rootSha256, controlPlane: ISSUER.controlPlane, secret });
+    const text = encodeJoinToken({ addresses: ISSUER.addresses, rootSha256: ISSUER.rootSha256, controlPlane: ISSUER.controlPlane, identity: 'spiffe://cluster.local/ns/a/sa/b', secret });
     assert.match(text, /^jibe1\.[A-Za-z0-9_-]+$/);
     const back = decodeJoinToken(`  ${text}\n`);
     assert.deepEqual(back.addresses, ISSUER.addresses);
     assert.equal(back.rootSha256, ISSUER.rootSha256);
     assert.equal(back.controlPlane, ISSUER.controlPlane);
+    assert.equal(back.identity, 'spiffe://cluster.local/ns/a/sa/b');
     assert.ok(back.secret.equals(secret));
   });
 
   it('refuses malformed strings with a reason', async () => {
-    const good = encodeJoinToken({ ...ISSUER, secret: newJoinSecret() });
+    const good = encodeJoinToken({ ...ISSUER, identity: 'spiffe://cluster.local/ns/a/sa/b', secret: newJoinSecret() });
     await joinCode(() => decodeJoinToken('abc'), /does not start with jibe1\./);
     await joinCode(() => decodeJoinToken('jibe1.abc$'), /base64url/);
     await joinCode(() => decodeJoinToken(good.slice(0, 40)), /truncated/);
@@ -108,7 +109,7 @@ describe('join token store', () => {
     assert.ok(await revokeJoinToken(state, c.info.id, T0));
     await joinCode(() => consumeJoinToken(state, c.token, T0), /revoked/);
     assert.equal(await revokeJoinToken(state, 'ffffffffffff', T0), undefined);
-    const stranger = encodeJoinToken({ ...ISSUER, secret: newJoinSecret() });
+    const stranger = encodeJoinToken({ ...ISSUER, identity: 'spiffe://cluster.local/ns/a/sa/b', secret: newJoinSecret() });
     await joinCode(() => consumeJoinToken(state, stranger, T0), /does not know it/);
   });
 

@@ -1,0 +1,122 @@
+// `jibe agent leave` and `jibe agent status`: both work from the state
+// directory alone, so they work whether or not the agent is running.
+// leave: stop the running agent (which stops the proxy), deregister over mTLS,
+// remove every capture rule (iptables-save as before join, byte for byte), and
+// delete the state (key included). Local cleanup happens even when the
+// control plane cannot be reached; that is reported, not hidden.
+import fs from 'node:fs';
+import { JibeError } from '../../core/errors/errors.ts';
+import { captureStatus, removeCapture } from '../capture/capture-apply.ts';
+import type { CaptureState } from '../capture/capture-apply.ts';
+import type { CommandRunner } from '../capture/capture-exec.ts';
+import { callControlPlane } from './agent-control-plane.ts';
+import { readAgentState, readCertificate, readRuntimeStatus, runningAgentPid } from './agent-state.ts';
+import type { AgentRuntimeStatus } from './agent-state.ts';
+
+export interface LeaveResult {
+  stoppedAgent?: number;
+  deregistered: boolean;
+  deregisterError?: string;
+  captureRemoved: boolean;
+}
+
+export async function leave(dir: string, options: { captureExec?: CommandRunner; log?: (m: string) => void } = {}): Promise<LeaveResult> {
+  const log = options.log ?? (() => {});
+  const state = readAgentState(dir);
+  if (!state) throw new JibeError('JIBE_ERR_AGENT', `${dir} holds no joined agent; nothing to leave`, { hint: 'pass the --state-dir the agent joined with' });
+  if (state.capture.enabled && process.getuid?.() !== 0) {
+    throw new JibeError('JIBE_ERR_AGENT', 'removing traffic capture needs root', { hint: 'run `jibe agent leave` as root' });
+  }
+  const result: LeaveResult = { deregistered: false, captureRemoved: false };
+  const pid = runningAgentPid(dir);
+  if (pid !== undefined) {
+    process.kill(pid, 'SIGTERM');
+    result.stoppedAgent = pid;
+    const deadline = Date.now() + 15_000;
+    while (runningAgentPid(dir) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (runningAgentPid(dir) !== undefined) throw new JibeError('JIBE_ERR_AGENT', `the agent (pid ${pid}) did not stop within 15 s`, { hint: `stop it (kill ${pid}) and run leave again` });
+    log(`stopped the agent (pid ${pid}) and its proxy`);
+  }
+  const cert = readCertificate(dir, state.identity.spiffeId);
+  const { namespace } = state.identity;
+  const name = state.registration.name;
+  if (cert && name) {
+    try {
+      await callControlPlane(state.controlPlane.address, 'DELETE', `/api/v1/vm/workloads/${namespace}/${name}`, undefined, {
+        roots: cert.trustBundle,
+        controlPlane: state.controlPlane.spiffeId,
+        client: { keyPem: cert.keyPem, certChainPem: cert.certChainPem },
+      });
+      result.deregistered = true;
+      log(`deregistered ${namespace}/${name}`);
+    } catch (err) {
+      const e = err as JibeError;
+      if (e.code === 'JIBE_ERR_NOT_FOUND') result.deregistered = true;
+      else result.deregisterError = e.message;
+    }
+  } else {
+    result.deregisterError = 'no valid certificate is kept to deregister with';
+  }
+  if (state.capture.enabled) {
+    const removed = await removeCapture({ exec: options.captureExec });
+    result.captureRemoved = removed.removedFamilies.length > 0;
+    log(result.captureRemoved ? 'traffic capture removed' : 'no traffic capture was in place');
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return result;
+}
+
+export interface AgentStatusReport {
+  joined: boolean;
+  identity?: string;
+  workload?: string;
+  address?: string;
+  controlPlane?: string;
+  certificate?: { expiresAt: string; expired: boolean };
+  capture?: { enabled: boolean; state: CaptureState | 'unknown (needs root)' };
+  agent: { running: boolean; pid?: number };
+  runtime?: AgentRuntimeStatus;
+}
+
+export async function agentStatus(dir: string, options: { captureExec?: CommandRunner } = {}): Promise<AgentStatusReport> {
+  const state = readAgentState(dir);
+  const pid = runningAgentPid(dir);
+  if (!state) return { joined: false, agent: { running: pid !== undefined, pid } };
+  const cert = readCertificate(dir, state.identity.spiffeId);
+  let capture: AgentStatusReport['capture'] = { enabled: state.capture.enabled, state: 'absent' };
+  if (state.capture.enabled) {
+    capture = process.getuid?.() === 0
+      ? { enabled: true, state: (await captureStatus(state.capture.options ?? {}, { exec: options.captureExec })).state }
+      : { enabled: true, state: 'unknown (needs root)' };
+  }
+  return {
+    joined: true,
+    identity: state.identity.spiffeId,
+    workload: `${state.identity.namespace}/${state.registration.name}`,
+    address: state.registration.address,
+    controlPlane: state.controlPlane.address,
+    ...(cert ? { certificate: { expiresAt: cert.expiresAt.toISOString(), expired: cert.expiresAt.getTime() <= Date.now() } } : {}),
+    capture,
+    agent: { running: pid !== undefined, pid },
+    runtime: readRuntimeStatus(dir),
+  };
+}
+
+/** The report as `jibe agent status` prints it. */
+export function formatAgentStatus(r: AgentStatusReport): string {
+  if (!r.joined) return 'not joined (no agent state here)\n';
+  const rt = r.runtime;
+  const lines: Array<[string, string]> = [
+    ['identity', r.identity ?? ''],
+    ['workload', `${r.workload} at ${r.address}`],
+    ['control plane', r.controlPlane ?? ''],
+    ['certificate', r.certificate ? `${r.certificate.expired ? 'EXPIRED' : 'valid'} until ${r.certificate.expiresAt}` : 'none'],
+    ['capture', r.capture?.enabled ? String(r.capture.state) : 'off'],
+    ['agent', r.agent.running ? `running (pid ${r.agent.pid})` : 'not running'],
+    ['proxy', rt?.sidecar && r.agent.running ? `${rt.sidecar.state}${rt.sidecar.pid ? ` (pid ${rt.sidecar.pid})` : ''}, ${rt.sidecar.restarts} restart(s)` : r.agent.running ? 'off' : 'not running'],
+    ['health', rt ? `${rt.health}${rt.healthReason ? ` (${rt.healthReason})` : ''}` : 'unknown'],
+    ['last registration', rt?.lastRegistration ?? 'never'],
+    ['last report', rt?.lastReport ? `${rt.lastReport.at} ${rt.lastReport.ok ? 'ok' : `failed: ${rt.lastReport.error}`}` : 'never'],
+  ];
+  return lines.map(([k, v]) => `${(k + ':').padEnd(19)}${v}`).join('\n') + '\n';
+}

@@ -1,0 +1,345 @@
+// The node agent: joins a VM to the mesh and keeps it there.
+//
+// join, in an order that installs nothing for a token that is refused:
+//   1. the token is parsed and the control plane proven against its pinned root (agent-control-plane.ts)
+//   2. a key is made here and the token traded for a certificate (one use of the token)
+//   3. state is written (agent-state.ts); capture installed (root), then root is dropped
+//   4. the sidecar is started and supervised, the workload registered over mTLS with host facts
+//   5. health is checked and reported; a heartbeat re-registers when the control plane forgot the workload
+// A second join with the same state directory resumes from the kept certificate (no second token use).
+// While the control plane is unreachable, everything keeps running on the current certificate
+// and the proxy's last config; reports and renewal retry.
+import dns from 'node:dns/promises';
+import fs from 'node:fs';
+import { JibeError, isJibeError } from '../../core/errors/errors.ts';
+import type { Workload } from '../../core/model/workload.ts';
+import { validateRegistration } from '../../core/registry/workload-registrar.ts';
+import type { WorkloadRegistration } from '../../core/registry/workload-registrar.ts';
+import { decodeJoinToken, JOIN_TOKEN_TYPE, parseHostPort } from '../../platforms/vm/join-token.ts';
+import { IdentityManager } from '../../proxy/identity/identity-manager.ts';
+import type { WorkloadCertificate } from '../../proxy/identity/identity-manager.ts';
+import { parseWorkloadSpiffeId } from '../../core/ca/spiffe-id.ts';
+import { applyCapture, removeCapture } from '../capture/capture-apply.ts';
+import type { CommandRunner } from '../capture/capture-exec.ts';
+import { callControlPlane, firstContact } from './agent-control-plane.ts';
+import type { ControlPlaneTls } from './agent-control-plane.ts';
+import { DEFAULT_HEALTH_CHECK, HealthChecker } from './agent-health.ts';
+import type { Health, HealthCheckOptions } from './agent-health.ts';
+import { collectHostFacts, workloadNameFromHost } from './agent-host-facts.ts';
+import type { HostFactsResult } from './agent-host-facts.ts';
+import { SidecarSupervisor, sidecarCommand } from './agent-sidecar.ts';
+import {
+  chownStateDir, ensureStateDir, readAgentState, readCertificate, runningAgentPid, statePaths, writeAgentState, writeCertificate, writeFileAtomic, writeRuntimeStatus,
+} from './agent-state.ts';
+import type { AgentRuntimeStatus, AgentState } from './agent-state.ts';
+
+export interface JoinOptions {
+  /** Needed for a first join; ignored when resuming from the state directory. */
+  token?: string;
+  stateDir: string;
+  /** `name:port[:targetPort]` already parsed; empty = keep the registered ones (resume). */
+  services: WorkloadRegistration['services'];
+  labels: Record<string, string>;
+  name?: string;
+  address?: string;
+  health?: Partial<HealthCheckOptions> & { url: string };
+  heartbeatMs?: number;
+  capture: boolean;
+  proxy: boolean;
+  proxyUid: number;
+  proxyGid: number;
+  /** Continue as proxyUid/proxyGid after capture when running as root. */
+  dropPrivileges: boolean;
+  /** The `jibe` entry point the sidecar is started with. */
+  jibeEntry: string;
+  log: (message: string) => void;
+  /** Tests: run capture commands elsewhere. */
+  captureExec?: CommandRunner;
+}
+
+const DEFAULT_HEARTBEAT_MS = 10_000;
+const OUTBOUND_PORT = 15001;
+const INBOUND_PORT = 15006;
+const ADMIN_PORT = 15000;
+
+export class NodeAgent {
+  readonly state: AgentState;
+  private readonly dir: string;
+  private readonly identity: IdentityManager;
+  private readonly log: (message: string) => void;
+  private sidecar: SidecarSupervisor | undefined;
+  private checker: HealthChecker | undefined;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private health: Health = 'healthy';
+  private readonly runtime: AgentRuntimeStatus;
+  private reporting: Promise<void> = Promise.resolve();
+
+  private constructor(dir: string, state: AgentState, identity: IdentityManager, log: (m: string) => void) {
+    this.dir = dir;
+    this.state = state;
+    this.identity = identity;
+    this.log = log;
+    this.runtime = { pid: process.pid, updatedAt: new Date().toISOString(), user: { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 }, health: 'healthy' };
+  }
+
+  /** Joins (or resumes) and runs until stop(). Throws, with nothing left installed, when joining fails. */
+  static async join(options: JoinOptions): Promise<NodeAgent> {
+    const dir = options.stateDir;
+    const other = runningAgentPid(dir);
+    if (other !== undefined) throw new JibeError('JIBE_ERR_AGENT', `an agent already runs with state directory ${dir} (pid ${other})`, { hint: 'use `jibe agent status`, or `jibe agent leave` first' });
+    if (options.capture && process.getuid?.() !== 0) {
+      throw new JibeError('JIBE_ERR_AGENT', 'installing traffic capture needs root', { hint: 'run `jibe agent join` as root (it drops to the proxy user afterwards), or pass --no-capture' });
+    }
+    const kept = readAgentState(dir);
+    // Before the token is spent: a host without an address to register fails here.
+    const host = await collectHostFacts();
+    if (!options.address && !kept?.registration.address && !host.primaryAddress) {
+      throw new JibeError('JIBE_ERR_AGENT', 'this host has no external IPv4 address to register', { hint: 'pass --address with the address peers reach this VM at' });
+    }
+    const keptCert = kept ? readCertificate(dir, kept.identity.spiffeId) : undefined;
+    const resumable = kept && keptCert && keptCert.expiresAt.getTime() > Date.now();
+
+    let state: AgentState;
+    let identity: IdentityManager;
+    if (resumable) {
+      options.log(`resuming as ${kept.identity.spiffeId} from ${dir} (certificate valid until ${keptCert.expiresAt.toISOString()}; the token is not used again)`);
+      state = withHostFacts(mergeOptions(kept, options), host);
+      writeAgentState(dir, state);
+      identity = identityManager(state, keptCert, undefined, dir, options.log);
+      await identity.start();
+    } else {
+      if (!options.token) {
+        throw new JibeError('JIBE_ERR_AGENT', kept ? `the certificate kept in ${dir} has expired` : `${dir} holds no joined agent`, { hint: 'pass --token with a join token from `jibe vm token create`' });
+      }
+      const token = decodeJoinToken(options.token);
+      const who = parseWorkloadSpiffeId(token.identity);
+      if (!who) throw new JibeError('JIBE_ERR_JOIN_TOKEN', `the join token names ${token.identity}, not a workload identity`);
+      // Nothing is written before the control plane is proven and the certificate issued.
+      const contact = await firstContact(token);
+      const controlPlane = { address: contact.address, addresses: token.addresses, spiffeId: token.controlPlane, rootSha256: token.rootSha256, trustDomain: contact.trustDomain };
+      const draft = draftState(kept, controlPlane, { spiffeId: token.identity, namespace: who.namespace, serviceAccount: who.serviceAccount }, options);
+      identity = identityManager(draft, undefined, { token: options.token, roots: contact.roots }, dir, options.log);
+      const cert = await identity.start().catch((err: Error & { code?: string }) => {
+        throw err.code === 'JIBE_ERR_JOIN_TOKEN' || err.code === 'JIBE_ERR_UNAUTHENTICATED'
+          ? new JibeError('JIBE_ERR_JOIN_TOKEN', err.message.replace(/ \(JIBE_ERR_[A-Z_]+\)$/, ''), { hint: 'create a new token with `jibe vm token create`; nothing was installed' })
+          : err;
+      });
+      state = withHostFacts({ ...draft, registration: { ...draft.registration, labels: { ...(cert.labels ?? {}), ...draft.registration.labels } } }, host);
+      ensureStateDir(dir);
+      writeCertificate(dir, cert);
+      writeAgentState(dir, state);
+      options.log(`joined as ${state.identity.spiffeId}; certificate valid until ${cert.expiresAt.toISOString()}`);
+    }
+    const problems = validateRegistration(state.registration);
+    if (problems.length) {
+      identity.stop();
+      throw new JibeError('JIBE_ERR_WORKLOAD_INVALID', 'the workload registration is invalid', { causes: problems });
+    }
+
+    const agent = new NodeAgent(dir, state, identity, options.log);
+    await agent.run(options);
+    return agent;
+  }
+
+  private async run(options: JoinOptions): Promise<void> {
+    const dir = this.dir;
+    writeFileAtomic(statePaths(dir).pid, `${process.pid}\n`, 0o644);
+    let installedNow = false;
+    try {
+      if (this.state.capture.enabled) {
+        const cp = parseHostPort(this.state.controlPlane.address)!;
+        const address = (await dns.lookup(cp.host)).address;
+        const capture = { ...this.state.capture.options, controlPlane: { address } };
+        const result = await applyCapture(capture, { exec: options.captureExec });
+        installedNow = result.changed;
+        this.state.capture.options = capture;
+        writeAgentState(dir, this.state);
+        this.log(result.changed ? 'traffic capture installed' : 'traffic capture already in place');
+      }
+      if (options.dropPrivileges && process.getuid?.() === 0 && process.setuid && process.setgid) {
+        chownStateDir(dir, this.state.proxy.uid, this.state.proxy.gid);
+        process.setgroups?.([]);
+        process.setgid(this.state.proxy.gid);
+        process.setuid(this.state.proxy.uid);
+        this.log(`continuing as uid ${this.state.proxy.uid}, gid ${this.state.proxy.gid} (the proxy's user, which capture exempts)`);
+        this.runtime.user = { uid: this.state.proxy.uid, gid: this.state.proxy.gid };
+      }
+      if (this.state.proxy.enabled) {
+        const cp = parseHostPort(this.state.controlPlane.address)!;
+        const command = sidecarCommand(options.jibeEntry, {
+          namespace: this.state.identity.namespace,
+          workload: this.state.registration.name,
+          discovery: `${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${this.discoveryTlsPort ?? 15012}`,
+          certDir: statePaths(dir).certDir,
+          controlPlane: this.state.controlPlane.spiffeId,
+          outboundPort: this.state.proxy.outboundPort,
+          adminPort: this.state.proxy.adminPort,
+        });
+        this.sidecar = new SidecarSupervisor(command, statePaths(dir).proxyLog, (s) => {
+          this.runtime.sidecar = s;
+          this.saveRuntime();
+        });
+        this.sidecar.start();
+      }
+      if (this.state.healthCheck) {
+        this.checker = new HealthChecker(this.state.healthCheck, 'healthy', (health, reason) => {
+          this.log(`workload is ${health} (${reason})`);
+          this.health = health;
+          this.runtime.healthReason = reason;
+          void this.report();
+        });
+        this.health = await this.checker.initial();
+        this.runtime.healthReason = this.checker.reason;
+        this.checker.start();
+      }
+      await this.register().catch((err: Error) => {
+        // Unreachable: keep going, the heartbeat registers later. Refused: the join fails.
+        if (isJibeError(err) && err.code === 'JIBE_ERR_CONTROL_PLANE_UNREACHABLE') this.log(`registration deferred: ${err.message}`);
+        else throw err;
+      });
+      this.heartbeat = setInterval(() => void this.report(), this.state.heartbeatMs);
+      this.saveRuntime();
+    } catch (err) {
+      await this.shutdown(false);
+      if (installedNow) await removeCapture({ exec: options.captureExec }).catch(() => undefined);
+      fs.rmSync(statePaths(dir).pid, { force: true });
+      throw err;
+    }
+  }
+
+  /** The discovery TLS port the control plane named at registration. */
+  private discoveryTlsPort: number | undefined;
+
+  private tls(): ControlPlaneTls {
+    const cert = this.identity.current!;
+    return { roots: cert.trustBundle, controlPlane: this.state.controlPlane.spiffeId, client: { keyPem: cert.keyPem, certChainPem: cert.certChainPem } };
+  }
+
+  async register(): Promise<Workload> {
+    const body = { ...this.state.registration, health: this.health };
+    const answer = await callControlPlane<{ workload: Workload; discovery?: { tls?: number } }>(this.state.controlPlane.address, 'PUT', '/api/v1/vm/workloads', body, this.tls());
+    this.discoveryTlsPort = answer.discovery?.tls;
+    this.runtime.lastRegistration = new Date().toISOString();
+    this.runtime.health = this.health;
+    this.saveRuntime();
+    this.log(`registered ${answer.workload.namespace}/${answer.workload.name} at ${answer.workload.address} (${this.health})`);
+    return answer.workload;
+  }
+
+  /** Reports health (also the heartbeat); re-registers when the control plane no longer knows the workload. */
+  report(): Promise<void> {
+    this.reporting = this.reporting.then(async () => {
+      const { namespace, name } = { namespace: this.state.identity.namespace, name: this.state.registration.name };
+      const at = new Date().toISOString();
+      try {
+        await callControlPlane(this.state.controlPlane.address, 'POST', `/api/v1/vm/workloads/${namespace}/${name}/health`, { health: this.health }, this.tls());
+        this.runtime.health = this.health;
+        this.runtime.lastReport = { at, ok: true };
+      } catch (err) {
+        if (isJibeError(err) && err.code === 'JIBE_ERR_NOT_FOUND') {
+          this.log('the control plane does not know this workload (restarted without its state?); registering again');
+          await this.register().then(
+            () => (this.runtime.lastReport = { at, ok: true }),
+            (e: Error) => (this.runtime.lastReport = { at, ok: false, error: e.message }),
+          );
+        } else {
+          this.runtime.lastReport = { at, ok: false, error: (err as Error).message };
+        }
+      }
+      this.saveRuntime();
+    });
+    return this.reporting;
+  }
+
+  /** Stops the agent (systemd stop): tells the control plane this VM stops serving, stops the proxy; capture and registration stay. */
+  async stop(): Promise<void> {
+    await this.shutdown(true);
+    fs.rmSync(statePaths(this.dir).pid, { force: true });
+  }
+
+  private async shutdown(reportDown: boolean): Promise<void> {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    this.checker?.stop();
+    this.identity.stop();
+    await this.reporting.catch(() => undefined);
+    if (reportDown && this.identity.current) {
+      this.health = 'unhealthy';
+      await this.report().catch(() => undefined);
+    }
+    await this.sidecar?.stop();
+  }
+
+  private saveRuntime(): void {
+    this.runtime.updatedAt = new Date().toISOString();
+    this.runtime.certExpiresAt = this.identity.current?.expiresAt.toISOString();
+    try {
+      writeRuntimeStatus(this.dir, this.runtime);
+    } catch (err) {
+      this.log(`cannot write status: ${(err as Error).message}`);
+    }
+  }
+}
+
+function identityManager(state: AgentState, initial: WorkloadCertificate | undefined, join: { token: string; roots: string[] } | undefined, dir: string, log: (m: string) => void): IdentityManager {
+  let manager: IdentityManager | undefined = undefined;
+  manager = new IdentityManager({
+    apiBase: () => `https://${state.controlPlane.address}`,
+    spiffeId: state.identity.spiffeId,
+    initial,
+    // The join token buys the first certificate; every later one is bought with the certificate in force.
+    credential: async () => (manager?.current ? { type: 'workload-certificate', token: '' } : { type: JOIN_TOKEN_TYPE, token: join?.token ?? '' }),
+    tls: { roots: () => manager?.current?.trustBundle ?? join?.roots ?? [], serverSpiffeId: state.controlPlane.spiffeId, clientCertificate: true },
+    onRotate: (cert) => {
+      writeCertificate(dir, cert);
+      log(`certificate renewed; valid until ${cert.expiresAt.toISOString()}`);
+    },
+    onError: (err) => log(`certificate renewal failed (retrying; the current one serves until ${manager?.current?.expiresAt.toISOString()}): ${err.message}`),
+  });
+  return manager;
+}
+
+function draftState(kept: AgentState | undefined, controlPlane: AgentState['controlPlane'], identity: AgentState['identity'], options: JoinOptions): AgentState {
+  const base: AgentState = {
+    version: 1,
+    controlPlane,
+    identity,
+    registration: { name: '', address: '', services: [] },
+    capture: { enabled: options.capture },
+    proxy: { enabled: options.proxy, uid: options.proxyUid, gid: options.proxyGid, outboundPort: OUTBOUND_PORT, inboundPort: INBOUND_PORT, adminPort: ADMIN_PORT },
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    joinedAt: new Date().toISOString(),
+  };
+  return mergeOptions(kept && kept.identity.spiffeId === identity.spiffeId ? { ...kept, controlPlane, joinedAt: base.joinedAt } : base, options);
+}
+
+/** The state with what this command line says (a resumed agent may be given new services or labels). */
+function mergeOptions(state: AgentState, options: JoinOptions): AgentState {
+  const services = options.services.length ? options.services : state.registration.services;
+  const targetPorts = [...new Set(services.map((s) => s.targetPort ?? s.port))];
+  return {
+    ...state,
+    registration: {
+      ...state.registration,
+      name: options.name ?? (state.registration.name || ''),
+      namespace: state.identity.namespace,
+      serviceAccount: state.identity.serviceAccount,
+      address: options.address ?? state.registration.address,
+      labels: { ...(state.registration.labels ?? {}), ...options.labels },
+      services,
+    },
+    capture: {
+      enabled: options.capture,
+      // Inbound: only the workload's own ports, so SSH and other host services are left alone.
+      options: { ...state.capture.options, proxyUid: options.proxyUid, proxyGid: options.proxyGid, includeInboundPorts: targetPorts, inboundPort: INBOUND_PORT, outboundPort: OUTBOUND_PORT },
+    },
+    proxy: { ...state.proxy, enabled: options.proxy, uid: options.proxyUid, gid: options.proxyGid },
+    healthCheck: options.health ? { ...DEFAULT_HEALTH_CHECK, ...options.health } : state.healthCheck,
+    heartbeatMs: options.heartbeatMs ?? state.heartbeatMs,
+  };
+}
+
+/** Fills the address, name and host facts from the host itself. */
+function withHostFacts(state: AgentState, host: HostFactsResult): AgentState {
+  const address = state.registration.address || host.primaryAddress || '';
+  return { ...state, registration: { ...state.registration, address, name: state.registration.name || workloadNameFromHost(host.facts.hostname), host: host.facts } };
+}
