@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import { container } from 'tsyringe';
 import type { DependencyContainer } from 'tsyringe';
 import { AUTHENTICATOR, CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
+import { consulAuthenticatorPlugin, consulConfigStorePlugin, consulRegistryPlugin, consulStateStorePlugin } from '../platforms/consul/plugin.ts';
 import { vmRegistryPlugin } from '../platforms/vm/plugin.ts';
 
 export function registerPlugins(c: DependencyContainer = container.createChildContainer()): DependencyContainer {
@@ -14,6 +15,10 @@ export function registerPlugins(c: DependencyContainer = container.createChildCo
     useValue: { name: 'file', create: async ({ dataDir }) => (await import('../core/config/config-store-file.ts')).FileConfigStore.open(dataDir) },
   });
   c.register(PLATFORM_REGISTRY, { useValue: vmRegistryPlugin });
+  c.register(PLATFORM_REGISTRY, { useValue: consulRegistryPlugin });
+  c.register(CONFIG_STORE, { useValue: consulConfigStorePlugin });
+  c.register(STATE_STORE, { useValue: consulStateStorePlugin });
+  c.register(AUTHENTICATOR, { useValue: consulAuthenticatorPlugin });
   c.register(AUTHENTICATOR, {
     useValue: {
       name: 'bootstrap-token',

@@ -43,6 +43,8 @@ export interface ControlPlaneOptions {
   stateStore: string;
   /** Platform registries to run; `vm` takes workload registrations. */
   platforms: string[];
+  /** Per-plugin settings from the command line (e.g. `consul`: address, token, datacenter), handed to plugins as is. */
+  pluginOptions?: PluginContext['pluginOptions'];
   logger: Logger;
 }
 
@@ -55,7 +57,7 @@ export interface RunningControlPlane {
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
   const { container, logger } = options;
-  const context: PluginContext = { dataDir: options.dataDir, settings: options.settings };
+  const context: PluginContext = { dataDir: options.dataDir, settings: options.settings, pluginOptions: options.pluginOptions, logger: logger.child({ component: 'plugins' }) };
   const closers: Array<() => Promise<unknown> | unknown> = [];
   const close = async () => {
     for (const c of closers.reverse()) await c();

@@ -23,6 +23,13 @@ export function registerControlPlane(program: Command): void {
     .option('--platforms <list>', 'platform registries to run, comma-separated', 'vm')
     .option('--domain <domain>', 'DNS suffix of service host names', 'cluster.local')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local')
+    .option('--consul-address <address>', 'Consul HTTP API for the consul platform and stores (default CONSUL_HTTP_ADDR, else 127.0.0.1:8500)')
+    .option('--consul-token <token>', 'Consul ACL token (default CONSUL_HTTP_TOKEN); see platforms/consul/README.md for its minimal policy')
+    .option('--consul-datacenters <list>', "Consul datacenters to take services from, comma-separated (default: the agent's own)")
+    .option('--consul-kv-prefix <path>', 'Consul KV prefix of the consul config and state stores', 'jibe')
+    .option('--consul-namespace <name>', 'mesh namespace of Consul services that name none (Meta jibe-namespace)', 'default')
+    .option('--consul-include-unhealthy', 'keep Consul instances with failing checks as unhealthy endpoints instead of leaving them out')
+    .option('--consul-secret-key-file <file>', 'encrypt secret state (the CA key) in Consul KV with a key derived from this file (same file on every replica)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (opts) => {
       const { pino } = await import('pino');
@@ -44,6 +51,17 @@ export function registerControlPlane(program: Command): void {
         configStore: opts.configStore,
         stateStore: opts.stateStore,
         platforms: String(opts.platforms).split(',').map((s) => s.trim()).filter(Boolean),
+        pluginOptions: {
+          consul: {
+            address: opts.consulAddress,
+            token: opts.consulToken,
+            datacenters: opts.consulDatacenters,
+            kvPrefix: opts.consulKvPrefix,
+            namespace: opts.consulNamespace,
+            includeUnhealthy: opts.consulIncludeUnhealthy === true,
+            secretKeyFile: opts.consulSecretKeyFile,
+          },
+        },
         logger,
       });
       await waitForSignal();

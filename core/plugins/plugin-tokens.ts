@@ -1,5 +1,6 @@
 // One tsyringe token per plugin interface. Plugins are registered explicitly in
 // cli/plugins.ts (never by import side effects) and chosen by name at start-up.
+import type { Logger } from 'pino';
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import type { Authenticator } from '../ca/authenticator.ts';
 import { JibeError } from '../errors/errors.ts';
@@ -15,6 +16,13 @@ export interface PluginContext {
   settings: MeshSettings;
   /** The state store chosen for this control plane (absent while creating the state store itself). */
   state?: StateStore;
+  /**
+   * Settings for one plugin family, keyed by its name (`consul`: address, token,
+   * datacenter, …), as the command line gave them. Core never reads them.
+   */
+  pluginOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Where plugins log (skipped registrations, outages); absent = silent. */
+  logger?: Logger;
 }
 
 export interface Plugin<T> {
