@@ -58,6 +58,9 @@ function parseReport(xml: string): CaseResult[] {
   return out;
 }
 
+const ANSI_COLOR = new RegExp(String.fromCharCode(27) + '\\[[0-9;]*m', 'g');
+const stripColors = (s: string): string => s.replace(ANSI_COLOR, '');
+
 function runH2spec(port: number, report: string): Promise<string> {
   return new Promise((resolve) => {
     // Not spawnSync: the proxy under test runs in this process.
@@ -104,7 +107,7 @@ describe('h2spec against the proxy\'s HTTP/2 listeners', { skip: MISSING && proc
       assert.ok(results.length >= 140, `h2spec ran only ${results.length} cases:\n${stdout.slice(-2000)}`);
       const accepted = new Set(Object.keys(ACCEPTED).map((k) => `http2 ${k}`));
       const unexpected = results.filter((r) => r.failed && !accepted.has(r.key)).map((r) => r.key);
-      assert.deepEqual(unexpected, [], `cases failing that are not accepted:\n${stdout.replace(/\x1b\[[0-9;]*m/g, '').slice(-6000)}`);
+      assert.deepEqual(unexpected, [], `cases failing that are not accepted:\n${stripColors(stdout).slice(-6000)}`);
       // Every accepted case must exist, so a renamed case cannot hide a failure.
       const known = new Set(results.map((r) => r.key));
       assert.deepEqual([...accepted].filter((k) => !known.has(k)), []);
