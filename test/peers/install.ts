@@ -7,7 +7,7 @@
 //
 // A peer is one entry in PEERS; later peers (consul, kube-apiserver, …) are added there.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CACHE_DIR, GO_CACHE_DIR, PEERS_BIN_DIR, peerBinary } from './paths.ts';
 
@@ -158,6 +158,53 @@ const consul: Peer = {
   },
 };
 
+/** Kubernetes API server for platforms/kubernetes; its staging modules are pinned to the matching v0 release. */
+export const KUBE_APISERVER_VERSION = 'v1.34.2';
+/** etcd for the API server; 3.5 is what Kubernetes 1.34 documents as its minimum line. */
+export const ETCD_VERSION = 'v3.5.21';
+export const KUBE_APISERVER_BUILD_DIR = join(CACHE_DIR, 'peers', 'src', 'kas');
+export const ETCD_BUILD_DIR = join(CACHE_DIR, 'peers', 'src', 'etcd');
+
+/**
+ * k8s.io/kubernetes replaces its staging modules (k8s.io/api, apiserver, …)
+ * with local paths, so it builds only from a wrapper module that replaces
+ * each with its published v0 twin. The version ldflags make `--version` and
+ * the /version endpoint say what a real release says (clients check it).
+ */
+const kubeApiserver: Peer = {
+  name: 'kube-apiserver',
+  isInstalled: () => goBinaryIs(join(PEERS_BIN_DIR, 'kube-apiserver'), 'k8s.io/kubernetes', KUBE_APISERVER_VERSION),
+  async install() {
+    const dir = KUBE_APISERVER_BUILD_DIR;
+    const minor = KUBE_APISERVER_VERSION.split('.')[1];
+    const staging = `v0.${minor}.${KUBE_APISERVER_VERSION.split('.')[2]}`;
+    mkdirSync(dir, { recursive: true });
+    if (!existsSync(join(dir, 'go.mod'))) await goIn(dir, ['mod', 'init', 'local/kasbuild']);
+    const download = spawnSync('go', ['mod', 'download', '-json', `k8s.io/kubernetes@${KUBE_APISERVER_VERSION}`], { cwd: dir, env: goEnv(), encoding: 'utf8' });
+    const goModPath = /"GoMod": "([^"]+)"/.exec(download.stdout ?? '')?.[1];
+    if (!goModPath) throw new Error(`cannot download k8s.io/kubernetes@${KUBE_APISERVER_VERSION}: ${download.stderr}`);
+    const stagingModules = [...readFileSync(goModPath, 'utf8').matchAll(/^\s*(k8s\.io\/\S+) => \.\/staging\//gm)].map((m) => m[1]);
+    for (const m of stagingModules) await goIn(dir, ['mod', 'edit', `-replace=${m}=${m}@${staging}`]);
+    await goIn(dir, ['get', `k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_APISERVER_VERSION}`]);
+    mkdirSync(PEERS_BIN_DIR, { recursive: true });
+    const ldflags = `-X k8s.io/component-base/version.gitVersion=${KUBE_APISERVER_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}`;
+    await goIn(dir, ['build', '-trimpath', '-ldflags', ldflags, '-o', join(PEERS_BIN_DIR, 'kube-apiserver'), 'k8s.io/kubernetes/cmd/kube-apiserver']);
+  },
+};
+
+/** Debian's etcd-server is 3.4, below what the API server supports; 3.5 is built from the module proxy. */
+const etcd: Peer = {
+  name: 'etcd',
+  isInstalled: () => goBinaryIs(join(PEERS_BIN_DIR, 'etcd'), 'go.etcd.io/etcd/server/v3', ETCD_VERSION),
+  async install() {
+    mkdirSync(ETCD_BUILD_DIR, { recursive: true });
+    if (!existsSync(join(ETCD_BUILD_DIR, 'go.mod'))) await goIn(ETCD_BUILD_DIR, ['mod', 'init', 'local/etcdbuild']);
+    await goIn(ETCD_BUILD_DIR, ['get', `go.etcd.io/etcd/server/v3@${ETCD_VERSION}`]);
+    mkdirSync(PEERS_BIN_DIR, { recursive: true });
+    await goIn(ETCD_BUILD_DIR, ['build', '-trimpath', '-o', join(PEERS_BIN_DIR, 'etcd'), 'go.etcd.io/etcd/server/v3']);
+  },
+};
+
 /** A peer that Debian packages: installed with apt-get when its binary is missing. */
 function aptPeer(name: string, binary: string, pkg: string, after?: () => void): Peer {
   return {
@@ -183,7 +230,7 @@ const nginx = aptPeer('nginx', 'nginx', 'nginx-light', () => spawnSync('systemct
 const iptables = aptPeer('iptables', 'iptables-save', 'iptables');
 const iproute2 = aptPeer('iproute2', 'ip', 'iproute2');
 
-export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul];
+export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul, kubeApiserver, etcd];
 
 /** Installs the named peers (all when `names` is empty); returns the names that failed. */
 export async function installPeers(names: readonly string[] = []): Promise<string[]> {
