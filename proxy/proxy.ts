@@ -6,6 +6,7 @@
 // error's message).
 import pino from 'pino';
 import type { Logger } from 'pino';
+import type { JibeError } from '../core/errors/errors.ts';
 import type { ConfigUpdate, MeshResource, ProxyNode, ProxyResource } from '../core/model/proxy-config.ts';
 import { startAdminServer } from './admin/admin-server.ts';
 import type { AdminServer } from './admin/admin-server.ts';
@@ -80,6 +81,8 @@ export interface ProxyOptions {
   metricsPort?: number;
   /** Address of the metrics endpoint (default 0.0.0.0: Prometheus scrapes from elsewhere). */
   metricsAddress?: string;
+  /** A taken metrics port is logged and skipped instead of failing the start (the default port of `jibe proxy`). */
+  metricsPortOptional?: boolean;
 }
 
 export interface RunningProxy {
@@ -233,8 +236,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     });
     reservedPorts.set(admin.port, 'admin server');
     if (options.metricsPort !== undefined) {
-      metricsServer = await startMetricsServer(options.metricsAddress ?? '0.0.0.0', options.metricsPort, () => telemetry.render());
-      reservedPorts.set(metricsServer.port, 'metrics endpoint');
+      try {
+        metricsServer = await startMetricsServer(options.metricsAddress ?? '0.0.0.0', options.metricsPort, () => telemetry.render());
+        reservedPorts.set(metricsServer.port, 'metrics endpoint');
+      } catch (err) {
+        if (options.metricsPortOptional !== true || (err as JibeError).code !== 'JIBE_ERR_PORT_IN_USE') throw err;
+        logger.warn({ port: options.metricsPort }, 'metrics port in use: metrics are served on the admin port only (/stats/prometheus)');
+      }
     }
 
     if (options.discoveryAddress !== undefined) {

@@ -1,6 +1,6 @@
 // `jibe proxy`: runs a sidecar or a gateway proxy fed by the discovery stream.
 import type { Command } from 'commander';
-import { collect, parseLabels, parsePort, parsePortMap } from '../options.ts';
+import { collect, parseLabels, parsePort, parsePortMap, parsePortOrOff } from '../options.ts';
 import { waitForSignal } from './control-plane.ts';
 
 export function registerProxy(program: Command): void {
@@ -23,6 +23,10 @@ export function registerProxy(program: Command): void {
     .option('--inbound-capture-port <port>', 'inbound capture port (Istio: 15006); inbound listeners are reached through it instead of being bound', parsePort)
     .option('--sniff-timeout <ms>', 'protocol detection wait for undeclared ports, ms', parsePositiveMs, 100)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--metrics-port <port|off>', 'Prometheus endpoint /stats/prometheus (default 15090 when free; the admin port serves it too)', parsePortOrOff)
+    .option('--access-log <format>', 'one line per request on stdout: json, text or off (a MeshConfig accessLog overrides it)', 'off')
+    .option('--zipkin <host:port>', 'report trace spans to this Zipkin collector (a MeshConfig tracing overrides it)')
+    .option('--trace-sampling <percent>', 'percentage of new traces sampled, 0-100 (Istio default 1)', parsePercent, 1)
     .action(async (opts) => {
       const { pino } = await import('pino');
       const { startProxy } = await import('../../proxy/proxy.ts');
@@ -49,12 +53,30 @@ export function registerProxy(program: Command): void {
         captureMode: type === 'sidecar' && opts.capture === true,
         inboundCapturePort: type === 'sidecar' ? opts.inboundCapturePort : undefined,
         sniffTimeoutMs: opts.sniffTimeout,
+        // Explicit: that port or fail. Default: Istio's 15090, skipped with a warning when another proxy on this host has it.
+        metricsPort: opts.metricsPort === undefined && !process.argv.includes('--metrics-port') ? 15090 : opts.metricsPort,
+        metricsPortOptional: !process.argv.includes('--metrics-port'),
+        telemetry: {
+          accessLog: parseAccessLog(opts.accessLog),
+          tracing: opts.zipkin !== undefined ? { sampling: opts.traceSampling, zipkinAddress: opts.zipkin } : undefined,
+        },
         logger,
       });
       logger.info({ ports: proxy.ports }, 'proxy started');
       await waitForSignal();
       await proxy.close();
     });
+}
+
+function parsePercent(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new Error(`expected a percentage from 0 to 100, got "${value}"`);
+  return n;
+}
+
+function parseAccessLog(value: string): 'json' | 'text' | 'off' {
+  if (value === 'json' || value === 'text' || value === 'off') return value;
+  throw new Error(`--access-log must be json, text or off, not "${value}"`);
 }
 
 function parsePositiveMs(value: string): number {

@@ -13,6 +13,9 @@ export function registerUp(program: Command): void {
     .option('--discovery-port <port>', 'discovery stream port', parsePort, 15010)
     .option('--api-port <port>', 'control plane API port', parsePort, 15014)
     .option('--no-bookinfo', 'start the mesh without the sample app')
+    .option('--zipkin <host:port>', 'report every proxy\'s trace spans to this Zipkin collector')
+    .option('--trace-sampling <percent>', 'percentage of new traces sampled when --zipkin is given', Number, 100)
+    .option('--access-log <format>', 'every proxy logs one line per request: json, text or off', 'off')
     .action(async (opts) => {
       const { startLocalMesh } = await import('../up/local-mesh.ts');
       const { formatTable } = await import('../table.ts');
@@ -24,12 +27,15 @@ export function registerUp(program: Command): void {
         discoveryPort: opts.discoveryPort,
         apiPort: opts.apiPort,
         bookinfo: opts.bookinfo,
+        zipkin: opts.zipkin,
+        traceSampling: opts.traceSampling,
+        accessLog: opts.accessLog,
         say,
       });
       if (mesh.workloads.length) {
         say('\n' + formatTable(
-          ['WORKLOAD', 'SERVICE', 'APP', 'SIDECAR IN', 'SIDECAR OUT', 'ADMIN'],
-          mesh.workloads.map((w) => [w.name, `${w.service}:9080`, `127.0.0.1:${w.appPort}`, `:${w.inboundPort}`, `:${w.outboundPort}`, `:${w.adminPort}`]),
+          ['WORKLOAD', 'SERVICE', 'APP', 'SIDECAR IN', 'SIDECAR OUT', 'ADMIN', 'METRICS'],
+          mesh.workloads.map((w) => [w.name, `${w.service}:9080`, `127.0.0.1:${w.appPort}`, `:${w.inboundPort}`, `:${w.outboundPort}`, `:${w.adminPort}`, `:${w.metricsPort}`]),
         ));
       }
       const server = opts.apiPort === 15014 ? '' : ` --server ${mesh.server}`;

@@ -22,6 +22,12 @@ export interface LocalMeshOptions {
   discoveryPort: number;
   apiPort: number;
   bookinfo: boolean;
+  /** Zipkin collector (`host:port`) every proxy reports spans to; undefined = no tracing. */
+  zipkin?: string;
+  /** Sampled percentage of new traces when tracing (default 100: a local mesh is for looking at). */
+  traceSampling?: number;
+  /** Access log format of every proxy (default off). */
+  accessLog?: 'json' | 'text' | 'off';
   /** Progress lines for the user. */
   say: (line: string) => void;
 }
@@ -34,12 +40,14 @@ export interface RunningWorkload {
   inboundPort: number;
   outboundPort: number;
   adminPort: number;
+  /** The sidecar's Prometheus endpoint (`/stats/prometheus`). */
+  metricsPort: number;
 }
 
 export interface LocalMesh {
   server: string;
   workloads: RunningWorkload[];
-  gateway: { port: number; adminPort: number };
+  gateway: { port: number; adminPort: number; metricsPort: number };
   logDir: string;
   /** Resolves with a message when a process of the mesh died unexpectedly. */
   failed: Promise<string>;
@@ -61,6 +69,9 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const server = `http://127.0.0.1:${options.apiPort}`;
   const workloads: RunningWorkload[] = [];
   let gatewayAdmin = 0;
+  let gatewayMetrics = 0;
+  const telemetryFlags: string[] = ['--access-log', options.accessLog ?? 'off'];
+  if (options.zipkin !== undefined) telemetryFlags.push('--zipkin', options.zipkin, '--trace-sampling', String(options.traceSampling ?? 100));
 
   try {
     const cp = supervisor.start('control-plane', [
@@ -79,7 +90,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     if (options.bookinfo) {
       const { BOOKINFO_WORKLOADS } = await import('../../deploy/samples/bookinfo/bookinfo.ts');
       for (const w of BOOKINFO_WORKLOADS) {
-        const ports = { appPort: await freePort(), inboundPort: await freePort(), outboundPort: await freePort(), adminPort: await freePort() };
+        const ports = { appPort: await freePort(), inboundPort: await freePort(), outboundPort: await freePort(), adminPort: await freePort(), metricsPort: await freePort() };
         const running: RunningWorkload = { name: w.name, service: w.service, version: w.version, ...ports };
         await callApi(server, 'PUT', '/api/v1/workloads', {
           name: w.name,
@@ -100,6 +111,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--workload', w.name, '--namespace', 'default',
           '--discovery', `127.0.0.1:${options.discoveryPort}`,
           '--outbound-port', String(ports.outboundPort), '--admin-port', String(ports.adminPort),
+          // Istio's source_app / source_version labels come from the workload's labels.
+          '--labels', `app=${w.service},version=${w.version}`, '--metrics-port', String(ports.metricsPort), ...telemetryFlags,
         ]);
         workloads.push(running);
       }
@@ -107,10 +120,12 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     }
 
     gatewayAdmin = await freePort();
+    gatewayMetrics = await freePort();
     const gw = supervisor.start('ingressgateway', [
       ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
       '--discovery', `127.0.0.1:${options.discoveryPort}`, '--admin-port', String(gatewayAdmin),
       '--listener-address', '127.0.0.1', '--listener-port', `8080=${options.gatewayPort}`,
+      '--metrics-port', String(gatewayMetrics), ...telemetryFlags,
     ]);
 
     if (options.bookinfo) {
@@ -137,7 +152,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   return {
     server,
     workloads,
-    gateway: { port: options.gatewayPort, adminPort: gatewayAdmin },
+    gateway: { port: options.gatewayPort, adminPort: gatewayAdmin, metricsPort: gatewayMetrics },
     logDir,
     failed,
     async stop() {

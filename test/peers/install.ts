@@ -230,7 +230,25 @@ const nginx = aptPeer('nginx', 'nginx', 'nginx-light', () => spawnSync('systemct
 const iptables = aptPeer('iptables', 'iptables-save', 'iptables');
 const iproute2 = aptPeer('iproute2', 'ip', 'iproute2');
 
-export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul, kubeApiserver, etcd];
+// Observability tests scrape the mesh with a real Prometheus; the package starts a system one on 9090: benchmarks and tests run their own.
+const prometheus = aptPeer('prometheus', 'prometheus', 'prometheus', () => spawnSync('systemctl', ['disable', '--now', 'prometheus'], { stdio: 'ignore' }));
+
+/** Zipkin server (Maven Central's executable jar, run with the system Java 17); pinned so span handling stays comparable. */
+export const ZIPKIN_VERSION = '3.6.1';
+/** Where `mvn dependency:get` leaves the executable jar. */
+export function zipkinJar(): string {
+  return join(process.env.HOME ?? '/root', '.m2', 'repository', 'io', 'zipkin', 'zipkin-server', ZIPKIN_VERSION, `zipkin-server-${ZIPKIN_VERSION}-exec.jar`);
+}
+const zipkin: Peer = {
+  name: 'zipkin',
+  isInstalled: () => existsSync(zipkinJar()),
+  async install() {
+    const result = await run('mvn', ['-q', '-B', 'dependency:get', `-Dartifact=io.zipkin:zipkin-server:${ZIPKIN_VERSION}:jar:exec`, '-Dtransitive=false']);
+    if (result.code !== 0 || !existsSync(zipkinJar())) throw new Error(`mvn dependency:get zipkin-server ${ZIPKIN_VERSION} failed (exit ${result.code})`);
+  },
+};
+
+export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul, prometheus, zipkin, kubeApiserver, etcd];
 
 /** Installs the named peers (all when `names` is empty); returns the names that failed. */
 export async function installPeers(names: readonly string[] = []): Promise<string[]> {
