@@ -6,11 +6,12 @@
 // of pool settings builds a new pool. The one mutable part is the balancer,
 // rebuilt over the hosts in service when outlier detection ejects or
 // re-admits one.
-import type { ClusterResource, EndpointsResource } from '../../core/model/proxy-config.ts';
+import type { ClusterResource, EndpointsResource, RetryBudget as RetryBudgetConfig } from '../../core/model/proxy-config.ts';
 import type { Exchange } from '../http/exchange.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { OutlierDetector } from './outlier-detector.ts';
+import { RetryBudget } from '../resilience/retry-budget.ts';
 import { EMPTY_LOAD_BALANCER, effectiveWeights } from './load-balancer.ts';
 import type { LoadBalancer, LoadBalancerRegistry } from './load-balancer.ts';
 import { DEFAULT_POOL_SETTINGS, UpstreamPool, endpointKey, samePoolSettings } from './upstream-pool.ts';
@@ -42,6 +43,8 @@ export class Cluster {
   readonly endpointKeys: ReadonlySet<string>;
   readonly circuitBreaker: CircuitBreaker | undefined;
   readonly outlier: OutlierDetector | undefined;
+  /** Linkerd-style retry budget for retries to this cluster (kept across rebuilds while its config is unchanged). */
+  readonly retryBudget: RetryBudget | undefined;
   private readonly weights: readonly number[];
   private readonly loadBalancers: LoadBalancerRegistry;
   private readonly random: () => number;
@@ -55,7 +58,7 @@ export class Cluster {
     hosts: UpstreamHost[],
     weights: number[],
     endpointKeys: Set<string>,
-    deps: { loadBalancers: LoadBalancerRegistry; random: () => number; outlier?: OutlierDetector },
+    deps: { loadBalancers: LoadBalancerRegistry; random: () => number; outlier?: OutlierDetector; retryBudget?: RetryBudget },
   ) {
     this.name = config.name;
     this.config = config;
@@ -69,6 +72,7 @@ export class Cluster {
     this.random = deps.random;
     this.circuitBreaker = config.circuitBreakers !== undefined ? new CircuitBreaker(config.circuitBreakers, pool.stats) : undefined;
     this.outlier = deps.outlier;
+    this.retryBudget = deps.retryBudget;
     this.lb = this.buildBalancer();
   }
 
@@ -169,5 +173,17 @@ export function buildCluster(
     outlier.config = config.outlierDetection;
     outlier.setHosts(hosts.map((h) => h.key));
   }
-  return new Cluster(config, endpointsResource, pool, hosts, weights, keys, { loadBalancers: deps.loadBalancers, random: deps.random, outlier });
+  const rb = config.retryBudget;
+  const previousBudget = previous?.retryBudget;
+  const retryBudget =
+    rb === undefined
+      ? undefined
+      : previousBudget !== undefined && sameBudget(previousBudget.config, rb)
+        ? previousBudget
+        : new RetryBudget(rb, deps.now ?? defaultNow);
+  return new Cluster(config, endpointsResource, pool, hosts, weights, keys, { loadBalancers: deps.loadBalancers, random: deps.random, outlier, retryBudget });
+}
+
+function sameBudget(a: RetryBudgetConfig, b: RetryBudgetConfig): boolean {
+  return a.retryRatio === b.retryRatio && a.minRetriesPerSecond === b.minRetriesPerSecond && a.ttlMs === b.ttlMs;
 }
