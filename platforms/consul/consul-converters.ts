@@ -39,6 +39,8 @@ export const META_SERVICE_PORT = 'jibe-service-port';
 export const META_SERVICE_ACCOUNT = 'jibe-service-account';
 export const META_SIDECAR = 'jibe-sidecar';
 export const META_PROTOCOL = 'protocol';
+/** Sidecar Meta: the node captures traffic (peers dial the app port, not the sidecar's). */
+export const META_CAPTURE = 'jibe-capture';
 
 /** A registration the platform skipped, for the log (never a crash). */
 export interface ConsulProblem {
@@ -147,7 +149,8 @@ export function toWorkload(entry: ConsulHealthEntry, sidecar: ConsulHealthEntry 
   if (locality) workload.locality = locality;
   if (sidecar) {
     if (!isPort(sidecar.Service.Port)) return problem(`its Jibe sidecar ${sidecar.Service.ID} has no port`);
-    workload.proxy = { inboundPorts: { [appPort]: sidecar.Service.Port } };
+    // With traffic capture peers dial the app port and the node redirects it; else they dial the sidecar's own port.
+    workload.proxy = sidecar.Service.Meta?.[META_CAPTURE] === 'true' ? {} : { inboundPorts: { [appPort]: sidecar.Service.Port } };
     // Traffic goes through the sidecar: a sidecar that is down makes the instance unreachable.
     passing &&= isPassing(sidecar.Checks);
   }

@@ -1,0 +1,92 @@
+// Registering a service instance and its Jibe sidecar in the local Consul
+// agent, as `consul connect envoy -sidecar-for` users do for Envoy: the
+// instance with its health check, and a `connect-proxy` sidecar (Consul's own
+// `Connect.SidecarService`, so Consul adds the sidecar's listening and alias
+// checks and removes it with the instance) marked `jibe-sidecar=true`, which
+// tells the registry to reach the instance through it with mesh mTLS.
+import { JibeError } from '../../core/errors/errors.ts';
+import { pathSegment } from './consul-client.ts';
+import type { ConsulClient } from './consul-client.ts';
+import { META_CAPTURE, META_NAMESPACE, META_PROTOCOL, META_SIDECAR, workloadName } from './consul-converters.ts';
+
+/** Jibe's inbound capture port: a sidecar there receives redirected traffic for every app port. */
+export const CAPTURE_PORT = 15006;
+
+export interface ConsulServiceSpec {
+  service: string;
+  /** Default: `<service>-<port>`. */
+  id?: string;
+  port: number;
+  /** Default: the node's address. */
+  address?: string;
+  tags?: string[];
+  meta?: Record<string, string>;
+  /** Mesh namespace (Meta `jibe-namespace`). */
+  namespace?: string;
+  protocol?: string;
+  /** `http://…` / `https://…` (HTTP check) or `tcp://host:port`. */
+  check?: string;
+  checkInterval?: string;
+  /** The Jibe sidecar: its inbound port (CAPTURE_PORT = traffic capture), or false for none. */
+  sidecar?: false | { port?: number };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
+
+function isPort(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
+}
+
+/** Checks a spec (from flags or a file); returns every problem. */
+export function validateServiceSpec(spec: ConsulServiceSpec, where = ''): JibeError[] {
+  const errors: JibeError[] = [];
+  const bad = (field: string, message: string) => errors.push(new JibeError('JIBE_ERR_WORKLOAD_INVALID', message, { field: where + field }));
+  if (typeof spec?.service !== 'string' || !DNS_LABEL.test(spec.service)) bad('service', `service ${JSON.stringify(spec?.service)} is not a DNS label (lower-case letters, digits, -)`);
+  if (!isPort(spec?.port)) bad('port', `port ${JSON.stringify(spec?.port)} must be 1-65535`);
+  if (spec?.namespace !== undefined && !DNS_LABEL.test(spec.namespace)) bad('namespace', `namespace ${JSON.stringify(spec.namespace)} is not a DNS label`);
+  for (const key of Object.keys(spec?.meta ?? {})) if (!META_KEY.test(key)) bad(`meta.${key}`, `Consul Meta keys are 1-64 letters, digits, _ or -; ${JSON.stringify(key)} is not`);
+  if (spec?.check !== undefined && !/^(https?|tcp):\/\/[^\s]+$/.test(spec.check)) bad('check', `check ${JSON.stringify(spec.check)} is not http://…, https://… or tcp://host:port`);
+  if (spec?.sidecar && spec.sidecar.port !== undefined && !isPort(spec.sidecar.port)) bad('sidecar.port', 'sidecar port must be 1-65535');
+  return errors;
+}
+
+/** The body of `PUT /v1/agent/service/register` for a spec (pure). */
+export function agentRegistration(spec: ConsulServiceSpec): Record<string, unknown> {
+  const id = spec.id ?? `${spec.service}-${spec.port}`;
+  const meta: Record<string, string> = { ...spec.meta };
+  if (spec.namespace) meta[META_NAMESPACE] = spec.namespace;
+  if (spec.protocol) meta[META_PROTOCOL] = spec.protocol;
+  const body: Record<string, unknown> = { ID: id, Name: spec.service, Port: spec.port, Tags: spec.tags ?? [], Meta: meta };
+  if (spec.address) body.Address = spec.address;
+  if (spec.check) {
+    const interval = spec.checkInterval ?? '10s';
+    body.Check = spec.check.startsWith('tcp://')
+      ? { Name: `${spec.service} TCP`, TCP: spec.check.slice('tcp://'.length), Interval: interval, Timeout: '2s' }
+      : { Name: `${spec.service} HTTP`, HTTP: spec.check, Interval: interval, Timeout: '2s' };
+  }
+  if (spec.sidecar !== false) {
+    const port = spec.sidecar?.port ?? CAPTURE_PORT;
+    const sidecarMeta: Record<string, string> = { [META_SIDECAR]: 'true' };
+    if (port === CAPTURE_PORT) sidecarMeta[META_CAPTURE] = 'true';
+    body.Connect = { SidecarService: { Port: port, Meta: sidecarMeta, Proxy: { LocalServicePort: spec.port } } };
+  }
+  return body;
+}
+
+/** Registers the instance (and its sidecar) with the local agent; returns its ID and the workload name the mesh gives it. */
+export async function registerService(client: ConsulClient, spec: ConsulServiceSpec): Promise<{ id: string; workload: string }> {
+  const errors = validateServiceSpec(spec);
+  if (errors.length) throw new JibeError('JIBE_ERR_WORKLOAD_INVALID', `Consul registration of ${JSON.stringify(spec?.service)} is invalid`, { causes: errors });
+  const body = agentRegistration(spec);
+  await client.put('/v1/agent/service/register', body, { query: { 'replace-existing-checks': true } });
+  const self = await client.get<{ Config?: { NodeName?: string; Datacenter?: string } }>('/v1/agent/self');
+  const id = body.ID as string;
+  return { id, workload: workloadName(id, self.body?.Config?.NodeName ?? '', self.body?.Config?.Datacenter ?? '') };
+}
+
+/** Removes the instance (Consul removes a sidecar registered with it too). False when the agent did not know it. */
+export async function deregisterService(client: ConsulClient, id: string): Promise<boolean> {
+  const response = await client.put(`/v1/agent/service/deregister/${pathSegment(id)}`, undefined, { accept: [404] });
+  return response.status !== 404;
+}
