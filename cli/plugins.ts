@@ -6,6 +6,7 @@ import type { DependencyContainer } from 'tsyringe';
 import { AUTHENTICATOR, CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
 import { consulAuthenticatorPlugin, consulConfigStorePlugin, consulRegistryPlugin, consulStateStorePlugin } from '../platforms/consul/plugin.ts';
 import { vmRegistryPlugin } from '../platforms/vm/plugin.ts';
+import { kubernetesAuthenticatorPlugin, kubernetesConfigStorePlugin, kubernetesRegistryPlugin, kubernetesStateStorePlugin } from '../platforms/kubernetes/plugin.ts';
 
 export function registerPlugins(c: DependencyContainer = container.createChildContainer()): DependencyContainer {
   c.register(STATE_STORE, {
@@ -15,6 +16,9 @@ export function registerPlugins(c: DependencyContainer = container.createChildCo
     useValue: { name: 'file', create: async ({ dataDir }) => (await import('../core/config/config-store-file.ts')).FileConfigStore.open(dataDir) },
   });
   c.register(PLATFORM_REGISTRY, { useValue: vmRegistryPlugin });
+  c.register(PLATFORM_REGISTRY, { useValue: kubernetesRegistryPlugin });
+  c.register(CONFIG_STORE, { useValue: kubernetesConfigStorePlugin });
+  c.register(STATE_STORE, { useValue: kubernetesStateStorePlugin });
   c.register(PLATFORM_REGISTRY, { useValue: consulRegistryPlugin });
   c.register(CONFIG_STORE, { useValue: consulConfigStorePlugin });
   c.register(STATE_STORE, { useValue: consulStateStorePlugin });
@@ -39,5 +43,6 @@ export function registerPlugins(c: DependencyContainer = container.createChildCo
       },
     },
   });
+  c.register(AUTHENTICATOR, { useValue: kubernetesAuthenticatorPlugin });
   return c;
 }
