@@ -5,7 +5,7 @@
 // Compare-and-set maps onto the API's own optimistic concurrency: the entry's
 // version is the object's resourceVersion, and a write names the version it
 // replaces, so two replicas can never both win.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { PutOptions, StateEntry, StateStore } from '../../core/state/state-store.ts';
 import { JibeError } from '../../core/errors/errors.ts';
 import { KubeApiError, kubePath } from './kube-client.ts';
@@ -14,6 +14,7 @@ import type { KubeObject } from './kube-types.ts';
 
 export const STATE_LABEL = 'jibe.dev/state';
 export const STATE_KEY_ANNOTATION = 'jibe.dev/state-key';
+const WRITE_ANNOTATION = 'jibe.dev/write-id';
 
 interface StateObject extends KubeObject {
   data?: Record<string, string>;
@@ -131,7 +132,8 @@ export class KubernetesStateStore implements StateStore {
       name: objectName(key, this.instance),
       namespace: this.namespace,
       labels: { [STATE_LABEL]: this.instance, 'app.kubernetes.io/part-of': 'jibe' },
-      annotations: { [STATE_KEY_ANNOTATION]: key },
+      // A write of an unchanged value must still change the version (the contract says every write does); the API skips no-op updates.
+      annotations: { [STATE_KEY_ANNOTATION]: key, [WRITE_ANNOTATION]: randomUUID() },
     } as StateObject['metadata'];
     if (kind === 'secrets') return { apiVersion: 'v1', kind: 'Secret', metadata, type: 'jibe.dev/state', data: { value: Buffer.from(json).toString('base64') } };
     return { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: { value: json } };
