@@ -49,6 +49,13 @@ export class ConsulConfigStore implements ConfigStore {
   private readonly tombstones = new Map<string, number>();
   private readonly abort = new AbortController();
   private watching: Promise<void> | undefined;
+  /**
+   * Transactions of this process in flight. A watch answer can arrive before
+   * the transaction's own reply; it waits until the write is booked in
+   * `known`, or the write would be announced twice.
+   */
+  private writesInFlight = 0;
+  private deferred: { entries: ConsulKvEntry[]; index: number } | undefined;
   private closed = false;
 
   constructor(client: ConsulClient, options: ConsulConfigStoreOptions) {
@@ -102,7 +109,7 @@ export class ConsulConfigStore implements ConfigStore {
       }
       if (ops.length === 0) return stored as Resource[];
       ops.push({ Verb: 'set', Key: this.revisionKey, Value: toBase64(now) });
-      const result = await kvTxn(this.client, ops);
+      const result = await this.txn(ops);
       if (!result.ok) {
         // Someone wrote one of these keys between our read and our write: read again.
         if (attempt + 1 >= MAX_RACE_ATTEMPTS) throw raceLost(incoming);
@@ -119,6 +126,7 @@ export class ConsulConfigStore implements ConfigStore {
         events.push({ type: 'upsert', resource: saved });
       }
       this.emit(events);
+      this.writeDone();
       return (stored as Resource[]).map((r) => structuredClone(r));
     }
   }
@@ -140,7 +148,7 @@ export class ConsulConfigStore implements ConfigStore {
       const entries = current as ConsulKvEntry[];
       const ops: TxnOp[] = entries.map((e) => ({ Verb: 'delete-cas', Key: e.Key, Index: e.ModifyIndex }));
       ops.push({ Verb: 'set', Key: this.revisionKey, Value: toBase64(new Date().toISOString()) });
-      const result = await kvTxn(this.client, ops);
+      const result = await this.txn(ops);
       if (!result.ok) {
         if (attempt + 1 >= MAX_RACE_ATTEMPTS) throw raceLost(refs.map((ref) => ({ kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }) as Resource));
         await delay(raceDelay(attempt));
@@ -158,6 +166,7 @@ export class ConsulConfigStore implements ConfigStore {
         this.tombstones.set(e.Key, Number(version));
       }
       this.emit(removed.map((resource) => ({ type: 'delete', resource })));
+      this.writeDone();
       return removed.map((r) => structuredClone(r));
     }
   }
@@ -208,7 +217,35 @@ export class ConsulConfigStore implements ConfigStore {
     }
   }
 
+  /** A transaction counted in flight until its caller booked it (writeDone); failures are booked here. */
+  private async txn(ops: TxnOp[]): Promise<Awaited<ReturnType<typeof kvTxn>>> {
+    this.writesInFlight++;
+    let result: Awaited<ReturnType<typeof kvTxn>>;
+    try {
+      result = await kvTxn(this.client, ops);
+    } catch (err) {
+      this.writeDone();
+      throw err;
+    }
+    if (!result.ok) this.writeDone();
+    return result;
+  }
+
+  private writeDone(): void {
+    this.writesInFlight--;
+    if (this.writesInFlight === 0 && this.deferred) {
+      const { entries, index } = this.deferred;
+      this.deferred = undefined;
+      this.reconcile(entries, index, false);
+    }
+  }
+
   private reconcile(entries: ConsulKvEntry[], snapshotIndex: number, baseline: boolean): void {
+    if (this.writesInFlight > 0 && !baseline) {
+      // A later answer supersedes an earlier one: reconcile diffs state, not changes.
+      this.deferred = { entries, index: snapshotIndex };
+      return;
+    }
     const events: ConfigEvent[] = [];
     const present = new Set<string>();
     for (const e of entries) {

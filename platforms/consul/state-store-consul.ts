@@ -4,6 +4,7 @@
 // ModifyIndex (a raft index: it changes on every write and is never reused,
 // not even after a delete), and compare-and-set is Consul's `cas`, so two
 // replicas never overwrite each other's writes.
+import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { PutOptions, StateEntry, StateStore } from '../../core/state/state-store.ts';
@@ -14,7 +15,10 @@ import type { SecretBox, SealedValue } from './consul-secret-box.ts';
 import type { ConsulKvEntry } from './consul-types.ts';
 
 /** What one KV value holds: the JSON value, or it sealed. */
-type Stored = { v: unknown } | { sealed: SealedValue };
+type Stored = ({ v: unknown } | { sealed: SealedValue }) & {
+  /** Random per write: Consul skips a write of identical bytes, and every put must get a new version. */
+  w?: string;
+};
 
 export interface ConsulStateStoreOptions {
   /** Normalized KV prefix (`jibe/`). */
@@ -51,7 +55,8 @@ export class ConsulStateStore implements StateStore {
       throw new JibeError('JIBE_ERR_BAD_REQUEST', `state value for ${key} is not JSON: ${(err as Error).message}`);
     }
     if (text === undefined) throw new JibeError('JIBE_ERR_BAD_REQUEST', `state value for ${key} is not JSON`);
-    const stored: Stored = options.secret && this.secrets ? { sealed: this.secrets.seal(text, kvKey) } : { v: value };
+    const w = randomBytes(6).toString('base64url');
+    const stored: Stored = options.secret && this.secrets ? { sealed: this.secrets.seal(text, kvKey), w } : { v: value, w };
     const Value = toBase64(JSON.stringify(stored));
     let op: TxnOp;
     if (options.ifVersion === undefined) op = { Verb: 'set', Key: kvKey, Value };

@@ -31,6 +31,12 @@ export const H2SPEC_VERSION = 'v2.2.1+incompatible';
 export const GRPC_INTEROP_VERSION = 'v1.85.0';
 /** Consul agent for platforms/consul; the newest v1.x the module proxy serves when pinned. */
 export const CONSUL_VERSION = 'v1.22.7';
+/**
+ * Consul builds its nested api module from its own tree; the published
+ * api v1.33.x lags behind it (no ACLToken.Name), v1.34.5 matches what
+ * v1.22.7's commands use.
+ */
+export const CONSUL_API_VERSION = 'v1.34.5';
 /** Wrapper module Consul is built from (its own go.mod replaces nested modules with local paths). */
 export const CONSUL_BUILD_DIR = join(CACHE_DIR, 'consul-build');
 
@@ -153,8 +159,10 @@ const consul: Peer = {
     }
     await goIn(CONSUL_BUILD_DIR, ['mod', 'edit', '-exclude=github.com/hashicorp/go-msgpack@v1.1.5', '-exclude=github.com/hashicorp/go-msgpack@v1.1.6']);
     await goIn(CONSUL_BUILD_DIR, ['get', `github.com/hashicorp/consul@${CONSUL_VERSION}`]);
+    await goIn(CONSUL_BUILD_DIR, ['get', `github.com/hashicorp/consul/api@${CONSUL_API_VERSION}`]);
     mkdirSync(PEERS_BIN_DIR, { recursive: true });
-    await goIn(CONSUL_BUILD_DIR, ['build', '-trimpath', '-o', join(PEERS_BIN_DIR, 'consul'), 'github.com/hashicorp/consul']);
+    // -mod=mod: the api upgrade adds go.sum lines for packages only the build reaches.
+    await goIn(CONSUL_BUILD_DIR, ['build', '-mod=mod', '-trimpath', '-ldflags', '-s -w', '-o', join(PEERS_BIN_DIR, 'consul'), 'github.com/hashicorp/consul']);
   },
 };
 
