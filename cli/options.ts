@@ -7,9 +7,17 @@ export function parsePort(value: string): number {
   return n;
 }
 
-/** A port, or `off` (→ undefined) for a listener the user turns off. */
-export function parsePortOrOff(value: string): number | undefined {
-  return value === 'off' ? undefined : parsePort(value);
+/**
+ * A port, or `off` for a listener the user turns off. Off is `false`, not
+ * undefined: commander stores an undefined parser result as ''.
+ */
+export function parsePortOrOff(value: string): number | false {
+  return value === 'off' ? false : parsePort(value);
+}
+
+/** The port of a parsePortOrOff option, undefined when it is off. */
+export function portOrUndefined(value: number | false | undefined): number | undefined {
+  return value === false ? undefined : value;
 }
 
 /** `a=b,c=d` (repeatable) → {a: 'b', c: 'd'}. */

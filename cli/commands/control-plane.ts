@@ -2,7 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { collect, parsePort, parsePortOrOff } from '../options.ts';
+import { collect, parsePort, parsePortOrOff, portOrUndefined } from '../options.ts';
 
 export const DEFAULT_DATA_DIR = process.env.JIBE_DATA_DIR ?? path.join(os.homedir(), '.jibe');
 
@@ -43,9 +43,9 @@ export function registerControlPlane(program: Command): void {
         settings: { ...DEFAULT_MESH_SETTINGS, domain: opts.domain, trustDomain: opts.trustDomain },
         host: opts.host,
         discoveryPort: opts.discoveryPort,
-        discoveryTlsPort: opts.discoveryTlsPort,
+        discoveryTlsPort: portOrUndefined(opts.discoveryTlsPort),
         apiPort: opts.apiPort,
-        apiTlsPort: opts.apiTlsPort,
+        apiTlsPort: portOrUndefined(opts.apiTlsPort),
         apiTlsHost: opts.apiTlsHost,
         advertiseAddresses: opts.advertiseAddress,
         configStore: opts.configStore,

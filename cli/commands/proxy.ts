@@ -1,6 +1,6 @@
 // `jibe proxy`: runs a sidecar or a gateway proxy fed by the discovery stream.
 import type { Command } from 'commander';
-import { collect, parseLabels, parsePort, parsePortMap, parsePortOrOff } from '../options.ts';
+import { collect, parseLabels, parsePort, parsePortMap, parsePortOrOff, portOrUndefined } from '../options.ts';
 import { waitForSignal } from './control-plane.ts';
 
 export function registerProxy(program: Command): void {
@@ -54,7 +54,7 @@ export function registerProxy(program: Command): void {
         inboundCapturePort: type === 'sidecar' ? opts.inboundCapturePort : undefined,
         sniffTimeoutMs: opts.sniffTimeout,
         // Explicit: that port or fail. Default: Istio's 15090, skipped with a warning when another proxy on this host has it.
-        metricsPort: opts.metricsPort === undefined && !process.argv.includes('--metrics-port') ? 15090 : opts.metricsPort,
+        metricsPort: opts.metricsPort === undefined && !process.argv.includes('--metrics-port') ? 15090 : portOrUndefined(opts.metricsPort),
         metricsPortOptional: !process.argv.includes('--metrics-port'),
         telemetry: {
           accessLog: parseAccessLog(opts.accessLog),
