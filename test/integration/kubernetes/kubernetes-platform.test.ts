@@ -129,7 +129,7 @@ if (problem && process.env.CI === 'true') {
       assert.ok(refused instanceof KubeApiError, String(refused));
       assert.match(refused.message, /denied the request/);
       assert.match(refused.message, /spec\.http\[0\]\.route\[0\]\.destination\.subset/);
-      const weights = await client.request('POST', rulePath('virtualservices'), { body: vs('v1', 40) }).catch((e) => e);
+      const weights = (await client.request('POST', rulePath('virtualservices'), { body: vs('v1', 40) }).catch((e) => e)) as Error;
       assert.match(String(weights.message), /spec\.http\[0\]/);
       await client.request('POST', rulePath('virtualservices'), { body: vs('v1') });
       await eventually(async () => (await rules.list('VirtualService')).length === 1, 'the store to see the rule');
