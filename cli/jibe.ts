@@ -5,10 +5,12 @@ import { Command, CommanderError } from 'commander';
 import { isJibeError } from '../core/errors/errors.ts';
 import { registerAgent } from './commands/agent.ts';
 import { registerApply } from './commands/apply.ts';
+import { registerCapture } from './commands/capture.ts';
 import { registerConsul } from './commands/consul.ts';
 import { registerControlPlane } from './commands/control-plane.ts';
 import { registerDelete } from './commands/delete.ts';
 import { registerGet } from './commands/get.ts';
+import { registerKubeInject } from './commands/kube-inject.ts';
 import { registerProxy } from './commands/proxy.ts';
 import { registerProxyStatus } from './commands/proxy-status.ts';
 import { registerUp } from './commands/up.ts';
@@ -35,6 +37,8 @@ registerConsul(program);
 registerProxy(program);
 registerVm(program);
 registerAgent(program);
+registerKubeInject(program);
+registerCapture(program);
 
 try {
   await program.parseAsync(process.argv);
