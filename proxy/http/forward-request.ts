@@ -126,6 +126,14 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
     if (code !== undefined) {
       switch (code) {
         case DROP:
+          if (lower === 'upgrade') {
+            // WebSocket is passed through to HTTP/1.1 upstreams (RFC 6455 §4.1); other upgrades are dropped as hop-by-hop.
+            if (raw[i + 1].toLowerCase() === 'websocket' && ex.down.httpVersion === 1 && ex.cluster?.config.protocol !== 'http2') {
+              ex.upgrade = true;
+              out.push(name, raw[i + 1]);
+            }
+            continue;
+          }
           if (lower === 'connection') {
             const tokens = connectionTokens(raw[i + 1]);
             if (tokens !== undefined) for (const t of tokens) (named ??= new Set()).add(t);
@@ -163,6 +171,10 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
     }
     if (drop !== undefined && drop.has(lower)) continue;
     out.push(name, raw[i + 1]);
+  }
+  if (ex.upgrade) {
+    named?.delete('upgrade');
+    out.push('connection', 'upgrade');
   }
   if (named !== undefined) {
     dropNamed(out, named, 2);
@@ -260,7 +272,7 @@ const UPSTREAM_HANDLER: Http1Handler<Exchange> = {
 function onUpstreamStart(ex: Exchange, conn: Http1Connection<Exchange>): boolean {
   if (ex.done) return false;
   ex.upstream = conn;
-  conn.expectResponse(ex.method === 'HEAD');
+  conn.expectResponse(ex.method === 'HEAD', ex.upgrade);
   const socket = conn.socket;
   socket.write(ex.upstreamHead, 'latin1');
   if (!ex.hasBody) {
@@ -301,12 +313,17 @@ export function onRequestBodyEnd(ex: Exchange): void {
   }
   const conn = ex.upstream;
   if (conn === undefined || ex.done) return;
+  if (ex.upgrade && ex.responseStarted) {
+    // The client half-closed an upgraded connection: so does the upstream side.
+    conn.socket.end();
+    return;
+  }
   if (ex.requestChunked) conn.socket.write(LAST_CHUNK, 'latin1');
   conn.requestDone = true;
 }
 
 function onUpstreamDrain(ex: Exchange): void {
-  if (ex.hasBody && !ex.done) ex.down.resumeBody();
+  if ((ex.hasBody || ex.upgrade) && !ex.done) ex.down.resumeBody();
 }
 
 function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
@@ -335,6 +352,7 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
     out.push(name, raw[i + 1]);
   }
   if (named !== undefined) dropNamed(out, named, 0);
+  if (status === 101) switchingProtocols(ex, raw, out);
   const append = mutation.append;
   for (let i = 0; i < append.length; i++) out.push(append[i]);
   if (ex.extraResponseHeaders !== undefined) for (const h of ex.extraResponseHeaders) out.push(h);
@@ -344,6 +362,16 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
   // The upstream parser already refused values that cannot be sent on.
   ex.down.writeHead(status, out, false);
   ex.responseStarted = true;
+}
+
+/** A 101 to a WebSocket upgrade: keep its upgrade headers, and no route timeout for the tunnel (as Envoy, the timeout covers the request). */
+function switchingProtocols(ex: Exchange, raw: string[], out: string[]): void {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === 'upgrade') out.push(raw[i], raw[i + 1]);
+  out.push('connection', 'upgrade');
+  if (ex.timer !== undefined) {
+    clearTimeout(ex.timer);
+    ex.timer = undefined;
+  }
 }
 
 function onUpstreamBody(ex: Exchange, chunk: Buffer): void {

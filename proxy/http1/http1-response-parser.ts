@@ -55,10 +55,14 @@ export class Http1ResponseParser {
     this.handler = handler;
   }
 
+  /** The request asked to switch protocols (WebSocket): a 101 answer is final, and the bytes after it are the tunnel's. */
+  private upgrade = false;
+
   /** Prepares for the response to the request just sent; `head` for HEAD requests (no body follows). */
-  expect(head: boolean): void {
+  expect(head: boolean, upgrade = false): void {
     this.state = S_HEAD;
     this.noBody = head;
+    this.upgrade = upgrade;
     this.head.reset();
     this.status = 0;
     this.framing = FRAMING_NONE;
@@ -213,10 +217,19 @@ export class Http1ResponseParser {
     }
     const { contentLength, chunked, close } = field;
     if (status < 200) {
-      // 101 would switch protocols; the proxy never asks for an upgrade.
       if (status === 101) {
-        this.fail('unexpected 101 Switching Protocols');
-        return false;
+        // Only a request that asked for an upgrade may be answered with one.
+        if (!this.upgrade) {
+          this.fail('unexpected 101 Switching Protocols');
+          return false;
+        }
+        // What follows is the upgraded protocol's bytes until the connection closes: relayed as a read-until-close body.
+        this.status = 101;
+        this.framing = FRAMING_CLOSE;
+        this.keepAlive = false;
+        this.state = S_CLOSE;
+        this.handler.onResponseHead(101, headers);
+        return true;
       }
       // Interim responses (100 Continue, 103 Early Hints) are skipped: the final one follows.
       return true;

@@ -74,6 +74,8 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
   private chunked = false;
   private corked = false;
   private needDrain = false;
+  /** A 101 answer was written: bytes flow raw both ways until either side closes. */
+  private tunneling = false;
 
   constructor(socket: Socket, handler: Http1ServerHandler<T>) {
     this.socket = socket;
@@ -111,6 +113,10 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
   }
 
   private onData(chunk: Buffer): void {
+    if (this.tunneling) {
+      if (this.current !== undefined) this.handler.body(this.current, chunk);
+      return;
+    }
     if (this.closing) return;
     if (this.current !== undefined && this.parser.complete) {
       this.holdBack(chunk);
@@ -231,7 +237,7 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
   }
 
   resumeBody(): void {
-    if (!this.parser.complete && !this.closing) this.socket.resume();
+    if (this.tunneling || (!this.parser.complete && !this.closing)) this.socket.resume();
   }
 
   discardBody(): void {
@@ -242,6 +248,7 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
   }
 
   writeHead(status: number, headers: string[], validate: boolean): boolean {
+    if (status === 101) return this.switchProtocols(headers, validate);
     let head = statusLine(status);
     let contentLength = false;
     let hasConnection = false;
@@ -281,6 +288,32 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
     this.corked = true;
     process.nextTick(uncork, this);
     this.socket.write(head + CRLF, 'latin1');
+    return true;
+  }
+
+  /**
+   * Writes a 101 and turns the connection into a tunnel: what the client sends
+   * next (and what it already sent behind its request head) goes to the
+   * handler as body, raw; the response body is written raw. Never kept alive.
+   */
+  private switchProtocols(headers: string[], validate: boolean): boolean {
+    let head = statusLine(101);
+    for (let i = 0; i < headers.length; i += 2) {
+      if (validate && INVALID_VALUE.test(headers[i + 1])) return false;
+      head += headers[i] + ': ' + headers[i + 1] + CRLF;
+    }
+    this.headersSent = true;
+    this.statusCode = 101;
+    this.noBody = false;
+    this.chunked = false;
+    this.keepAlive = false;
+    this.tunneling = true;
+    this.reading = true;
+    this.socket.write(head + CRLF, 'latin1');
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending !== undefined && this.current !== undefined) this.handler.body(this.current, pending);
+    this.socket.resume();
     return true;
   }
 
@@ -373,6 +406,11 @@ export class Http1ServerConnection<T> implements Downstream, Http1RequestHandler
   }
 
   private onEnd(): void {
+    if (this.tunneling && this.current !== undefined) {
+      // The client is done sending: half-close the tunnel's upstream side, keep relaying the other way.
+      this.handler.bodyEnd(this.current);
+      return;
+    }
     // As node's server: a client that ends its side is gone; a response in flight is cut (DC).
     this.closing = true;
     if (this.current !== undefined) this.socket.destroy();

@@ -5,6 +5,9 @@
 // with nothing after it leaves as one HEADERS frame with END_STREAM (gRPC's
 // trailers-only form). The request body is read only once the exchange asks
 // for it: until then node keeps it and stops granting flow-control window.
+// Responses are sent with waitForTrailers so that their end is always ours to
+// send (trailers, or an empty END_STREAM DATA frame): node's stream.close()
+// ends the writable side first, which would make a reset response look whole.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Downstream } from '../http/downstream.ts';
 import { H2_INTERNAL_ERROR } from './node-http2.ts';
@@ -21,8 +24,8 @@ export interface Http2DownstreamHandler<T> {
 // Connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2); node throws on them.
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'host']);
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-const TE_TRAILERS = /(^|,)\s*trailers\s*(;|,|$)/i;
 
+const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 const kDown = Symbol('jibe.http2.downstream');
 type TaggedStream = ServerHttp2Stream & { [kDown]?: Http2Downstream<unknown> };
 
@@ -42,8 +45,6 @@ export class Http2Downstream<T> implements Downstream {
   requestTrailers: string[] | undefined = undefined;
 
   private readonly handler: Http2DownstreamHandler<T>;
-  /** The client sent `te: trailers`: the response is sent so that trailers can follow it. */
-  private readonly acceptsTrailers: boolean;
   private reading = false;
   private discarding = false;
   private noBody = false;
@@ -61,12 +62,10 @@ export class Http2Downstream<T> implements Downstream {
     const authority = headers[':authority'] as string | undefined;
     const flat: string[] = authority !== undefined ? ['host', authority] : [];
     const raw = rawHeaders ?? flattenHeaders(headers);
-    let te = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i];
       if (name.charCodeAt(0) === 58 /* : */) continue;
       if (name === 'host' && authority !== undefined) continue;
-      if (name === 'te' && TE_TRAILERS.test(raw[i + 1])) te = true;
       // RFC 9113 §8.2.3: cookie crumbs may arrive as separate fields; HTTP/1.1 wants one.
       if (name === 'cookie') {
         const prior = flat.indexOf('cookie');
@@ -78,14 +77,13 @@ export class Http2Downstream<T> implements Downstream {
       flat.push(name, raw[i + 1]);
     }
     this.rawHeaders = flat;
-    this.acceptsTrailers = te;
     this.bodyComplete = stream.endAfterHeaders;
     const tagged = stream as TaggedStream;
     tagged[kDown] = this as Http2Downstream<unknown>;
     stream.on('close', onStreamClose);
     stream.on('error', onStreamError);
     stream.on('drain', onStreamDrain);
-    if (te) stream.on('wantTrailers', onWantTrailers);
+    stream.on('wantTrailers', onWantTrailers);
   }
 
   writeHead(status: number, headers: string[], validate: boolean): boolean {
@@ -116,7 +114,7 @@ export class Http2Downstream<T> implements Downstream {
     this.pendingHead = undefined;
     if (this.destroyed || this.stream.destroyed) return;
     try {
-      this.stream.respond(head, end || this.noBody ? { endStream: true } : { waitForTrailers: this.acceptsTrailers });
+      this.stream.respond(head, end || this.noBody ? { endStream: true } : WAIT_FOR_TRAILERS);
     } catch {
       // A value node refuses (the upstream parser let it through): the client must not get half a response.
       this.destroy();
@@ -146,7 +144,8 @@ export class Http2Downstream<T> implements Downstream {
 
   endWithTrailers(trailers: string[]): void {
     if (this.finished || this.destroyed) return;
-    if (!this.acceptsTrailers || trailers.length === 0 || this.noBody) {
+    // HTTP/2 clients always accept trailers (te: trailers only says they want them).
+    if (trailers.length === 0 || this.noBody) {
       this.end();
       return;
     }
@@ -165,6 +164,8 @@ export class Http2Downstream<T> implements Downstream {
 
   /** Node asks for the trailers of a response sent with `waitForTrailers` (an empty set ends the stream with an empty DATA frame). */
   sendTrailers(): void {
+    // Being reset: the RST_STREAM follows; an END_STREAM now would make the response look whole.
+    if (this.destroyed) return;
     const trailers = this.trailers ?? {};
     this.trailers = undefined;
     try {

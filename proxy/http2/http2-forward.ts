@@ -73,7 +73,9 @@ function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Strea
   if (ex.done) return undefined;
   let stream: TaggedStream;
   try {
-    stream = session.request(requestHeads.get(ex)!, { endStream: !ex.hasBody });
+    // waitForTrailers: the request's end is sent by us (with the client's trailers, if any), so that
+    // cancelling a stream whose body is still coming resets it instead of first ending it cleanly (node's close() ends the writable side).
+    stream = session.request(requestHeads.get(ex)!, ex.hasBody ? { waitForTrailers: true } : { endStream: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     // A value node will not put on the wire came from the client; a session going away is the upstream's doing.
@@ -90,7 +92,10 @@ function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Strea
   stream.on('drain', onDrain);
   stream.on('error', onError);
   stream.on('close', onClose);
-  if (ex.hasBody) ex.down.readBody();
+  if (ex.hasBody) {
+    stream.on('wantTrailers', onWantTrailers);
+    ex.down.readBody();
+  }
   return stream;
 }
 
@@ -154,7 +159,11 @@ function onTrailers(this: TaggedStream, headers: IncomingHttpHeaders): void {
 
 function onEnd(this: TaggedStream): void {
   const ex = exOf(this);
-  if (ex !== undefined) finishResponse(ex, this);
+  if (ex === undefined) return;
+  // node ends the readable side of a stream the peer reset too: that end is a reset, not a complete response.
+  const code = this.rstCode;
+  if (code !== undefined && code !== H2_NO_ERROR) upstreamClosed(ex, this);
+  else finishResponse(ex, this);
 }
 
 function finishResponse(ex: Exchange, stream: TaggedStream): void {
@@ -179,23 +188,37 @@ function onDrain(this: TaggedStream): void {
   if (ex !== undefined && ex.hasBody && !ex.done) ex.down.resumeBody();
 }
 
+function onWantTrailers(this: TaggedStream): void {
+  const ex = exOf(this);
+  // Cancelled (the exchange let go of the stream): the reset follows, never a clean end.
+  if (ex === undefined) return;
+  const trailers = ex.down.requestTrailers;
+  const out: OutgoingHttpHeaders = {};
+  if (trailers !== undefined) for (let i = 0; i < trailers.length; i += 2) out[trailers[i].toLowerCase()] = trailers[i + 1];
+  this.sendTrailers(out);
+}
+
 function onError(): void {
   // 'close' follows, with rstCode saying how the stream ended.
 }
 
 function onClose(this: TaggedStream): void {
   const ex = exOf(this);
-  if (ex === undefined) return;
+  if (ex !== undefined) upstreamClosed(ex, this);
+}
+
+/** The upstream stream closed or was reset before the exchange had its whole response. */
+function upstreamClosed(ex: Exchange, stream: TaggedStream): void {
   ex.upstreamStream = undefined;
   if (ex.done || (ex.responseStarted && ex.down.finished)) return;
-  const code = this.rstCode ?? H2_NO_ERROR;
+  const code = stream.rstCode ?? H2_NO_ERROR;
   if (ex.responseStarted) {
     // Cut mid-response: the client must see a reset, not a short answer taken for whole.
     ex.flags |= code === H2_NO_ERROR ? ResponseFlag.UC : ResponseFlag.UR;
     ex.down.destroy(relayedResetCode(code === H2_NO_ERROR ? 2 : code));
     return;
   }
-  const session = streamSessionState(this);
+  const session = streamSessionState(stream);
   if (!session.connected) {
     sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
     return;
