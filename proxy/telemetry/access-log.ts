@@ -44,7 +44,16 @@ export interface AccessLog {
   readonly format: AccessLogFormat;
   write(entry: AccessLogEntry): void;
   flush(): void;
+  /** Flushes and stops the periodic flush. */
+  close(): void;
 }
+
+/**
+ * Lines are buffered (4 KiB) so a busy proxy makes one write per many
+ * requests; a quiet one would hold its lines forever, so a timer flushes what
+ * is pending, as Envoy's access log flush interval does.
+ */
+export const ACCESS_LOG_FLUSH_MS = 1000;
 
 /**
  * `destination` defaults to stdout (file descriptor 1), written by pino's
@@ -52,18 +61,36 @@ export interface AccessLog {
  */
 export function createAccessLog(format: AccessLogFormat, destination?: DestinationStream): AccessLog {
   const stream = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  let pending = false;
+  let write: (entry: AccessLogEntry) => void;
+  let flushStream: () => void;
   if (format === 'json') {
     const logger: Logger = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, stream);
-    return {
-      format,
-      write: (entry) => logger.info(entry, 'access'),
-      flush: () => logger.flush(),
-    };
+    write = (entry) => logger.info(entry, 'access');
+    flushStream = () => logger.flush();
+  } else {
+    write = (entry) => stream.write(formatTextLine(entry));
+    flushStream = () => (stream as { flush?: () => void }).flush?.();
   }
+  const flush = (): void => {
+    pending = false;
+    flushStream();
+  };
+  const timer = setInterval(() => {
+    if (pending) flush();
+  }, ACCESS_LOG_FLUSH_MS);
+  timer.unref();
   return {
     format,
-    write: (entry) => stream.write(formatTextLine(entry)),
-    flush: () => (stream as { flush?: () => void }).flush?.(),
+    write: (entry) => {
+      pending = true;
+      write(entry);
+    },
+    flush,
+    close: () => {
+      clearInterval(timer);
+      flush();
+    },
   };
 }
 

@@ -111,9 +111,10 @@ export class ProxyTelemetry {
     if (settings.metrics !== undefined) this.metricsOn = settings.metrics;
     const format = settings.accessLog ?? 'off';
     if (format === 'off') {
-      this.accessLog?.flush();
+      this.accessLog?.close();
       this.accessLog = undefined;
     } else if (this.accessLog?.format !== format) {
+      this.accessLog?.close();
       this.accessLog = createAccessLog(format, this.options.accessLogDestination);
     }
     const tracing = settings.tracing;
@@ -213,7 +214,7 @@ export class ProxyTelemetry {
   }
 
   async close(): Promise<void> {
-    this.accessLog?.flush();
+    this.accessLog?.close();
     if (this.ownsSink) await this.spanSink?.close?.();
   }
 
