@@ -63,6 +63,10 @@ interface Datacenter {
   nodePrints: Map<string, string>;
   pending: { names: Set<string>; full: boolean };
   running: Promise<void> | undefined;
+  /** Raft index of the last health answer: a catalog change at an index the checks also changed at is explained by their diff. */
+  healthIndex: number;
+  /** Catalog index of a change the tags did not explain; 0 = none pending. */
+  unexplainedIndex: number;
 }
 
 const NOOP_LOGGER: RegistryLogger = { debug() {}, info() {}, warn() {} };
@@ -108,6 +112,8 @@ export class ConsulRegistry implements PlatformRegistry {
       nodePrints: new Map(),
       pending: { names: new Set(), full: false },
       running: undefined,
+      healthIndex: 0,
+      unexplainedIndex: 0,
     }));
   }
 
@@ -162,20 +168,22 @@ export class ConsulRegistry implements PlatformRegistry {
   }
 
   private async catalogLoop(dc: Datacenter, startIndex: number): Promise<void> {
-    await this.follow(dc, '/v1/catalog/services', startIndex, (body: ConsulServiceList | undefined, resync) => {
+    await this.follow(dc, '/v1/catalog/services', startIndex, (body: ConsulServiceList | undefined, resync, index) => {
       const next = body ?? {};
       const dirty = new Set<string>();
       for (const name of new Set([...Object.keys(next), ...Object.keys(dc.tags)])) {
         if (!isDeepStrictEqual(next[name], dc.tags[name])) dirty.add(name);
       }
       dc.tags = next;
-      // The catalog changed but no name or tag did: an instance changed somewhere (the health loop may say where).
-      this.schedule(dc, dirty, resync, dirty.size === 0 && !resync);
+      // Instances changed somewhere too, unless their checks changed in the same write (the health loop says where).
+      if (!resync) dc.unexplainedIndex = Math.max(dc.unexplainedIndex, index);
+      this.schedule(dc, dirty, resync);
     });
   }
 
   private async healthLoop(dc: Datacenter, startIndex: number): Promise<void> {
-    await this.follow(dc, '/v1/health/state/any', startIndex, (body: ConsulCheck[] | undefined, resync) => {
+    await this.follow(dc, '/v1/health/state/any', startIndex, (body: ConsulCheck[] | undefined, resync, index) => {
+      dc.healthIndex = index;
       this.schedule(dc, this.fingerprintChecks(dc, body ?? []), resync);
     });
   }
@@ -185,7 +193,7 @@ export class ConsulRegistry implements PlatformRegistry {
    * `onChange`, backs off on errors, and after an outage or an index reset
    * asks for a full resync.
    */
-  private async follow<T>(dc: Datacenter, path: string, startIndex: number, onChange: (body: T | undefined, resync: boolean) => void): Promise<void> {
+  private async follow<T>(dc: Datacenter, path: string, startIndex: number, onChange: (body: T | undefined, resync: boolean, index: number) => void): Promise<void> {
     let index = startIndex;
     let failures = 0;
     let resync = false;
@@ -199,7 +207,7 @@ export class ConsulRegistry implements PlatformRegistry {
         if (next.reset && index > 0) resync = true;
         if (next.index !== index || resync) {
           index = next.index;
-          onChange(response.body, resync);
+          onChange(response.body, resync, index);
           resync = false;
         }
         // A reset index reads everything again at once; otherwise pace the loop.
@@ -245,27 +253,25 @@ export class ConsulRegistry implements PlatformRegistry {
    * Queues names to reread (or everything) and runs one refresh at a time per
    * datacenter; what arrives meanwhile is merged into the next pass.
    */
-  private schedule(dc: Datacenter, names: Iterable<string>, full: boolean, unexplained = false): void {
+  private schedule(dc: Datacenter, names: Iterable<string>, full: boolean): void {
     for (const n of names) dc.pending.names.add(n);
     if (full) dc.pending.full = true;
-    if (unexplained) this.unexplained.add(dc);
     if (dc.running || this.signal.aborted) return;
     dc.running = this.drain(dc).finally(() => {
       dc.running = undefined;
     });
   }
 
-  private readonly unexplained = new Set<Datacenter>();
-
   private async drain(dc: Datacenter): Promise<void> {
     // Let the other loop's answer for the same raft write arrive, so one change is one pass.
     await sleep(10, this.signal);
     let failures = 0;
-    while (!this.signal.aborted && (dc.pending.full || dc.pending.names.size > 0 || this.unexplained.has(dc))) {
-      const full = dc.pending.full || (this.unexplained.has(dc) && dc.pending.names.size === 0);
+    while (!this.signal.aborted && (dc.pending.full || dc.pending.names.size > 0 || dc.unexplainedIndex > 0)) {
+      // A catalog write with no check change at its index touched instances without checks: only a full read finds them.
+      const full = dc.pending.full || (dc.unexplainedIndex > 0 && dc.healthIndex < dc.unexplainedIndex);
       const names = full ? new Set([...Object.keys(dc.tags).filter((n) => !this.options.ignoreServices.includes(n)), ...dc.entries.keys()]) : new Set(dc.pending.names);
       dc.pending = { names: new Set(), full: false };
-      this.unexplained.delete(dc);
+      dc.unexplainedIndex = 0;
       try {
         await this.refreshNames(dc, names);
         failures = 0;
