@@ -94,7 +94,8 @@ describe('HTTP/2 through the proxy', () => {
   let firehose: H2Upstream;
   let wsServer: http.Server;
   let client: ClientHttp2Session;
-  const firehoseSent = { bytes: 0 };
+  /** Bytes the firehose upstream managed to write, per request. */
+  const firehoseSent: Array<{ bytes: number }> = [];
   const FIREHOSE_TOTAL = 64 << 20;
   const resets: number[] = [];
 
@@ -126,12 +127,14 @@ describe('HTTP/2 through the proxy', () => {
     });
     silent = await startH2Upstream(() => {});
     firehose = await startH2Upstream((stream) => {
+      const sent = { bytes: 0 };
+      firehoseSent.push(sent);
       stream.respond({ ':status': 200, 'content-length': String(FIREHOSE_TOTAL) });
       const chunk = Buffer.alloc(64 << 10, 120);
       const pump = (): void => {
-        while (firehoseSent.bytes < FIREHOSE_TOTAL && !stream.destroyed) {
-          firehoseSent.bytes += chunk.length;
-          const last = firehoseSent.bytes >= FIREHOSE_TOTAL;
+        while (sent.bytes < FIREHOSE_TOTAL && !stream.destroyed) {
+          sent.bytes += chunk.length;
+          const last = sent.bytes >= FIREHOSE_TOTAL;
           const ok = last ? (stream.end(chunk), true) : stream.write(chunk);
           if (!ok) return void stream.once('drain', pump);
         }
@@ -285,19 +288,46 @@ describe('HTTP/2 through the proxy', () => {
     assert.equal(goaway.sessions.length, 3);
   });
 
-  it('keeps buffering bounded when an HTTP/1.1 client stops reading an HTTP/2 response', async () => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.write('GET /big HTTP/1.1\r\nhost: firehose\r\n\r\n');
-    socket.pause();
-    // Wait until the upstream cannot write any more (its flow-control window and the proxy's buffers are full).
+  /** Resolves once the upstream has stopped writing (its flow-control window and the proxy's buffers are full). */
+  async function stalled(sent: { bytes: number }): Promise<void> {
     let last = -1;
     let still = 0;
     while (still < 10) {
       await new Promise((r) => setTimeout(r, 20));
-      still = firehoseSent.bytes === last ? still + 1 : 0;
-      last = firehoseSent.bytes;
+      still = sent.bytes === last ? still + 1 : 0;
+      last = sent.bytes;
     }
-    assert.ok(firehoseSent.bytes < FIREHOSE_TOTAL / 2, `upstream wrote ${firehoseSent.bytes} bytes to a client that reads nothing`);
+  }
+
+  async function nextFirehose(count: number): Promise<{ bytes: number }> {
+    while (firehoseSent.length <= count) await new Promise((r) => setTimeout(r, 5));
+    return firehoseSent[count];
+  }
+
+  it('keeps buffering bounded when an HTTP/2 client stops reading', async () => {
+    const count = firehoseSent.length;
+    const req = client.request({ ':method': 'GET', ':path': '/big', ':authority': 'firehose' });
+    req.on('error', () => {});
+    req.pause();
+    const sent = await nextFirehose(count);
+    await stalled(sent);
+    assert.ok(sent.bytes < FIREHOSE_TOTAL / 2, `upstream wrote ${sent.bytes} bytes to a client that reads nothing`);
+    let received = 0;
+    req.on('data', (c: Buffer) => (received += c.length));
+    const ended = new Promise<void>((resolve) => req.on('end', () => resolve()));
+    req.resume();
+    await ended;
+    assert.equal(received, FIREHOSE_TOTAL);
+  });
+
+  it('keeps buffering bounded when an HTTP/1.1 client stops reading an HTTP/2 response', async () => {
+    const count = firehoseSent.length;
+    const socket = net.connect(port, '127.0.0.1');
+    socket.write('GET /big HTTP/1.1\r\nhost: firehose\r\n\r\n');
+    socket.pause();
+    const sent = await nextFirehose(count);
+    await stalled(sent);
+    assert.ok(sent.bytes < FIREHOSE_TOTAL / 2, `upstream wrote ${sent.bytes} bytes to a client that reads nothing`);
     let received = 0;
     socket.on('data', (c: Buffer) => (received += c.length));
     socket.resume();
@@ -310,7 +340,7 @@ describe('HTTP/2 through the proxy', () => {
       }, 10);
     });
     socket.destroy();
-    assert.equal(firehoseSent.bytes, FIREHOSE_TOTAL);
+    assert.equal(sent.bytes, FIREHOSE_TOTAL);
   });
 
   it('passes a WebSocket upgrade through and relays frames both ways', async () => {
