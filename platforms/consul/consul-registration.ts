@@ -80,9 +80,11 @@ export async function registerService(client: ConsulClient, spec: ConsulServiceS
   if (errors.length) throw new JibeError('JIBE_ERR_WORKLOAD_INVALID', `Consul registration of ${JSON.stringify(spec?.service)} is invalid`, { causes: errors });
   const body = agentRegistration(spec);
   await client.put('/v1/agent/service/register', body, { query: { 'replace-existing-checks': true } });
-  const self = await client.get<{ Config?: { NodeName?: string; Datacenter?: string } }>('/v1/agent/self');
+  // A registration token may lack agent:read; the workload name is then just not printed in full.
+  const self = await client.get<{ Config?: { NodeName?: string; Datacenter?: string } }>('/v1/agent/self', { accept: [403] });
   const id = body.ID as string;
-  return { id, workload: workloadName(id, self.body?.Config?.NodeName ?? '', self.body?.Config?.Datacenter ?? '') };
+  const config = self.status === 200 ? self.body?.Config : undefined;
+  return { id, workload: workloadName(id, config?.NodeName ?? '', config?.Datacenter ?? '') };
 }
 
 /** Removes the instance (Consul removes a sidecar registered with it too). False when the agent did not know it. */
