@@ -12,7 +12,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
 import type { Upstream } from '../../unit/proxy/proxy-test-helpers.ts';
-import { cluster, endpoints, fullUpdate, request, route, routeConfig, startSidecar, startUpstream, toCluster, vhost } from '../../unit/proxy/proxy-test-helpers.ts';
+import { cluster, endpoints, freePort, fullUpdate, request, route, routeConfig, startSidecar, startUpstream, toCluster, vhost } from '../../unit/proxy/proxy-test-helpers.ts';
 
 type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, session: ServerHttp2Session) => void;
 
@@ -158,6 +158,7 @@ describe('HTTP/2 through the proxy', () => {
     });
     await new Promise<void>((resolve) => wsServer.listen(0, '127.0.0.1', resolve));
 
+    const closedPort = await freePort();
     proxy = await startSidecar();
     port = proxy.ports.outbound!;
     const h2 = { protocol: 'http2' as const };
@@ -173,6 +174,7 @@ describe('HTTP/2 through the proxy', () => {
           vhost('silent', ['silent'], [route('all', [], toCluster('silent', { timeoutMs: 30_000 }))]),
           vhost('firehose', ['firehose'], [route('all', [], toCluster('firehose'))]),
           vhost('ws', ['ws'], [route('all', [], toCluster('ws', { timeoutMs: 30_000 }))]),
+          vhost('refused', ['refused'], [route('all', [], toCluster('refused'))]),
         ]),
         ...target('h2echo', h2echo.port, h2),
         ...target('h1echo', h1echo.port),
@@ -182,6 +184,7 @@ describe('HTTP/2 through the proxy', () => {
         ...target('silent', silent.port, h2),
         ...target('firehose', firehose.port, h2),
         ...target('ws', (wsServer.address() as net.AddressInfo).port),
+        ...target('refused', closedPort, h2),
       ]),
     );
     client = http2.connect(`http://127.0.0.1:${port}`);
@@ -236,6 +239,16 @@ describe('HTTP/2 through the proxy', () => {
     assert.equal(reply.headers[':status'], 200);
     assert.equal(reply.headers['grpc-status'], '12');
     assert.equal(reply.trailers, undefined);
+  });
+
+  it('answers 503 UF when no HTTP/2 session can be opened, UNAVAILABLE to gRPC', async () => {
+    const plain = await request(port, { headers: { host: 'refused' } });
+    assert.equal(plain.status, 503);
+    assert.equal(plain.headers['x-jibe-response-flags'], 'UF');
+    const grpc = await h2request(client, { ':authority': 'refused', ':path': '/pkg.Svc/M', 'content-type': 'application/grpc+proto', te: 'trailers' }, '');
+    assert.equal(grpc.headers[':status'], 200);
+    assert.equal(grpc.headers['grpc-status'], '14');
+    assert.match(String(grpc.headers['grpc-message']), /connection failure/);
   });
 
   it('honours grpc-timeout below the route timeout with DEADLINE_EXCEEDED', async () => {
