@@ -23,6 +23,7 @@ import type { PluginContext } from './plugins/plugin-tokens.ts';
 import { RegistryAggregator } from './registry/registry-aggregator.ts';
 import type { WorkloadRegistrar } from './registry/workload-registrar.ts';
 import type { StateStore } from './state/state-store.ts';
+import { ControlPlaneMetrics } from './telemetry/control-plane-metrics.ts';
 
 export interface ControlPlaneOptions {
   container: DependencyContainer;
@@ -48,8 +49,39 @@ export interface ControlPlaneOptions {
   logger: Logger;
 }
 
+/**
+ * What a platform may run beside the control plane once its CA, mesh and
+ * rule store exist (Kubernetes: admission webhooks, leader-only work). A
+ * platform registry offers it by having `startAddon`; core knows no platform.
+ */
+export interface ControlPlaneAddon {
+  startAddon(host: ControlPlaneAddonHost): Promise<StartedAddon>;
+}
+
+export interface ControlPlaneAddonHost {
+  ca: CertificateAuthority;
+  mesh: MeshService;
+  configStore: ConfigStore;
+  settings: MeshSettings;
+  /** The control plane's listen address (`--host`). */
+  host: string;
+  logger: Logger;
+}
+
+export interface StartedAddon {
+  /** Ports the addon listens on, by name (e.g. `webhook`). */
+  ports?: Record<string, number>;
+  close(): Promise<void>;
+}
+
+export function isControlPlaneAddon(x: unknown): x is ControlPlaneAddon {
+  return typeof (x as Partial<ControlPlaneAddon> | undefined)?.startAddon === 'function';
+}
+
 export interface RunningControlPlane {
   ports: { discovery: number; discoveryTls?: number; api: number; apiTls?: number };
+  /** Ports of platform addons by name (`webhook` with the kubernetes platform). */
+  addonPorts: Record<string, number>;
   mesh: MeshService;
   ca: CertificateAuthority;
   close(): Promise<void>;
@@ -72,10 +104,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     closers.push(() => registry.stop());
     let registrar: WorkloadRegistrar | undefined;
     const extensions: ApiExtension[] = [];
+    const addons: ControlPlaneAddon[] = [];
     for (const name of options.platforms) {
       const platform = await pluginNamed(container, PLATFORM_REGISTRY, name).create({ ...context, state });
       await registry.add(platform);
       if (isApiExtension(platform)) extensions.push(platform);
+      if (isControlPlaneAddon(platform)) addons.push(platform);
       if (platform.register && platform.deregister && platform.setHealth && platform.list) registrar ??= platform as WorkloadRegistrar;
     }
     if (!registrar) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'no platform that accepts workload registrations is enabled', { hint: 'add the vm platform' });
@@ -87,8 +121,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     // The CA: a root made on first start and kept in the state store (secret: 0600 on disk).
     const ca = await CertificateAuthority.open(state, { trustDomain: options.settings.trustDomain, logger: logger.child({ component: 'ca' }) });
     const workloadServiceAccount = (namespace: string, name: string) => mesh.snapshot().workloads.find((w) => w.namespace === namespace && w.name === name)?.serviceAccount;
-    const discovery = new DiscoveryServer({
+    // Gauges read these when scraped; `discovery` exists by then.
+    const metrics = new ControlPlaneMetrics({ proxies: () => discovery.status(), registrySizes: () => registry.sizes() });
+    closers.push(ca.onCertificate(metrics.certificate));
+    const discovery: DiscoveryServer = new DiscoveryServer({
       source: mesh,
+      observer: metrics,
       logger: logger.child({ component: 'discovery' }),
       authorizeNode: (node, spiffeId) => nodeIdentityProblem(node, spiffeId, workloadServiceAccount),
     });
@@ -133,13 +171,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       status: () => ({ registries: registry.sizes(), dataDir: options.dataDir, conflicts: registry.conflicts() }),
       certificates: { ca, signer, state, trustDomain: options.settings.trustDomain, adminToken },
       logger: logger.child({ component: 'api' }),
+      metrics,
     });
     closers.push(() => api.close());
     const apiPort = await api.listen(options.host, options.apiPort);
     if (options.apiTlsPort !== undefined) apiTlsPort = await api.listenTls(options.apiTlsHost ?? options.host, options.apiTlsPort, identity!);
 
+    const addonPorts: Record<string, number> = {};
+    for (const addon of addons) {
+      const started = await addon.startAddon({ ca, mesh, configStore: store, settings: options.settings, host: options.host, logger });
+      closers.push(() => started.close());
+      Object.assign(addonPorts, started.ports);
+    }
+
     logger.info({ discovery: `${options.host}:${discoveryPort}`, discoveryTls: discoveryTlsPort, api: `${options.host}:${apiPort}`, apiTls: apiTlsPort, dataDir: options.dataDir }, 'control plane ready');
-    return { ports: { discovery: discoveryPort, discoveryTls: discoveryTlsPort, api: apiPort, apiTls: apiTlsPort }, mesh, ca, close };
+    return { ports: { discovery: discoveryPort, discoveryTls: discoveryTlsPort, api: apiPort, apiTls: apiTlsPort }, addonPorts, mesh, ca, close };
   } catch (err) {
     await close();
     throw err;

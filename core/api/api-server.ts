@@ -28,6 +28,8 @@ export interface ApiServerDeps {
   logger: Logger;
   /** Routes platforms add (core/api/api-routes.ts); those marked `tls` are also on the TLS port. */
   extraRoutes?: ApiRoute[];
+  /** The control plane's Prometheus metrics, served as `GET /metrics` on the plain port (istiod's 15014 /metrics). */
+  metrics?: { render(): Promise<string>; contentType: string };
 }
 
 /** The serving identity of the TLS port: a grpc-js style certificate provider (core/discovery/discovery-tls.ts ControlPlaneIdentity). */
@@ -158,6 +160,8 @@ export class ApiServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, overTls: boolean): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    // Prometheus text, not JSON; never on the TLS port VMs reach.
+    if (url.pathname === '/metrics' && req.method === 'GET' && !overTls && this.deps.metrics) return this.serveMetrics(this.deps.metrics, res);
     let status = 200;
     let payload: unknown;
     try {
@@ -180,6 +184,17 @@ export class ApiServer {
     const text = JSON.stringify(payload);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
+  }
+
+  private async serveMetrics(metrics: NonNullable<ApiServerDeps['metrics']>, res: http.ServerResponse): Promise<void> {
+    try {
+      const text = await metrics.render();
+      res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      res.end(text);
+    } catch (err) {
+      this.deps.logger.error({ err }, 'rendering metrics failed');
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
+    }
   }
 
   private async listConfig(url: URL): Promise<unknown> {

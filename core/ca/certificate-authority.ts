@@ -63,6 +63,13 @@ interface StoredRoots {
   roots: { certPem: string; trustedUntil: string }[];
 }
 
+/** One certificate request's outcome, for the control plane's metrics. */
+export interface CertificateEvent {
+  /** `workload`: a CSR from a proven identity; `own`: a key and certificate the control plane made for itself. */
+  kind: 'workload' | 'own';
+  outcome: 'issued' | 'refused';
+}
+
 interface TrustedRoot {
   certPem: string;
   fingerprint: string;
@@ -81,6 +88,7 @@ export class CertificateAuthority {
   private rootVersion: string | undefined;
   private previousRoots: TrustedRoot[] = [];
   private readonly listeners = new Set<() => void>();
+  private readonly certificateListeners = new Set<(event: CertificateEvent) => void>();
 
   private constructor(state: StateStore, options: CertificateAuthorityOptions, signer: Signer, mode: 'generated' | 'plug-in') {
     this.state = state;
@@ -149,6 +157,30 @@ export class CertificateAuthority {
    * proven (an Authenticator). The CSR must ask for exactly that identity.
    */
   async sign(csrPem: string, identity: { spiffeId: string }): Promise<SignedCertificate> {
+    let signed: SignedCertificate;
+    try {
+      signed = this.signChecked(csrPem, identity);
+    } catch (err) {
+      this.emitCertificate('workload', 'refused');
+      throw err;
+    }
+    this.emitCertificate('workload', 'issued');
+    return signed;
+  }
+
+  /** Tells `listener` about every certificate issued or refused; returns unsubscribe. */
+  onCertificate(listener: (event: CertificateEvent) => void): () => void {
+    this.certificateListeners.add(listener);
+    return () => this.certificateListeners.delete(listener);
+  }
+
+  private emitCertificate(kind: CertificateEvent['kind'], outcome: CertificateEvent['outcome']): void {
+    if (this.certificateListeners.size === 0) return;
+    const event: CertificateEvent = { kind, outcome };
+    for (const listener of this.certificateListeners) listener(event);
+  }
+
+  private signChecked(csrPem: string, identity: { spiffeId: string }): SignedCertificate {
     const spiffeId = identity?.spiffeId;
     const problem = spiffeIdProblem(spiffeId);
     if (problem) throw new JibeError('JIBE_ERR_CSR_REJECTED', `certificate request refused: the proven identity is not a valid SPIFFE ID: ${problem}`);
@@ -170,6 +202,7 @@ export class CertificateAuthority {
     if (problem || trustDomainOf(spiffeId) !== this.trustDomain) throw new JibeError('JIBE_ERR_CSR_REJECTED', `the control plane cannot be ${spiffeId}: ${problem ?? `not in trust domain ${this.trustDomain}`}`);
     const pair = await generateRsaKeyPair();
     const signed = this.issue(spiffeId, forge.pki.publicKeyFromPem(pair.publicKeyPem) as forge.pki.rsa.PublicKey, serverNames);
+    this.emitCertificate('own', 'issued');
     return { ...signed, keyPem: pair.privateKeyPem };
   }
 

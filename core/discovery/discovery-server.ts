@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { JibeError } from '../errors/errors.ts';
 import { discoveryService, nodeFromWire } from './discovery-protocol.ts';
 import type { DiscoveryServerStream, WireDiscoveryRequest } from './discovery-protocol.ts';
+import type { DiscoveryObserver } from './discovery-observer.ts';
 import { DiscoverySubscriber } from './discovery-subscriber.ts';
 import type { ConfigSource, ProxyStatus } from './discovery-subscriber.ts';
 import { PushDebouncer } from './push-debouncer.ts';
@@ -35,6 +36,8 @@ export interface DiscoveryServerOptions {
    * `node` (the stream is refused with PERMISSION_DENIED), or undefined.
    */
   authorizeNode?: (node: ProxyNode, spiffeId: string | undefined) => string | undefined;
+  /** Told about every push and answer (the control plane's metrics). */
+  observer?: DiscoveryObserver;
   logger?: Logger;
 }
 
@@ -49,6 +52,7 @@ export class DiscoveryServer {
   readonly #ackTimeoutMs: number;
   readonly #log: Logger;
   readonly #authorizeNode: DiscoveryServerOptions['authorizeNode'];
+  readonly #observer: DiscoveryObserver | undefined;
   readonly #debouncer: PushDebouncer;
   readonly #subscribers = new Map<string, DiscoverySubscriber>();
   readonly #noncePrefix = randomBytes(4).toString('hex');
@@ -58,6 +62,8 @@ export class DiscoveryServer {
   #roundRunning = false;
   #roundAgain = false;
   #closing = false;
+  /** performance.now() of the oldest change no round has taken yet (convergence time starts there). */
+  #changedAt: number | undefined;
 
   constructor(options: DiscoveryServerOptions) {
     this.#source = options.source;
@@ -65,6 +71,7 @@ export class DiscoveryServer {
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#authorizeNode = options.authorizeNode;
+    this.#observer = options.observer;
     if (!(this.#queueLimit >= 0)) throw new RangeError('queueLimit must be a non-negative number');
     if (!(this.#ackTimeoutMs > 0)) throw new RangeError('ackTimeoutMs must be a positive number');
     this.#debouncer = new PushDebouncer(this.#runRound, options.debounceMs ?? 50, options.maxDebounceMs ?? 300);
@@ -154,7 +161,9 @@ export class DiscoveryServer {
   }
 
   readonly #onMeshChanged = (): void => {
-    if (!this.#closing) this.#debouncer.trigger();
+    if (this.#closing) return;
+    this.#changedAt ??= performance.now();
+    this.#debouncer.trigger();
   };
 
   readonly #runRound = (): void => {
@@ -170,13 +179,16 @@ export class DiscoveryServer {
     try {
       do {
         this.#roundAgain = false;
+        const changedAt = this.#changedAt;
+        this.#changedAt = undefined;
         let sliceStart = performance.now();
         for (const subscriber of [...this.#subscribers.values()]) {
           if (this.#closing) return;
           try {
-            subscriber.meshChanged();
+            subscriber.meshChanged(changedAt);
           } catch (error) {
             this.#log.error({ err: error, node: subscriber.node.id }, 'push failed');
+            this.#observer?.pushFailed('internal');
             subscriber.close(grpc.status.INTERNAL, 'control plane failed to push config; reconnect to resync');
           }
           if (performance.now() - sliceStart > ROUND_SLICE_MS) {
@@ -235,6 +247,7 @@ export class DiscoveryServer {
         logger: this.#log,
         nextNonce: this.#nextNonce,
         onClosed: this.#onSubscriberClosed,
+        observer: this.#observer,
       });
       const previous = this.#subscribers.get(node.id);
       // A proxy that restarted, or whose old connection is not yet known dead:

@@ -6,6 +6,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ProxyNode, ProxyResource } from '../model/proxy-config.ts';
+import type { DiscoveryObserver } from './discovery-observer.ts';
 import type { DiscoveryServerStream, WireDiscoveryRequest, WireDiscoveryResponse, WireResource } from './discovery-protocol.ts';
 import { diffResources, encodeResources, versionsOf } from './resource-diff.ts';
 import type { ResourceVersions } from './resource-diff.ts';
@@ -57,6 +58,8 @@ export interface SubscriberSettings {
   nextNonce(): string;
   /** Called once when the stream ends, whoever ended it. */
   onClosed(subscriber: DiscoverySubscriber, reason: string): void;
+  /** Told about pushes and answers (metrics). */
+  observer?: DiscoveryObserver;
 }
 
 interface InFlightPush {
@@ -64,12 +67,15 @@ interface InFlightPush {
   version: string;
   /** Every resource the proxy holds once it ACKs this push. */
   versions: ResourceVersions;
+  /** performance.now() of the oldest mesh change this push carries (convergence time); undefined for a stream's first snapshot. */
+  changedAt: number | undefined;
 }
 
 export class DiscoverySubscriber {
   readonly node: ProxyNode;
   readonly peer: string;
   readonly connectedAt = new Date();
+  readonly #startedAt = performance.now();
   readonly #call: DiscoveryServerStream;
   readonly #settings: SubscriberSettings;
   readonly #log: Logger;
@@ -82,6 +88,8 @@ export class DiscoverySubscriber {
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   /** The mesh changed since the last push was built. */
   #dirty = false;
+  /** performance.now() of the oldest change not yet pushed. */
+  #changedAt: number | undefined;
   /** Change rounds that arrived while this proxy was still busy with a push. */
   #behind = 0;
   #waitingForDrain = false;
@@ -112,13 +120,20 @@ export class DiscoverySubscriber {
     this.#push();
   }
 
-  /** The mesh changed: push now, or remember to once the push in flight is answered. */
-  meshChanged(): void {
+  /**
+   * The mesh changed: push now, or remember to once the push in flight is
+   * answered. `changedAt` (performance.now()) is when the change happened.
+   */
+  meshChanged(changedAt?: number): void {
     if (this.#closed) return;
+    // A change older than this stream counts from the stream's start: the proxy could not have had it sooner.
+    if (changedAt !== undefined) changedAt = Math.max(changedAt, this.#startedAt);
+    if (changedAt !== undefined && (this.#changedAt === undefined || changedAt < this.#changedAt)) this.#changedAt = changedAt;
     if (this.#inFlight || this.#waitingForDrain) {
       this.#dirty = true;
       this.#behind++;
       if (this.#behind > this.#settings.queueLimit) {
+        this.#settings.observer?.pushFailed('queue_overflow');
         this.close(
           GrpcStatus.RESOURCE_EXHAUSTED,
           `proxy fell ${this.#behind} pushes behind (queue limit ${this.#settings.queueLimit}); reconnect to get a full snapshot`,
@@ -148,12 +163,14 @@ export class DiscoverySubscriber {
       this.#lastNack = { version: inFlight.version, message, at: new Date() };
       // #acked stays as it was: the next push is diffed against what the proxy still runs.
       this.#log.warn({ version: inFlight.version, runs: request.versionInfo, reason: message }, 'proxy rejected config (NACK)');
+      this.#settings.observer?.nacked();
     } else {
       this.#acks++;
       this.#acked = inFlight.versions;
       this.#ackedFullState = true;
       this.#lastAckedVersion = inFlight.version;
       this.#syncedVersion = inFlight.version;
+      this.#settings.observer?.acked(inFlight.changedAt === undefined ? undefined : performance.now() - inFlight.changedAt);
       if (this.#log.isLevelEnabled('debug')) this.#log.debug({ version: inFlight.version }, 'proxy ACKed config');
     }
     if (this.#dirty && !this.#waitingForDrain) this.#push();
@@ -203,6 +220,8 @@ export class DiscoverySubscriber {
   #push(): void {
     this.#dirty = false;
     this.#behind = 0;
+    const changedAt = this.#changedAt;
+    this.#changedAt = undefined;
     const source = this.#settings.source;
     let version: string;
     let next;
@@ -212,6 +231,7 @@ export class DiscoverySubscriber {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.#log.warn({ err: error }, 'cannot build config for proxy');
+      this.#settings.observer?.pushFailed('build');
       this.close(GrpcStatus.INVALID_ARGUMENT, `no config for node ${this.node.id}: ${message}`);
       return;
     }
@@ -233,9 +253,10 @@ export class DiscoverySubscriber {
     }
 
     const nonce = this.#settings.nextNonce();
-    this.#inFlight = { nonce, version, versions: versionsOf(next) };
+    this.#inFlight = { nonce, version, versions: versionsOf(next), changedAt };
     this.#lastSentVersion = version;
     this.#pushes++;
+    this.#settings.observer?.pushed(fullState);
     this.#ackTimer = setTimeout(this.#onAckTimeout, this.#settings.ackTimeoutMs);
     this.#ackTimer.unref();
     if (this.#log.isLevelEnabled('debug')) {
@@ -257,6 +278,7 @@ export class DiscoverySubscriber {
     const inFlight = this.#inFlight;
     if (!inFlight || this.#closed) return;
     this.#log.warn({ version: inFlight.version, nonce: inFlight.nonce }, 'proxy did not answer a push; resetting its stream');
+    this.#settings.observer?.pushFailed('ack_timeout');
     this.close(
       GrpcStatus.DEADLINE_EXCEEDED,
       `no ACK or NACK for version ${inFlight.version} (nonce ${inFlight.nonce}) within ${this.#settings.ackTimeoutMs} ms; reconnect to resync`,
