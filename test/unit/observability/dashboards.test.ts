@@ -1,25 +1,36 @@
 // Every Grafana dashboard in deploy/observability parses, and every PromQL
-// query in it names only metrics and labels the proxies export: a renamed
+// query in it names only metrics and labels the mesh exports (the proxies'
+// for the traffic dashboards, the control plane's for its own): a renamed
 // metric or label fails here instead of showing an empty panel to operators.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Registry } from 'prom-client';
+import { ControlPlaneMetrics } from '../../../core/telemetry/control-plane-metrics.ts';
 import { IstioMetrics } from '../../../proxy/telemetry/istio-metrics.ts';
 import { ISTIO_LABELS } from '../../../proxy/telemetry/telemetry-labels.ts';
 
 const DIR = fileURLToPath(new URL('../../../deploy/observability/grafana/', import.meta.url));
 const PROMQL_FUNCTIONS = new Set(['sum', 'rate', 'increase', 'histogram_quantile', 'round', 'by', 'without', 'label_values', 'le', 'avg', 'max', 'min', 'count', 'topk', 'irate']);
 
-function exportedNames(): Set<string> {
+function exportedNames(registry: Registry = new IstioMetrics().registry): Set<string> {
   const names = new Set<string>();
-  for (const metric of new IstioMetrics().registry.getMetricsAsArray()) {
+  for (const metric of registry.getMetricsAsArray()) {
     const { name, type } = metric as unknown as { name: string; type: string };
     names.add(name);
     if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(name + suffix);
   }
   return names;
+}
+
+function controlPlaneExports(): { metrics: Set<string>; labels: Set<string> } {
+  const registry = new ControlPlaneMetrics({ proxies: () => [], registrySizes: () => ({}) }).registry;
+  // `instance` and `job` are the labels Prometheus gives every scraped target.
+  const labels = new Set<string>(['le', 'instance', 'job']);
+  for (const metric of registry.getMetricsAsArray()) for (const l of (metric as unknown as { labelNames?: string[] }).labelNames ?? []) labels.add(l);
+  return { metrics: exportedNames(registry), labels };
 }
 
 function queriesOf(dashboard: { panels: Array<{ targets?: Array<{ expr: string }> }>; templating?: { list: Array<{ query?: unknown }> } }): string[] {
@@ -44,9 +55,11 @@ function identifiers(expr: string): { metrics: string[]; labels: string[] } {
 
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
-test('the dashboards are there: mesh overview, service, workload', () => {
-  for (const name of ['jibe-mesh-overview.json', 'jibe-service.json', 'jibe-workload.json']) assert.ok(files.includes(name), name);
+test('the dashboards are there: mesh overview, service, workload, control plane', () => {
+  for (const name of ['jibe-mesh-overview.json', 'jibe-service.json', 'jibe-workload.json', 'jibe-control-plane.json']) assert.ok(files.includes(name), name);
 });
+
+const CONTROL_PLANE_DASHBOARDS = new Set(['jibe-control-plane.json']);
 
 for (const file of files) {
   test(`${file} parses and queries only exported metrics and labels`, () => {
@@ -54,8 +67,7 @@ for (const file of files) {
     assert.equal(typeof dashboard.uid, 'string');
     const queries = queriesOf(dashboard);
     assert.ok(queries.length > 0);
-    const metrics = exportedNames();
-    const labels = new Set<string>([...ISTIO_LABELS, 'le']);
+    const { metrics, labels } = CONTROL_PLANE_DASHBOARDS.has(file) ? controlPlaneExports() : { metrics: exportedNames(), labels: new Set<string>([...ISTIO_LABELS, 'le']) };
     for (const q of queries) {
       const ids = identifiers(q);
       for (const m of ids.metrics) assert.ok(metrics.has(m), `${file}: unknown metric ${m} in ${q}`);
@@ -68,4 +80,14 @@ test('the checker catches a misspelt metric and label', () => {
   const ids = identifiers('sum(rate(istio_request_total{destination_svc="x"}[1m])) by (source_wl)');
   assert.ok(!exportedNames().has(ids.metrics[0]));
   assert.deepEqual(ids.labels.filter((l) => !(ISTIO_LABELS as readonly string[]).includes(l)), ['destination_svc', 'source_wl']);
+});
+
+test('the control plane checker knows its metrics and catches a proxy metric on its dashboard', () => {
+  const { metrics, labels } = controlPlaneExports();
+  for (const m of ['pilot_xds', 'pilot_xds_pushes', 'pilot_total_xds_rejects', 'pilot_xds_push_errors', 'pilot_proxy_convergence_time_bucket', 'citadel_server_success_cert_issuance_count', 'jibe_registry_services']) {
+    assert.ok(metrics.has(m), m);
+  }
+  for (const l of ['type', 'reason', 'kind', 'platform']) assert.ok(labels.has(l), l);
+  assert.ok(!metrics.has('istio_requests_total'));
+  assert.ok(!labels.has('destination_service_name'));
 });
