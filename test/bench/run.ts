@@ -17,6 +17,7 @@ interface Benchmark {
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   'http-sidecar': () => import('./http-sidecar.bench.ts'),
   convergence: () => import('./convergence.bench.ts'),
+  'consul-sync': () => import('./consul-sync.bench.ts'),
 };
 
 async function main(argv: string[]): Promise<void> {
