@@ -6,8 +6,9 @@
 // channels, resolvers, load balancers or compression, and a sidecar pays for
 // every module it loads in memory. Each call owns its HTTP/2 session, so a
 // reconnect always dials afresh.
-import http2 from 'node:http2';
-import type { SecureClientSessionOptions } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, SecureClientSessionOptions } from 'node:http2';
+// The data plane's lazy loader: one copy of the module, loaded by whoever needs it first.
+import { H2_CANCEL, H2_ENHANCE_YOUR_CALM, H2_NO_ERROR, H2_REFUSED_STREAM, nodeHttp2 } from '../http2/node-http2.ts';
 
 /** gRPC status codes (grpc/doc/statuscodes.md), indexed by code. */
 export const GRPC_STATUS_NAMES: readonly string[] = [
@@ -84,8 +85,8 @@ function decodeGrpcMessage(value: string | undefined): string {
 
 export class GrpcBidiCall {
   readonly #options: GrpcCallOptions;
-  readonly #session: http2.ClientHttp2Session;
-  readonly #stream: http2.ClientHttp2Stream;
+  readonly #session: ClientHttp2Session;
+  readonly #stream: ClientHttp2Stream;
   #ended = false;
   #sessionClosed = false;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -100,6 +101,7 @@ export class GrpcBidiCall {
   constructor(options: GrpcCallOptions) {
     this.#options = options;
     const authority = `${options.tls ? 'https' : 'http'}://${options.address}`;
+    const http2 = nodeHttp2();
     this.#session = options.tls ? http2.connect(authority, options.tls) : http2.connect(authority);
     this.#session.on('error', (error: Error) => this.#end({ code: GRPC_STATUS.UNAVAILABLE, details: error.message }));
     this.#session.on('close', () => (this.#sessionClosed = true));
@@ -154,21 +156,20 @@ export class GrpcBidiCall {
   cancel(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#teardown(http2.constants.NGHTTP2_CANCEL);
+    this.#teardown(H2_CANCEL);
   }
 
   /** The outcome of a stream that ended without trailers, as grpc-js reports it. */
   #closedWithoutStatus(): GrpcStatus {
     if (this.#session.destroyed || this.#session.closed) return { code: GRPC_STATUS.UNAVAILABLE, details: 'connection to the server closed' };
     const code = this.#stream.rstCode;
-    const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
-    if (code === NGHTTP2_REFUSED_STREAM) return { code: GRPC_STATUS.UNAVAILABLE, details: 'stream refused by the server' };
-    if (code === NGHTTP2_CANCEL) return { code: GRPC_STATUS.CANCELLED, details: 'stream cancelled by the server' };
-    if (code === NGHTTP2_ENHANCE_YOUR_CALM) return { code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: 'server reset the stream: ENHANCE_YOUR_CALM' };
+    if (code === H2_REFUSED_STREAM) return { code: GRPC_STATUS.UNAVAILABLE, details: 'stream refused by the server' };
+    if (code === H2_CANCEL) return { code: GRPC_STATUS.CANCELLED, details: 'stream cancelled by the server' };
+    if (code === H2_ENHANCE_YOUR_CALM) return { code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: 'server reset the stream: ENHANCE_YOUR_CALM' };
     return { code: GRPC_STATUS.INTERNAL, details: `stream closed without a gRPC status (HTTP/2 code ${code})` };
   }
 
-  #onHeaders(headers: http2.IncomingHttpHeaders): void {
+  #onHeaders(headers: IncomingHttpHeaders): void {
     const httpStatus = Number(headers[':status']);
     const grpcStatus = headerValue(headers['grpc-status']);
     // Trailers-only answer: the status came with the headers (e.g. an immediate error).
@@ -184,7 +185,7 @@ export class GrpcBidiCall {
     if (!type.startsWith('application/grpc')) this.#end({ code: GRPC_STATUS.UNKNOWN, details: `server answered content-type "${type}", not gRPC` });
   }
 
-  #onTrailers(trailers: http2.IncomingHttpHeaders): void {
+  #onTrailers(trailers: IncomingHttpHeaders): void {
     const raw = headerValue(trailers['grpc-status']);
     const code = raw === undefined ? NaN : Number(raw);
     if (!Number.isInteger(code) || code < 0) {
@@ -273,7 +274,7 @@ export class GrpcBidiCall {
   #end(status: GrpcStatus): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#teardown(status.code === GRPC_STATUS.OK ? http2.constants.NGHTTP2_NO_ERROR : http2.constants.NGHTTP2_CANCEL);
+    this.#teardown(status.code === GRPC_STATUS.OK ? H2_NO_ERROR : H2_CANCEL);
     this.#options.onStatus(status);
   }
 

@@ -25,8 +25,10 @@ export const name = 'http-sidecar';
 export const description = 'Jibe sidecar vs nginx vs direct: HTTP/1.1 keep-alive, 1 KiB, 16 connections (issue 2)';
 export const SECTION_TITLE = 'Sidecar HTTP/1.1 (issue 2)';
 
-// node-http (a bare node:http proxy, opt-in) shows the Node HTTP stack's own floor.
-const TARGETS = ['direct', 'nginx', 'jibe', 'node-http'] as const;
+// node-http (a bare node:http proxy, opt-in) shows the Node HTTP stack's own floor;
+// jibe-alt (opt-in) is the same sidecar started with --alt-proxy-flags, so a Node
+// flag's effect on memory and rps per core is measured side by side in one run.
+const TARGETS = ['direct', 'nginx', 'jibe', 'jibe-alt', 'node-http'] as const;
 const DEFAULT_TARGETS: readonly TargetName[] = ['direct', 'nginx', 'jibe'];
 type TargetName = (typeof TARGETS)[number];
 const HOST_HEADER = 'upstream:8080';
@@ -73,6 +75,8 @@ interface Options {
   qps: number;
   /** Fixed-rate phase with fortio `-uniform` (connections staggered) instead of synchronized bursts. */
   uniform: boolean;
+  /** Node flags of the jibe-alt target (instead of PROXY_NODE_FLAGS). */
+  altProxyFlags: string[];
   write: boolean;
   profile: boolean;
   profileSeconds: number;
@@ -107,6 +111,7 @@ function parseOptions(argv: string[]): Options {
       'profile-duration': { type: 'string' },
       'profile-qps': { type: 'string', default: '0' },
       'keep-temp': { type: 'boolean', default: false },
+      'alt-proxy-flags': { type: 'string', default: '' },
     },
   });
   const targets = values.targets.split(',').map((target) => target.trim());
@@ -125,6 +130,7 @@ function parseOptions(argv: string[]): Options {
     connections: Number(values.connections),
     qps: Number(values.qps),
     uniform: values.uniform,
+    altProxyFlags: values['alt-proxy-flags'].split(/\s+/).filter(Boolean),
     write: false,
     profile: values.profile,
     profileSeconds: seconds(values['profile-duration'], 10, '--profile-duration'),
@@ -326,7 +332,7 @@ function burstEstimate(row: Row | undefined, connections: number): string {
 function analysis(rows: Row[], options: Options): string {
   const usPerRequest = (row: Row | undefined): string | undefined =>
     row?.cpu === undefined || row.achievedQps === 0 ? undefined : `${((row.cpu / row.achievedQps) * 1e6).toFixed(0)} µs`;
-  const cost = (['nginx', 'jibe', 'node-http'] as const)
+  const cost = (['nginx', 'jibe', 'jibe-alt', 'node-http'] as const)
     .map((target) => [target, usPerRequest(rows.find((row) => row.target === target))] as const)
     .filter(([, value]) => value !== undefined)
     .map(([target, value]) => `${target} ${value}`)
@@ -372,6 +378,10 @@ async function startTargets(options: Options, nginxBinary: string, dir: string, 
       const proxy = await startJibeSidecar({ kind: 'node-http', upstreamPort, cpus: PROXY_CPUS });
       log(`node:http reference proxy on 127.0.0.1:${proxy.port} (pid ${proxy.process.pid}, core ${PROXY_CPUS})`);
       targets.push({ name: 'node-http', port: proxy.port, pids: () => [proxy.process.pid] });
+    } else if (targetName === 'jibe-alt') {
+      const sidecar = await startJibeSidecar({ upstreamPort, cpus: PROXY_CPUS, controlPlaneCpus: LOAD_CPUS, proxyFlags: options.altProxyFlags });
+      log(`jibe-alt sidecar (flags: ${options.altProxyFlags.join(' ') || 'none'}) outbound on 127.0.0.1:${sidecar.port} (pid ${sidecar.process.pid}, core ${PROXY_CPUS})`);
+      targets.push({ name: 'jibe-alt', port: sidecar.port, pids: () => [sidecar.process.pid] });
     } else {
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
       // The control plane shares the load generator's core: once the sidecar has its config it is idle.
