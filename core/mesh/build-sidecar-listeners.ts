@@ -165,5 +165,10 @@ function claimAddresses(ctx: BuildContext, entries: PortService[], port: number)
 }
 
 export function meshResource(snapshot: MeshSnapshot): MeshResource {
-  return { type: 'mesh', name: 'mesh', outboundTrafficPolicy: meshSettingsOf(snapshot).outboundTrafficPolicy };
+  const settings = meshSettingsOf(snapshot);
+  const mesh: MeshResource = { type: 'mesh', name: 'mesh', outboundTrafficPolicy: settings.outboundTrafficPolicy };
+  // Absent telemetry settings leave each proxy's own flags in charge.
+  if (settings.accessLog !== undefined) mesh.accessLog = settings.accessLog;
+  if (settings.tracing !== undefined) mesh.tracing = settings.tracing;
+  return mesh;
 }

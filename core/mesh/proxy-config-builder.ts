@@ -5,6 +5,7 @@
 // hashes change only when content does, and pushes carry only real changes.
 import { buildGatewayConfig } from './build-gateway-config.ts';
 import { buildSidecarConfig } from './build-sidecar-config.ts';
+import { meshResource } from './build-sidecar-listeners.ts';
 import { compareStrings } from './mesh-match.ts';
 import type { MeshSnapshot } from './mesh-snapshot.ts';
 import { JibeError } from '../errors/errors.ts';
@@ -23,9 +24,13 @@ export function buildProxyConfig(snapshot: MeshSnapshot, node: ProxyNode): Proxy
     case 'sidecar':
       resources = buildSidecarConfig(snapshot, node);
       break;
-    case 'gateway':
+    case 'gateway': {
       resources = buildGatewayConfig(snapshot, node);
+      // A gateway captures nothing: it needs the mesh resource only for MeshConfig's telemetry settings.
+      const mesh = meshResource(snapshot);
+      if (mesh.accessLog !== undefined || mesh.tracing !== undefined) resources.push(mesh);
       break;
+    }
     default:
       throw new JibeError('JIBE_ERR_BAD_REQUEST', `proxy ${node.id} has unknown type ${JSON.stringify(node.type)}`, {
         field: 'node.type',

@@ -8,6 +8,8 @@
 //   spec:
 //     outboundTrafficPolicy: { mode: REGISTRY_ONLY }
 //     defaultRetryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s }
+//     accessLog: { encoding: JSON }
+//     tracing: { sampling: 1, zipkinAddress: zipkin.jibe-system:9411 }
 import type { Resource } from './resource.ts';
 
 export type OutboundTrafficPolicyMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -26,7 +28,32 @@ export interface MeshConfigSpec {
   outboundTrafficPolicy?: { mode?: OutboundTrafficPolicyMode };
   /** Retry budget of every outbound cluster (Linkerd's defaults: 0.2, 10/s, 10s). */
   defaultRetryBudget?: RetryBudgetSettings;
+  /**
+   * Access logs of every proxy (Istio's accessLogEncoding). Absent: each
+   * proxy's `--access-log` flag decides, which is how one workload is switched
+   * on or off alone; present, it overrides the flags mesh-wide.
+   */
+  accessLog?: AccessLogSettings;
+  /** Tracing of every proxy (Istio's defaultConfig.tracing with a Zipkin collector). Absent: the proxies' flags. */
+  tracing?: TracingSettings;
 }
+
+export interface AccessLogSettings {
+  /** Line format (default JSON). */
+  encoding?: 'JSON' | 'TEXT';
+  /** True turns access logs off everywhere. */
+  disabled?: boolean;
+}
+
+export interface TracingSettings {
+  /** Percentage of new traces sampled, 0–100 (Istio's default 1). Requests that arrive sampled stay sampled. */
+  sampling?: number;
+  /** Zipkin collector, `host:port` or an http(s) URL; without it spans are propagated but not reported. */
+  zipkinAddress?: string;
+}
+
+/** Istio's default trace sampling percentage. */
+export const DEFAULT_TRACE_SAMPLING = 1;
 
 export type MeshConfig = Resource<'MeshConfig', MeshConfigSpec>;
 

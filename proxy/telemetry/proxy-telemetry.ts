@@ -128,9 +128,15 @@ export class ProxyTelemetry {
       if (tracing.zipkinAddress === undefined) {
         void current?.close();
         this.spanSink = undefined;
-      } else if (current === undefined || current.url.href !== new ZipkinReporter({ address: tracing.zipkinAddress }).url.href) {
+      } else if (current === undefined || current.address !== tracing.zipkinAddress) {
         void current?.close();
-        this.spanSink = new ZipkinReporter({ address: tracing.zipkinAddress, onError: this.options.onReportError });
+        this.spanSink = undefined;
+        try {
+          this.spanSink = new ZipkinReporter({ address: tracing.zipkinAddress, onError: this.options.onReportError });
+        } catch (err) {
+          // The control plane validates the address; a proxy still never fails a config over it, it just reports nowhere.
+          this.options.onReportError?.(err as Error);
+        }
       }
     }
   }

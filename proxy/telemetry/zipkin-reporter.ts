@@ -38,6 +38,8 @@ export interface ZipkinReporterOptions {
 }
 
 export class ZipkinReporter {
+  /** The address as configured (compared on reconfiguration). */
+  readonly address: string;
   readonly url: URL;
   /** Spans accepted, sent (collector answered 2xx), dropped (queue full or a failed POST). */
   reported = 0;
@@ -55,6 +57,7 @@ export class ZipkinReporter {
 
   constructor(options: ZipkinReporterOptions) {
     this.url = collectorUrl(options.address);
+    this.address = options.address;
     this.batchSize = options.batchSize ?? 100;
     this.maxQueue = options.maxQueue ?? 1000;
     this.timeoutMs = options.timeoutMs ?? 5000;
