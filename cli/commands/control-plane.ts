@@ -30,6 +30,11 @@ export function registerControlPlane(program: Command): void {
     .option('--consul-namespace <name>', 'mesh namespace of Consul services that name none (Meta jibe-namespace)', 'default')
     .option('--consul-include-unhealthy', 'keep Consul instances with failing checks as unhealthy endpoints instead of leaving them out')
     .option('--consul-secret-key-file <file>', 'encrypt secret state (the CA key) in Consul KV with a key derived from this file (same file on every replica)')
+    .option('--kubeconfig <file>', 'kubeconfig of the cluster for the kubernetes platform and stores (default KUBECONFIG_JIBE, then KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option('--kube-context <name>', 'kubeconfig context to use (default: its current context)')
+    .option('--namespace <ns>', "the control plane's own Kubernetes namespace: state Secrets/ConfigMaps, leader Lease (default POD_NAMESPACE, else jibe-system)")
+    .option('--webhook-port <port>', 'admission webhook port (sidecar injection, rule validation) with the kubernetes platform; "off" to not serve it', parsePortOrOff, 15017)
+    .option('--proxy-image <image>', 'image of the sidecar and init containers the injection webhook adds (default jibe/jibe:0.1.0)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (opts) => {
       const { pino } = await import('pino');
@@ -60,6 +65,13 @@ export function registerControlPlane(program: Command): void {
             namespace: opts.consulNamespace,
             includeUnhealthy: opts.consulIncludeUnhealthy === true,
             secretKeyFile: opts.consulSecretKeyFile,
+          },
+          kubernetes: {
+            kubeconfig: opts.kubeconfig,
+            context: opts.kubeContext,
+            namespace: opts.namespace,
+            webhookPort: portOrUndefined(opts.webhookPort),
+            injection: opts.proxyImage ? { image: opts.proxyImage } : undefined,
           },
         },
         logger,

@@ -76,6 +76,16 @@ export class KubernetesRegistry implements PlatformRegistry {
     this.listener = undefined;
   }
 
+  /**
+   * A namespace's labels as last seen, or undefined when it is not in the
+   * cache (not synced yet, or created a moment ago): the injection webhook
+   * then asks the API server.
+   */
+  namespaceLabels(name: string): Record<string, string> | undefined {
+    const ns = this.namespaces.cache.get(`/${name}`);
+    return ns ? (ns.metadata.labels ?? {}) : undefined;
+  }
+
   /** Reflector counters, for status and for tests that restart the API server. */
   stats(): Record<string, { relists: number; watches: number; objects: number }> {
     const of = (r: KubeReflector<never>) => ({ relists: r.relists, watches: r.watches, objects: r.cache.size });
