@@ -4,6 +4,7 @@
 // ports bound, and only then swapped in with one assignment; any failure
 // leaves the running config serving (the discovery client NACKs with the
 // error's message).
+import type { PeerCertificate } from 'node:tls';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { JibeError } from '../core/errors/errors.ts';
@@ -35,6 +36,12 @@ import { startMetricsServer } from './telemetry/metrics-server.ts';
 import type { MetricsServer } from './telemetry/metrics-server.ts';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry.ts';
 import type { ProxyTelemetryOptions, TelemetrySettings } from './telemetry/proxy-telemetry.ts';
+import { spiffeIdOf } from './identity/mesh-tls.ts';
+import type { MeshIdentity } from './tls/mesh-identity.ts';
+import { TlsGate } from './tls/tls-gate.ts';
+import { meshTlsAcceptor } from './tls/tls-inbound.ts';
+import { installPeerPrincipalSource } from './tls/tls-peer-principal.ts';
+import { UpstreamTlsFactory } from './tls/tls-upstream.ts';
 
 export interface ProxyOptions {
   node: ProxyNode;
@@ -83,6 +90,15 @@ export interface ProxyOptions {
   metricsAddress?: string;
   /** A taken metrics port is logged and skipped instead of failing the start (the default port of `jibe proxy`). */
   metricsPortOptional?: boolean;
+  /**
+   * The workload certificate (kept current by its source: IdentityManager or a
+   * cert dir). With it the proxy terminates mesh mTLS on inbound ports per
+   * PeerAuthentication and dials mesh mTLS to endpoints that run a proxy
+   * (auto mTLS); without it, everything is plaintext and STRICT ports refuse.
+   */
+  identity?: MeshIdentity;
+  /** Discovery over TLS: the control plane must present this SPIFFE ID; the proxy presents its certificate (needs `identity`). */
+  discoveryTls?: { controlPlaneId: string };
 }
 
 export interface RunningProxy {
@@ -132,13 +148,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     telemetry.interceptor(),
   ]);
   const reservedPorts = new Map<number, string>();
-  const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random, now, reservedPorts };
-  const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs, bindInbound: options.inboundCapturePort === undefined });
+  const identity = options.identity;
+  if (identity !== undefined) installPeerPrincipalSource();
+  const tlsGate = new TlsGate({ mesh: identity === undefined ? undefined : meshTlsAcceptor(identity, stats, logger), stats, logger });
+  const upstreamTls = new UpstreamTlsFactory({ identity: () => identity, stats, logger });
+  const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random, now, reservedPorts, upstreamTls };
+  const listeners = new ListenerManager({ holder, dispatch, stats, logger, drainTimeoutMs, bindInbound: options.inboundCapturePort === undefined, tlsGate });
 
   let outbound: HttpListener | undefined;
   const captures: CaptureListener[] = [];
   const ownPorts = (): number[] => [...reservedPorts.keys(), ...Object.values(listeners.ports())];
-  const captureDeps = { holder, dispatch, stats, logger, drainTimeoutMs, ownPorts, sniffTimeoutMs: options.sniffTimeoutMs, random: ctx.random };
+  const captureDeps = { holder, dispatch, stats, logger, drainTimeoutMs, ownPorts, sniffTimeoutMs: options.sniffTimeoutMs, random: ctx.random, tlsGate };
   let admin: AdminServer | undefined;
   let metricsServer: MetricsServer | undefined;
   let discovery: DiscoveryClient | undefined;
@@ -173,6 +193,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     resources = nextResources;
     txn.commit();
     releaseUnused(previous, next, stats);
+    // Roots pushed by the control plane (root rotation) are trusted from the next connection on.
+    if (next.mesh.trustBundle !== undefined) identity?.setPushedRoots(next.mesh.trustBundle);
     ready = true;
     telemetry.configure(meshTelemetry(next.mesh, telemetryDefaults));
     stats.config_update_success++;
@@ -248,7 +270,23 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     if (options.discoveryAddress !== undefined) {
       // Loaded only when used, so a proxy fed by `apply` never loads gRPC.
       const { DiscoveryClient } = await import('./discovery/discovery-client.ts');
-      discovery = new DiscoveryClient({ address: options.discoveryAddress, node: options.node, apply, logger });
+      const discoveryTls = options.discoveryTls;
+      if (discoveryTls !== undefined && identity === undefined) throw new Error('discovery over TLS needs the proxy certificate (a bootstrap token or a cert dir)');
+      const tls =
+        discoveryTls === undefined || identity === undefined
+          ? undefined
+          : () => ({
+              key: identity.certificate.keyPem,
+              cert: identity.certificate.certChainPem,
+              ca: identity.roots(),
+              minVersion: 'TLSv1.2' as const,
+              // The control plane's certificate names a SPIFFE ID, not a host name.
+              checkServerIdentity: (_host: string, peer: PeerCertificate) => {
+                const id = spiffeIdOf(peer);
+                return id === discoveryTls.controlPlaneId ? undefined : new Error(`the control plane presented ${id ?? 'no SPIFFE ID'}, not ${discoveryTls.controlPlaneId}`);
+              },
+            });
+      discovery = new DiscoveryClient({ address: options.discoveryAddress, node: options.node, apply, logger, tls });
       discovery.on('rejected', (version: unknown, message: unknown) => logger.warn({ version, reason: message }, 'config update rejected'));
       discovery.start();
     }

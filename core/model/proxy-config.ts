@@ -163,6 +163,28 @@ export interface ListenerResource {
   jwt?: CompiledJwtRule[];
   /** Resolved PeerAuthentication mode for this port (portLevelMtls applied); absent = PERMISSIVE, Istio's default. */
   mtls?: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  /** Gateway listeners: TLS terminated with the operator's certificate (Gateway `servers[].tls`); absent = plaintext. */
+  tls?: ListenerTls;
+}
+
+/**
+ * Gateway `servers[].tls` SIMPLE / MUTUAL, resolved. Credentials are either
+ * PEM text (a `credentialName` the control plane read from its state store)
+ * or file paths on the gateway's host (serverCertificate / privateKey /
+ * caCertificates); PEM wins when both are given.
+ */
+export interface ListenerTls {
+  mode: 'SIMPLE' | 'MUTUAL';
+  certificatePem?: string;
+  privateKeyPem?: string;
+  /** MUTUAL: roots client certificates must chain to. */
+  caCertificatesPem?: string;
+  serverCertificate?: string;
+  privateKey?: string;
+  caCertificates?: string;
+  /** MUTUAL: accepted client certificate SANs (Istio's subjectAltNames); empty = any that chains to the CA. */
+  subjectAltNames?: string[];
+  minProtocolVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 /**
@@ -237,6 +259,8 @@ export interface MeshResource {
   accessLog?: 'json' | 'text' | 'off';
   /** MeshConfig `tracing`: sampled percentage of new traces (0–100) and the Zipkin collector; absent = the proxy's flags. */
   tracing?: { sampling: number; zipkinAddress?: string };
+  /** PEM roots of the mesh CA (two during a root rotation's overlap); proxies trust these besides their certificate's bundle. */
+  trustBundle?: string[];
 }
 
 /** RING_HASH: DestinationRule consistentHash (see ClusterResource.consistentHash). */

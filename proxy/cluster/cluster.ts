@@ -16,6 +16,7 @@ import { EMPTY_LOAD_BALANCER, effectiveWeights } from './load-balancer.ts';
 import type { LoadBalancer, LoadBalancerRegistry } from './load-balancer.ts';
 import { DEFAULT_POOL_SETTINGS, UpstreamPool, endpointKey, samePoolSettings } from './upstream-pool.ts';
 import type { PoolSettings, UpstreamHost } from './upstream-pool.ts';
+import type { UpstreamTlsFactory } from '../tls/tls-upstream.ts';
 
 export interface ClusterDeps {
   loadBalancers: LoadBalancerRegistry;
@@ -24,6 +25,8 @@ export interface ClusterDeps {
   poolDefaults?: Partial<PoolSettings>;
   /** Clock for outlier ejection times, milliseconds (performance.now by default). */
   now?: () => number;
+  /** Plaintext, mesh mTLS or TLS per endpoint (absent: plaintext). */
+  upstreamTls?: UpstreamTlsFactory;
 }
 
 const defaultNow = (): number => performance.now();
@@ -152,7 +155,7 @@ export function buildCluster(
 
   const settings = poolSettingsOf(config, deps.poolDefaults);
   const pool =
-    previous !== undefined && samePoolSettings(previous.pool.settings, settings)
+    previous !== undefined && samePoolSettings(previous.pool.settings, settings) && sameTls(previous.config.tls, config.tls)
       ? previous.pool
       : new UpstreamPool(settings, deps.statsFor(config.name));
 
@@ -164,7 +167,7 @@ export function buildCluster(
     if (!endpoint.healthy) continue;
     const weight = endpoint.weight ?? 1;
     if (weight <= 0) continue;
-    hosts.push(pool.host(endpoint.address, endpoint.port));
+    hosts.push(pool.host(endpoint.address, endpoint.port, deps.upstreamTls?.dialFor(config, endpoint)));
     weights.push(weight);
   }
   let outlier: OutlierDetector | undefined;
@@ -182,6 +185,11 @@ export function buildCluster(
         ? previousBudget
         : new RetryBudget(rb, deps.now ?? defaultNow);
   return new Cluster(config, endpointsResource, pool, hosts, weights, keys, { loadBalancers: deps.loadBalancers, random: deps.random, outlier, retryBudget });
+}
+
+/** A changed tls policy (mode, names, files) means new pools: connections made under the old one must not be reused. */
+function sameTls(a: ClusterResource['tls'], b: ClusterResource['tls']): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 function sameBudget(a: RetryBudgetConfig, b: RetryBudgetConfig): boolean {

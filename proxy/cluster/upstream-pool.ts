@@ -7,6 +7,7 @@ import type { Exchange } from '../http/exchange.ts';
 import { Http1Pool } from '../http1/http1-connection-pool.ts';
 import { Http2Pool } from '../http2/http2-upstream-pool.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
+import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
 
 export interface PoolSettings {
   /** Upper bound of connections to one endpoint; more requests wait in the pool. */
@@ -37,6 +38,8 @@ export class UpstreamHost {
   /** `address:port`, as the pool keys it. */
   readonly key: string;
   readonly pool: Http1Pool<Exchange>;
+  /** How connections to this endpoint are secured (undefined: plaintext); TCP relays read it too. */
+  readonly tls: UpstreamTlsDial | undefined;
   /** Requests in flight to this endpoint (least-request reads it). */
   active = 0;
   private readonly settings: PoolSettings | undefined;
@@ -47,6 +50,7 @@ export class UpstreamHost {
     this.port = port;
     this.key = endpointKey(address, port);
     this.pool = pool;
+    this.tls = pool.tls;
     this.settings = settings;
   }
 
@@ -58,7 +62,7 @@ export class UpstreamHost {
   h2Pool(): Http2Pool<Exchange> {
     if (this.http2 === undefined) {
       const s = this.settings ?? DEFAULT_POOL_SETTINGS;
-      this.http2 = new Http2Pool<Exchange>(this.address, this.port, { maxSessions: s.maxConnectionsPerEndpoint, connectTimeoutMs: s.connectTimeoutMs, idleTimeoutMs: s.idleTimeoutMs }, this.pool.stats);
+      this.http2 = new Http2Pool<Exchange>(this.address, this.port, { maxSessions: s.maxConnectionsPerEndpoint, connectTimeoutMs: s.connectTimeoutMs, idleTimeoutMs: s.idleTimeoutMs }, this.pool.stats, this.tls);
     }
     return this.http2;
   }
@@ -90,9 +94,14 @@ export class UpstreamPool {
     this.stats = stats;
   }
 
-  /** The host for an endpoint, created on first use; the same object across config updates. */
-  host(address: string, port: number): UpstreamHost {
-    const key = endpointKey(address, port);
+  /**
+   * The host for an endpoint, created on first use; the same object across
+   * config updates. A TLS and a plaintext host for one address are two hosts
+   * (two pools): their connections never mix.
+   */
+  host(address: string, port: number, tlsDial?: UpstreamTlsDial): UpstreamHost {
+    const base = endpointKey(address, port);
+    const key = tlsDial === undefined ? base : `${base}|${tlsDial.kind}`;
     let host = this.hosts.get(key);
     if (host === undefined) {
       const s = this.settings;
@@ -105,7 +114,7 @@ export class UpstreamPool {
         clusterMaxConnections: s.clusterMaxConnections,
         keepAliveMs: s.keepAliveMs,
       };
-      host = new UpstreamHost(address, port, new Http1Pool<Exchange>(address, port, options, this.stats), s);
+      host = new UpstreamHost(address, port, new Http1Pool<Exchange>(address, port, options, this.stats, tlsDial), s);
       this.hosts.set(key, host);
     }
     return host;
@@ -114,7 +123,7 @@ export class UpstreamPool {
   /** Closes the pools of endpoints not in `live` (called after a config swap). */
   prune(live: ReadonlySet<string>): void {
     for (const [key, host] of this.hosts) {
-      if (!live.has(key)) {
+      if (!live.has(host.key)) {
         this.hosts.delete(key);
         host.retire();
       }

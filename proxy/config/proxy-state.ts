@@ -16,6 +16,7 @@ import type {
 } from '../../core/model/proxy-config.ts';
 import { OUTBOUND_ROUTE_CONFIG } from '../../core/model/proxy-config.ts';
 import { buildCluster } from '../cluster/cluster.ts';
+import type { UpstreamTlsFactory } from '../tls/tls-upstream.ts';
 import type { Cluster } from '../cluster/cluster.ts';
 import type { LoadBalancerRegistry } from '../cluster/load-balancer.ts';
 import type { PoolSettings } from '../cluster/upstream-pool.ts';
@@ -103,6 +104,8 @@ export interface StateContext {
   stats: ProxyStats;
   random: () => number;
   poolDefaults?: Partial<PoolSettings>;
+  /** Decides per endpoint whether connections are plaintext, mesh mTLS or TLS (absent: plaintext everywhere). */
+  upstreamTls?: UpstreamTlsFactory;
   /** Clock for outlier detection, milliseconds (performance.now when absent). */
   now?: () => number;
   /** Ports the proxy itself holds (outbound, admin), by what holds them; config listeners may not use them. */
@@ -213,6 +216,7 @@ export function buildState(version: string, resources: ResourceMap, ctx: StateCo
     statsFor: (name: string) => ctx.stats.cluster(name),
     random: ctx.random,
     poolDefaults: ctx.poolDefaults,
+    upstreamTls: ctx.upstreamTls,
     now: ctx.now,
   };
   for (const r of resources.values()) {

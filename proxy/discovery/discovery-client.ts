@@ -26,8 +26,11 @@ export interface DiscoveryClientOptions {
   apply(update: ConfigUpdate): void | Promise<void>;
   logger?: Logger;
   backoff?: BackoffSettings;
-  /** TLS for the discovery connection (ca, cert, key, servername); absent = plaintext, for the local-only port. */
-  tls?: SecureClientSessionOptions;
+  /**
+   * TLS for the discovery connection (ca, cert, key, checkServerIdentity); absent = plaintext, for the local-only port.
+   * A function is called at each (re)connect, so a rotated certificate or a pushed root is used from the next connection on.
+   */
+  tls?: SecureClientSessionOptions | (() => SecureClientSessionOptions);
 }
 
 export interface DiscoveryClientState {
@@ -104,7 +107,7 @@ export class DiscoveryClient extends EventEmitter {
     const call: GrpcBidiCall = new GrpcBidiCall({
       address: this.#options.address,
       path: STREAM_PATH,
-      tls: this.#options.tls,
+      tls: typeof this.#options.tls === 'function' ? this.#options.tls() : this.#options.tls,
       maxReceiveBytes: MAX_RECEIVE_BYTES,
       keepaliveMs: KEEPALIVE_MS,
       keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,

@@ -9,7 +9,10 @@
 // framed response (not read-until-close, no `connection: close`) to a request
 // whose body was fully sent.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
+import { ALPN_HTTP1 } from '../tls/tls-upstream.ts';
+import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
 import { Http1ResponseParser } from './http1-response-parser.ts';
 import type { Http1ResponseHandler } from './http1-response-parser.ts';
@@ -81,9 +84,9 @@ export class Http1Connection<T> implements Http1ResponseHandler {
   }
 
   /** Sets what the response will be parsed as; call before writing the request head. */
-  expectResponse(head: boolean, upgrade = false): void {
+  expectResponse(head: boolean): void {
     this.responseComplete = false;
-    this.parser.expect(head, upgrade);
+    this.parser.expect(head);
   }
 
   onResponseHead(status: number, headers: string[]): void {
@@ -113,17 +116,20 @@ export class Http1Pool<T> {
   readonly port: number;
   readonly options: Http1PoolOptions;
   readonly stats: ClusterStats;
+  /** TLS to dial with (mesh mTLS or the DestinationRule's); undefined = plaintext. */
+  readonly tls: UpstreamTlsDial | undefined;
   private readonly idle: Http1Connection<T>[] = [];
   private readonly all = new Set<Http1Connection<T>>();
   private readonly waiting: { owner: T; handler: Http1Handler<T> }[] = [];
   private total = 0;
   private retired = false;
 
-  constructor(address: string, port: number, options: Http1PoolOptions, stats: ClusterStats) {
+  constructor(address: string, port: number, options: Http1PoolOptions, stats: ClusterStats, tlsDial?: UpstreamTlsDial) {
     this.address = address;
     this.port = port;
     this.options = options;
     this.stats = stats;
+    this.tls = tlsDial;
   }
 
   /**
@@ -175,7 +181,10 @@ export class Http1Pool<T> {
 
   private connect(): Http1Connection<T> {
     const keepAliveMs = this.options.keepAliveMs;
-    const socket: TaggedSocket = net.connect({ host: this.address, port: this.port, noDelay: true, keepAlive: keepAliveMs !== undefined, keepAliveInitialDelay: keepAliveMs });
+    const connectOptions = { host: this.address, port: this.port, noDelay: true, keepAlive: keepAliveMs !== undefined, keepAliveInitialDelay: keepAliveMs };
+    const dial = this.tls;
+    // A TLS connection counts as connected once its handshake is done: a refused peer is a connect failure (UF).
+    const socket: TaggedSocket = dial === undefined ? net.connect(connectOptions) : tls.connect({ ...connectOptions, ...dial.options(ALPN_HTTP1) });
     const conn = new Http1Connection<T>(this, socket);
     socket[kConn] = conn as Http1Connection<unknown>;
     this.total++;
@@ -184,7 +193,7 @@ export class Http1Pool<T> {
     this.stats.upstream_cx_active++;
     if (this.options.connectTimeoutMs > 0) conn.connectTimer = setTimeout(onConnectTimeout, this.options.connectTimeoutMs, conn);
     if (this.options.idleTimeoutMs > 0) socket.setTimeout(this.options.idleTimeoutMs, onSocketTimeout);
-    socket.on('connect', onSocketConnect);
+    socket.on(dial === undefined ? 'connect' : 'secureConnect', onSocketConnect);
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('drain', onSocketDrain);
@@ -266,6 +275,7 @@ function onConnectTimeout(conn: Http1Connection<unknown>): void {
 function onSocketConnect(this: TaggedSocket): void {
   const conn = connOf(this);
   conn.connected = true;
+  conn.pool.tls?.connected();
   if (conn.connectTimer !== undefined) {
     clearTimeout(conn.connectTimer);
     conn.connectTimer = undefined;
@@ -314,7 +324,9 @@ function onSocketDrain(this: TaggedSocket): void {
 }
 
 function onSocketError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
-  connOf(this).errorCode = err.code ?? 'ERROR';
+  const conn = connOf(this);
+  conn.errorCode = err.code ?? 'ERROR';
+  if (!conn.connected && conn.pool.tls !== undefined) conn.pool.tls.failed(err, `${conn.pool.address}:${conn.pool.port}`);
 }
 
 function onSocketClose(this: TaggedSocket): void {

@@ -8,8 +8,11 @@
 // stream id) are closed by nghttp2 with REFUSED_STREAM, which the forwarder
 // retries on another session when that is safe.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream, Settings } from 'node:http2';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
+import { ALPN_HTTP2 } from '../tls/tls-upstream.ts';
+import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
 import { nodeHttp2 } from './node-http2.ts';
 
 export interface Http2PoolOptions {
@@ -68,15 +71,18 @@ export class Http2Pool<T> {
   readonly port: number;
   readonly options: Http2PoolOptions;
   readonly stats: ClusterStats;
+  /** TLS to dial with (mesh mTLS or the DestinationRule's); undefined = h2c. */
+  readonly tls: UpstreamTlsDial | undefined;
   private readonly sessions: Http2SessionEntry[] = [];
   private readonly waiting: { owner: T; handler: Http2StreamHandler<T> }[] = [];
   private retired = false;
 
-  constructor(address: string, port: number, options: Http2PoolOptions, stats: ClusterStats) {
+  constructor(address: string, port: number, options: Http2PoolOptions, stats: ClusterStats, tlsDial?: UpstreamTlsDial) {
     this.address = address;
     this.port = port;
     this.options = options;
     this.stats = stats;
+    this.tls = tlsDial;
   }
 
   /** Opens `owner`'s stream on a session with room, a new session, or the first one that frees a slot. */
@@ -108,9 +114,11 @@ export class Http2Pool<T> {
   private connect(): Http2SessionEntry {
     const { address, port } = this;
     const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-    const session: TaggedSession = nodeHttp2().connect(`http://${authority}`, {
+    const dial = this.tls;
+    const session: TaggedSession = nodeHttp2().connect(`${dial === undefined ? 'http' : 'https'}://${authority}`, {
       settings: CLIENT_SETTINGS,
-      createConnection: () => net.connect({ host: address, port, noDelay: true }),
+      // Two proxies negotiate h2 over mesh mTLS and multiplex on it; the options are read per dial (rotation).
+      createConnection: dial === undefined ? () => net.connect({ host: address, port, noDelay: true }) : () => dialTls(dial, address, port),
     });
     const entry = new Http2SessionEntry(this as Http2Pool<unknown>, session);
     session[kEntry] = entry;
@@ -196,9 +204,20 @@ function onConnectTimeout(entry: Http2SessionEntry): void {
   }
 }
 
+function dialTls(dial: UpstreamTlsDial, address: string, port: number): tls.TLSSocket {
+  const target = { host: address, port, noDelay: true };
+  const socket = tls.connect({ ...target, ...dial.options(ALPN_HTTP2) });
+  const key = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  const onError = (err: Error): void => dial.failed(err, key);
+  socket.once('error', onError);
+  socket.once('secureConnect', () => socket.removeListener('error', onError));
+  return socket;
+}
+
 function onSessionConnect(this: TaggedSession): void {
   const entry = this[kEntry]!;
   entry.connected = true;
+  entry.pool.tls?.connected();
   if (entry.connectTimer !== undefined) {
     clearTimeout(entry.connectTimer);
     entry.connectTimer = undefined;

@@ -20,6 +20,7 @@ import { ResponseFlag } from '../http/response-flags.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
+import type { TlsGate } from '../tls/tls-gate.ts';
 import { originalDestination, originalDestinationUnavailable } from '../tcp/original-destination.ts';
 import type { OriginalDestination } from '../tcp/original-destination.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, PASSTHROUGH_CONNECT_TIMEOUT_MS } from '../tcp/tcp-proxy.ts';
@@ -53,6 +54,8 @@ export interface CaptureListenerOptions {
   sniffTimeoutMs?: number;
   idleTimeoutMs?: number;
   random?: () => number;
+  /** Mesh mTLS termination for inbound listeners reached through the capture port. */
+  tlsGate?: TlsGate;
   /** Where a connection was going; SO_ORIGINAL_DST by default (tests replace it). */
   originalDestination?: (socket: Socket) => OriginalDestination | undefined;
 }
@@ -96,6 +99,7 @@ export class CaptureListener {
       fallbackRouteConfig: options.direct === undefined ? undefined : 'outbound',
       onUpstreamConnect: (session) => this.onUpstreamConnect(session),
       onSessionClose: (session) => this.onSessionClose(session),
+      tlsGate: options.direction === 'inbound' ? options.tlsGate : undefined,
     });
   }
 

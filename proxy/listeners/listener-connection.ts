@@ -6,6 +6,7 @@
 // listeners are never bound; one is kept per (listener, route config) and
 // drained when the config changes it, as Envoy drains a changed filter chain.
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ListenerResource } from '../../core/model/proxy-config.ts';
 import { resourceKey } from '../config/proxy-state.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
@@ -19,7 +20,8 @@ import { TcpSession, pickWeightedCluster } from '../tcp/tcp-proxy.ts';
 import type { TcpProxyContext } from '../tcp/tcp-proxy.ts';
 import { HttpListener, serveHttpSocket } from './listener-http.ts';
 import type { StateHolder } from './listener-http.ts';
-import { DEFAULT_SNIFF_TIMEOUT_MS, sniffProtocol } from './listener-sniff.ts';
+import type { TlsGate } from '../tls/tls-gate.ts';
+import { DEFAULT_SNIFF_TIMEOUT_MS, sniffProtocol, sniffUntil } from './listener-sniff.ts';
 
 export interface ConnectionRouterOptions {
   /** Name for logs (the bound listener, or the capture port). */
@@ -37,7 +39,12 @@ export interface ConnectionRouterOptions {
   /** Told about sessions' upstream sockets (loop detection). */
   onUpstreamConnect?: TcpProxyContext['onUpstreamConnect'];
   onSessionClose?: TcpProxyContext['onClose'];
+  /** TLS termination on inbound and gateway listeners (PeerAuthentication, Gateway tls); absent = bytes served as they come. */
+  tlsGate?: TlsGate;
 }
+
+// How long an HTTP client may take to send its first bytes through the TLS decision (as the HTTP head timeout).
+const HTTP_FIRST_BYTES_MS = 60_000;
 
 interface HttpEntry {
   key: string;
@@ -74,6 +81,36 @@ export class ConnectionRouter {
 
   /** Serves `socket` as `resource` says. `head`: bytes already read from it. */
   route(resource: ListenerResource, socket: Socket, head?: Buffer): void {
+    const gate = this.options.tlsGate;
+    if (gate !== undefined && (socket as Partial<TLSSocket>).encrypted !== true && gate.applies(resource)) {
+      void this.gateAndRoute(gate, resource, socket, head);
+      return;
+    }
+    this.routeClear(resource, socket, head);
+  }
+
+  /** Terminates TLS (mesh mTLS, a gateway's certificate), refuses, or serves as is, per the first bytes. */
+  private async gateAndRoute(gate: TlsGate, resource: ListenerResource, socket: Socket, earlier: Buffer | undefined): Promise<void> {
+    const timeoutMs = resource.protocol === 'http' ? HTTP_FIRST_BYTES_MS : this.sniffTimeoutMs;
+    const sniffed = await sniffUntil(socket, earlier, (head, final) => gate.decide(resource, head, final), timeoutMs);
+    if (sniffed === undefined) {
+      socket.destroy();
+      return;
+    }
+    const { value: decision, head } = sniffed;
+    if (decision.verdict === 'refuse' || (decision.verdict === 'tls' && decision.acceptor === undefined)) {
+      gate.refused(resource.name, socket, resource);
+      socket.destroy();
+      return;
+    }
+    if (decision.verdict === 'tls') {
+      decision.acceptor!.accept(socket, head, resource.name, (secure) => this.routeClear(resource, secure, undefined));
+      return;
+    }
+    this.routeClear(resource, socket, head);
+  }
+
+  private routeClear(resource: ListenerResource, socket: Socket, head: Buffer | undefined): void {
     if (resource.protocol === 'tcp') {
       this.relay(resource, socket, head);
       return;

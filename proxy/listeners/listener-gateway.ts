@@ -4,6 +4,7 @@
 // client's.
 import type { ListenerResource } from '../../core/model/proxy-config.ts';
 import { HttpListener } from './listener-http.ts';
+import { listenerIndex } from './listener-index.ts';
 import type { ConfigListenerDeps } from './listener-manager.ts';
 
 export function createGatewayListener(resource: ListenerResource, deps: ConfigListenerDeps): HttpListener {
@@ -19,5 +20,6 @@ export function createGatewayListener(resource: ListenerResource, deps: ConfigLi
     dispatch: deps.dispatch,
     stats: deps.stats,
     logger: deps.logger,
+    tls: deps.tlsGate === undefined ? undefined : { gate: deps.tlsGate, resource: (state) => listenerIndex(state).boundByPort.get(port) },
   });
 }

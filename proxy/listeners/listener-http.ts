@@ -7,6 +7,8 @@
 import net from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { ListenerResource } from '../../core/model/proxy-config.ts';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import { Exchange } from '../http/exchange.ts';
@@ -25,6 +27,7 @@ import { observeRequestBody } from '../telemetry/exchange-telemetry.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
+import type { TlsGate } from '../tls/tls-gate.ts';
 
 /** Where the current config is read from; the proxy swaps `current` in one assignment. */
 export interface StateHolder {
@@ -45,6 +48,12 @@ export interface HttpListenerOptions {
   logger: ProxyLogger;
   /** Answers a CONNECT (written to the socket); true when the bytes after it are requests to serve. Default: 405-less refusal (400, close). */
   connect?: (listener: HttpListener, conn: Http1ServerConnection<Exchange>, target: string) => boolean;
+  /**
+   * Bound inbound and gateway listeners: TLS termination (mesh mTLS per
+   * PeerAuthentication, the gateway's certificate) decided on each
+   * connection's first bytes, with the listener resource current then.
+   */
+  tls?: { gate: TlsGate; resource: (state: ProxyState) => ListenerResource | undefined };
 }
 
 // A request head (or the wait for one on a keep-alive connection) may take this long.
@@ -76,6 +85,7 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   private h2server: Http2Server | undefined = undefined;
   private readonly h2sessions = new Set<ServerHttp2Session>();
   private readonly connectHook: HttpListenerOptions['connect'];
+  private readonly tls: HttpListenerOptions['tls'];
   private sweep: ReturnType<typeof setInterval> | undefined = undefined;
   private closing: Promise<void> | undefined;
 
@@ -92,6 +102,7 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
     this.logger = options.logger;
     this.debug = debugEnabled(options.logger);
     this.connectHook = options.connect;
+    this.tls = options.tls;
     // Half-open: a client that ends its side after a request still gets the answer.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true });
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
@@ -145,11 +156,17 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
     this.serve(socket, undefined);
   }
 
-  /** Serves an accepted socket as HTTP; `head` is what was already read from it (by a sniffing listener). */
-  serve(socket: Socket, head: Buffer | undefined): void {
-    this.stats.downstream_cx_total++;
-    this.stats.downstream_cx_active++;
-    socket.once('close', () => this.stats.downstream_cx_active--);
+  /**
+   * Serves an accepted socket as HTTP; `head` is what was already read from it
+   * (by a sniffing listener). `counted`: the connection was counted already
+   * (the decrypted side of a connection this listener terminated TLS on).
+   */
+  serve(socket: Socket, head: Buffer | undefined, counted = false): void {
+    if (!counted) {
+      this.stats.downstream_cx_total++;
+      this.stats.downstream_cx_active++;
+      socket.once('close', () => this.stats.downstream_cx_active--);
+    }
     socket.on('error', ignoreError);
     const tagged = socket as SniffingSocket;
     const sniff = { listener: this, head, since: performance.now() };
@@ -165,15 +182,27 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
 
   /** Hands the socket to the protocol its first bytes name; false while they are a prefix of the HTTP/2 preface. */
   route(socket: SniffingSocket, head: Buffer): boolean {
+    if (this.tls !== undefined && (socket as Partial<TLSSocket>).encrypted !== true) {
+      const resource = this.tls.resource(this.holder.current);
+      if (resource !== undefined && this.tls.gate.applies(resource)) {
+        const decision = this.tls.gate.decide(resource, head, false);
+        if (decision === undefined) return false;
+        if (decision.verdict === 'refuse' || (decision.verdict === 'tls' && decision.acceptor === undefined)) {
+          this.unsniff(socket);
+          this.tls.gate.refused(this.name, socket, resource);
+          socket.destroy();
+          return true;
+        }
+        if (decision.verdict === 'tls') {
+          this.unsniff(socket);
+          decision.acceptor!.accept(socket, head, this.name, (secure) => this.serve(secure, undefined, true));
+          return true;
+        }
+      }
+    }
     const verdict = sniffHttp2(head);
     if (verdict < 0) return false;
-    if (socket[kSniff] !== undefined) {
-      socket[kSniff] = undefined;
-      this.sniffing.delete(socket);
-      socket.removeListener('data', onSniffData);
-      socket.removeListener('end', onSniffEnd);
-      socket.removeListener('close', onSniffClose);
-    }
+    this.unsniff(socket);
     if (verdict === 1) {
       this.serveHttp2(socket, head);
       return true;
@@ -185,6 +214,15 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
     socket.resume();
     conn.receive(head);
     return true;
+  }
+
+  private unsniff(socket: SniffingSocket): void {
+    if (socket[kSniff] === undefined) return;
+    socket[kSniff] = undefined;
+    this.sniffing.delete(socket);
+    socket.removeListener('data', onSniffData);
+    socket.removeListener('end', onSniffEnd);
+    socket.removeListener('close', onSniffClose);
   }
 
   private serveHttp2(socket: Socket, head: Buffer): void {

@@ -4,6 +4,7 @@
 // (x-forwarded-proto, x-request-id) are kept.
 import type { ListenerResource } from '../../core/model/proxy-config.ts';
 import { HttpListener } from './listener-http.ts';
+import { listenerIndex } from './listener-index.ts';
 import type { ConfigListenerDeps } from './listener-manager.ts';
 
 export function createInboundListener(resource: ListenerResource, deps: ConfigListenerDeps): HttpListener {
@@ -19,5 +20,6 @@ export function createInboundListener(resource: ListenerResource, deps: ConfigLi
     dispatch: deps.dispatch,
     stats: deps.stats,
     logger: deps.logger,
+    tls: deps.tlsGate === undefined ? undefined : { gate: deps.tlsGate, resource: (state) => listenerIndex(state).boundByPort.get(port) },
   });
 }

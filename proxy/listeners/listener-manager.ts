@@ -13,6 +13,7 @@ import type { ProxyState } from '../config/proxy-state.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
+import type { TlsGate } from '../tls/tls-gate.ts';
 import { HttpListener } from './listener-http.ts';
 import type { StateHolder } from './listener-http.ts';
 import { createGatewayListener } from './listener-gateway.ts';
@@ -29,6 +30,8 @@ export interface ConfigListenerDeps {
   drainTimeoutMs: number;
   /** False when inbound capture serves inbound listeners (they are not bound then). */
   bindInbound?: boolean;
+  /** TLS termination on inbound (mesh mTLS) and gateway (operator TLS) listeners. */
+  tlsGate?: TlsGate;
 }
 
 /** A bound config listener, HTTP or TCP. */

@@ -89,3 +89,42 @@ export function sniffProtocol(socket: Socket, timeoutMs: number = DEFAULT_SNIFF_
     socket.resume();
   });
 }
+
+/**
+ * Reads from `socket` (after `earlier`, bytes already read) until `decide`
+ * returns a value, and leaves it paused. `decide` is called with `final`
+ * true once no more bytes will come in time (the wait ran out, or the client
+ * half-closed) and must then decide. Resolves undefined when the client
+ * fails or closes first.
+ */
+export function sniffUntil<T>(socket: Socket, earlier: Buffer | undefined, decide: (head: Buffer, final: boolean) => T | undefined, timeoutMs: number): Promise<{ value: T; head: Buffer } | undefined> {
+  let head: Buffer = earlier ?? Buffer.alloc(0);
+  if (head.length > 0) {
+    const value = decide(head, false);
+    if (value !== undefined) return Promise.resolve({ value, head });
+  }
+  return new Promise((resolve) => {
+    const done = (result: { value: T; head: Buffer } | undefined): void => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onGone);
+      socket.removeListener('error', onGone);
+      socket.pause();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const value = decide(head, false);
+      if (value !== undefined) done({ value, head });
+    };
+    const onEnd = (): void => done({ value: decide(head, true) as T, head });
+    const onGone = (): void => done(undefined);
+    const timer = setTimeout(() => done({ value: decide(head, true) as T, head }), timeoutMs);
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onGone);
+    socket.once('error', onGone);
+    socket.resume();
+  });
+}

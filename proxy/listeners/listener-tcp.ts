@@ -36,6 +36,7 @@ export class TcpListener {
       stats: deps.stats,
       logger: deps.logger,
       drainTimeoutMs: deps.drainTimeoutMs,
+      tlsGate: deps.tlsGate,
     });
     // pauseOnConnect: nothing is read before the connection's fate is decided.
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });

@@ -74,6 +74,19 @@ export class ProxyStats {
   cors_preflight_answered = 0;
   config_update_success = 0;
   config_update_rejected = 0;
+  /** Mesh mTLS (Envoy's ssl.* stats): handshakes accepted, and refusals by reason. */
+  ssl_handshake = 0;
+  ssl_fail_verify_no_cert = 0;
+  ssl_fail_verify_error = 0;
+  ssl_fail_verify_expired = 0;
+  ssl_fail_verify_san = 0;
+  ssl_connection_error = 0;
+  /** STRICT: a plaintext connection was refused (or TLS arrived while the proxy has no certificate). */
+  ssl_plaintext_refused = 0;
+  /** Upstream TLS: handshakes made, and failures (secure naming refusals among them). */
+  ssl_upstream_handshake = 0;
+  ssl_upstream_fail_verify_san = 0;
+  ssl_upstream_connection_error = 0;
 
   /** Per cluster name; entries live as long as the cluster is in the config. */
   readonly clusters = new Map<string, ClusterStats>();

@@ -7,6 +7,7 @@
 // timeout, UC upstream reset, DC downstream reset, NC unknown cluster) and
 // as counters; nothing here throws on a peer's behaviour.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { WeightedCluster } from '../../core/model/proxy-config.ts';
 import type { Cluster } from '../cluster/cluster.ts';
@@ -14,6 +15,8 @@ import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import { ResponseFlag, formatResponseFlags } from '../http/response-flags.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { ClusterStats, ProxyStats } from '../stats/proxy-stats.ts';
+import { ALPN_TCP } from '../tls/tls-upstream.ts';
+import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
 
 /** Envoy's tcp_proxy default idle timeout: a connection with no bytes either way for an hour is closed. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
@@ -91,6 +94,7 @@ export class TcpSession {
     let address: string;
     let port: number;
     let timeoutMs: number;
+    let dial: UpstreamTlsDial | undefined;
     if ('cluster' in target) {
       const cluster = target.cluster;
       this.clusterName = cluster.name;
@@ -106,6 +110,7 @@ export class TcpSession {
       address = host.address;
       port = host.port;
       timeoutMs = cluster.pool.settings.connectTimeoutMs;
+      dial = host.tls;
     } else {
       this.clusterName = target.clusterName;
       this.clusterStats = target.stats;
@@ -119,11 +124,26 @@ export class TcpSession {
       stats.upstream_cx_total++;
       stats.upstream_cx_active++;
     }
-    const upstream = net.connect({ host: address, port, allowHalfOpen: true, noDelay: true });
+    // To an endpoint with a Jibe proxy the bytes travel inside mesh mTLS; relaying starts once the handshake is done.
+    const upstream =
+      dial === undefined
+        ? net.connect({ host: address, port, allowHalfOpen: true, noDelay: true })
+        : tls.connect({ ...{ host: address, port, allowHalfOpen: true, noDelay: true }, ...dial.options(ALPN_TCP) });
     this.upstream = upstream;
     this.openSockets++;
     this.connectTimer = setTimeout(() => this.onConnectTimeout(), timeoutMs);
-    upstream.once('connect', () => this.onConnect());
+    if (dial !== undefined) {
+      const key = this.upstreamKey;
+      upstream.once('secureConnect', () => {
+        dial.connected();
+        this.onConnect();
+      });
+      upstream.once('error', (err: Error) => {
+        if (!this.connected) dial.failed(err, key);
+      });
+    } else {
+      upstream.once('connect', () => this.onConnect());
+    }
     upstream.on('error', () => this.onUpstreamError());
     upstream.once('close', () => this.onSocketClosed());
   }
