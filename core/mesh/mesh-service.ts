@@ -10,6 +10,9 @@ import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } f
 import type { ProxyNode, ProxyResource } from '../model/proxy-config.ts';
 import type { RegistryAggregator } from '../registry/registry-aggregator.ts';
 import { serviceEntriesToModel } from '../registry/service-entry-converter.ts';
+import { compileServiceAliases } from '../registry/service-alias-rules.ts';
+import type { AliasConflict } from '../registry/service-alias-rules.ts';
+import type { ServiceAlias } from '../model/service-alias.ts';
 import { compareByAge } from './mesh-match.ts';
 import { indexWorkloads } from './mesh-snapshot.ts';
 import type { MeshSettings, MeshSnapshot } from './mesh-snapshot.ts';
@@ -24,6 +27,7 @@ export class MeshService {
   private current: MeshSnapshot | undefined;
   private snapshotCount = 0;
   private unwatch: (() => void) | undefined;
+  private aliasConflicts: AliasConflict[] = [];
 
   constructor(store: ConfigStore, registry: RegistryAggregator, settings: MeshSettings) {
     this.store = store;
@@ -67,8 +71,21 @@ export class MeshService {
     return new Set(this.snapshot().services.keys());
   }
 
+  /** The rules as last read from the store (every kind). */
+  resources(): readonly Resource[] {
+    return this.rules;
+  }
+
+  /** ServiceAliases that claim one platform service for two hosts (the oldest wins), for `jibe analyze`. */
+  serviceAliasConflicts(): readonly AliasConflict[] {
+    return this.aliasConflicts;
+  }
+
   private async reloadRules(): Promise<void> {
     this.rules = await this.store.list();
+    const aliases = compileServiceAliases(this.rules.filter((r): r is ServiceAlias => r.kind === 'ServiceAlias'), this.settings.domain);
+    this.aliasConflicts = aliases.conflicts;
+    this.registry.setAliases(aliases.rules);
     const serviceEntries = this.rules.filter((r): r is ServiceEntry => r.kind === 'ServiceEntry');
     const workloadEntries = this.rules.filter((r): r is WorkloadEntry => r.kind === 'WorkloadEntry');
     const derived = serviceEntriesToModel(serviceEntries, workloadEntries, this.settings);

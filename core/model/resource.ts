@@ -48,6 +48,7 @@ export const KINDS: KindInfo[] = [
   { kind: 'RequestAuthentication', groups: SECURITY, version: 'v1', namespaced: true, shortNames: ['ra', 'requestauthentication', 'requestauthentications'] },
   { kind: 'RateLimit', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['rl', 'ratelimit', 'ratelimits'] },
   { kind: 'MeshConfig', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['meshconfig', 'meshconfigs'] },
+  { kind: 'ServiceAlias', groups: JIBE, version: 'v1alpha1', namespaced: true, shortNames: ['svcalias', 'servicealias', 'servicealiases'] },
 ];
 
 /** Versions accepted besides the current one (Istio's older API versions). */

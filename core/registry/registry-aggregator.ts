@@ -4,6 +4,8 @@
 import type { PlatformName, Service, ServicePort } from '../model/service.ts';
 import type { Workload } from '../model/workload.ts';
 import type { PlatformRegistry, RegistryEvent } from './platform-registry.ts';
+import { aliasKey } from './service-alias-rules.ts';
+import type { AliasRule } from './service-alias-rules.ts';
 
 interface PlatformView {
   services: Map<string, Service>;
@@ -15,6 +17,10 @@ export interface ServiceConflict {
   hostname: string;
   port: number;
   message: string;
+  /** protocol: one port, two protocols; ports: the platforms serve no port in common (absent in older records = protocol). */
+  kind?: 'protocol' | 'ports';
+  /** Platforms on each side of the disagreement. */
+  platforms?: string[];
 }
 
 export class RegistryAggregator {
@@ -22,6 +28,9 @@ export class RegistryAggregator {
   private readonly registries: PlatformRegistry[] = [];
   private readonly listeners = new Set<() => void>();
   private merged: { services: Map<string, Service>; workloads: Workload[]; conflicts: ServiceConflict[] } | undefined;
+  /** ServiceAlias renames by `platform|host`; several per key only when they differ by datacenter. */
+  private aliases = new Map<string, AliasRule[]>();
+  private aliasSignature = '';
 
   /** Starts watching a platform; resolves once its first full sync arrived. */
   async add(registry: PlatformRegistry): Promise<void> {
@@ -49,6 +58,30 @@ export class RegistryAggregator {
     }
     this.merged = undefined;
     for (const l of this.listeners) l();
+  }
+
+  /**
+   * The ServiceAlias renames to apply (compiled by service-alias-rules.ts);
+   * listeners hear of it only when the set actually changed.
+   */
+  setAliases(rules: readonly AliasRule[]): void {
+    const signature = JSON.stringify(rules);
+    if (signature === this.aliasSignature) return;
+    this.aliasSignature = signature;
+    this.aliases = new Map();
+    for (const rule of rules) {
+      const key = aliasKey(rule);
+      const list = this.aliases.get(key);
+      if (list) list.push(rule);
+      else this.aliases.set(key, [rule]);
+    }
+    this.merged = undefined;
+    for (const l of this.listeners) l();
+  }
+
+  /** Whether `platform` itself (before aliases) has a service named `hostname`. */
+  hasPlatformService(platform: PlatformName, hostname: string): boolean {
+    return this.views.get(platform)?.services.has(hostname) ?? false;
   }
 
   onChange(listener: () => void): () => void {
@@ -84,22 +117,52 @@ export class RegistryAggregator {
     const services = new Map<string, Service>();
     const workloads: Workload[] = [];
     const conflicts: ServiceConflict[] = [];
+    const add = (service: Service) => {
+      const existing = services.get(service.hostname);
+      services.set(service.hostname, existing ? mergeService(existing, service, conflicts) : { ...service, ports: [...service.ports], platforms: [...service.platforms] });
+    };
+    const aliased = this.aliases.size > 0;
     // Sorted platform order keeps the merge deterministic whatever order platforms synced in.
     for (const platform of [...this.views.keys()].sort()) {
       const view = this.views.get(platform)!;
       for (const service of view.services.values()) {
-        const existing = services.get(service.hostname);
-        services.set(service.hostname, existing ? mergeService(existing, service, conflicts) : { ...service, ports: [...service.ports], platforms: [...service.platforms] });
+        const rules = aliased ? this.aliases.get(aliasKey({ platform, from: service.hostname })) : undefined;
+        if (!rules) {
+          add(service);
+          continue;
+        }
+        // A datacenter-limited alias moves only some instances: the platform's own name keeps the rest.
+        if (rules.every((r) => r.datacenter !== undefined)) add(service);
+        for (const to of new Set(rules.map((r) => r.to))) {
+          const rule = rules.find((r) => r.to === to)!;
+          add({ ...service, hostname: to, name: to.split('.')[0], namespace: rule.toNamespace });
+        }
       }
-      workloads.push(...view.workloads.values());
+      for (const w of view.workloads.values()) workloads.push(aliased ? this.rebind(platform, w) : w);
     }
     this.merged = { services, workloads, conflicts };
     return this.merged;
+  }
+
+  /** The workload with its service bindings renamed by the aliases of its platform (the same object when none applies). */
+  private rebind(platform: PlatformName, w: Workload): Workload {
+    let bindings: Workload['services'] | undefined;
+    for (let i = 0; i < w.services.length; i++) {
+      const rules = this.aliases.get(aliasKey({ platform, from: w.services[i].hostname }));
+      if (!rules) continue;
+      const region = w.locality?.region;
+      const rule = rules.find((r) => r.datacenter !== undefined && r.datacenter === region) ?? rules.find((r) => r.datacenter === undefined);
+      if (!rule) continue;
+      bindings ??= [...w.services];
+      bindings[i] = { ...bindings[i], hostname: rule.to };
+    }
+    return bindings ? { ...w, services: bindings } : w;
   }
 }
 
 function mergeService(into: Service, other: Service, conflicts: ServiceConflict[]): Service {
   const ports: ServicePort[] = [...into.ports];
+  let shared = false;
   for (const port of other.ports) {
     const same = ports.find((p) => p.port === port.port);
     if (!same) ports.push(port);
@@ -108,8 +171,20 @@ function mergeService(into: Service, other: Service, conflicts: ServiceConflict[
         hostname: into.hostname,
         port: port.port,
         message: `port ${port.port} is ${same.protocol} on ${into.platforms.join(', ')} but ${port.protocol} on ${other.platforms.join(', ')}`,
+        kind: 'protocol',
+        platforms: [...new Set([...into.platforms, ...other.platforms])],
       });
-    }
+    } else shared = true;
+  }
+  // Disjoint port lists: a client of one platform's port never reaches the other platform's instances.
+  if (!shared && into.ports.length && other.ports.length && !other.ports.some((p) => into.ports.some((q) => q.port === p.port))) {
+    conflicts.push({
+      hostname: into.hostname,
+      port: other.ports[0].port,
+      message: `${into.platforms.join(', ')} serve${into.platforms.length === 1 ? 's' : ''} port ${into.ports.map((p) => p.port).join(', ')} but ${other.platforms.join(', ')} port ${other.ports.map((p) => p.port).join(', ')}: no port in common`,
+      kind: 'ports',
+      platforms: [...new Set([...into.platforms, ...other.platforms])],
+    });
   }
   ports.sort((a, b) => a.port - b.port);
   const merged: Service = {

@@ -6,6 +6,7 @@ import { checkGateway } from './gateway.ts';
 import { checkMeshConfig } from './mesh-config.ts';
 import { checkRateLimit } from './rate-limit.ts';
 import { checkAuthorizationPolicy, checkPeerAuthentication, checkRequestAuthentication } from './security.ts';
+import { checkServiceAlias } from './service-alias.ts';
 import { checkServiceEntry } from './service-entry.ts';
 import { checkVirtualService } from './virtual-service.ts';
 import { checkWorkloadEntry } from './workload-entry.ts';
@@ -23,4 +24,5 @@ export const SPEC_CHECKS: ReadonlyMap<string, SpecCheck> = new Map([
   ['PeerAuthentication', checkPeerAuthentication],
   ['AuthorizationPolicy', checkAuthorizationPolicy],
   ['RequestAuthentication', checkRequestAuthentication],
+  ['ServiceAlias', checkServiceAlias],
 ]);

@@ -6,6 +6,7 @@ import { gatewaySchema } from './gateway.ts';
 import { meshConfigSchema } from './mesh-config.ts';
 import { rateLimitSchema } from './rate-limit.ts';
 import { authorizationPolicySchema, peerAuthenticationSchema, requestAuthenticationSchema } from './security.ts';
+import { serviceAliasSchema } from './service-alias.ts';
 import { serviceEntrySchema } from './service-entry.ts';
 import { virtualServiceSchema } from './virtual-service.ts';
 import { workloadEntrySchema } from './workload-entry.ts';
@@ -23,6 +24,7 @@ export const SPEC_SCHEMAS: ReadonlyMap<string, JsonSchema> = new Map([
   ['RequestAuthentication', requestAuthenticationSchema],
   ['RateLimit', rateLimitSchema],
   ['MeshConfig', meshConfigSchema],
+  ['ServiceAlias', serviceAliasSchema],
 ]);
 
 export function specSchema(kind: string): JsonSchema | undefined {
