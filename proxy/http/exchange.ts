@@ -8,6 +8,7 @@ import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import type { Http1Connection } from '../http1/http1-connection-pool.ts';
 import type { MatchInput } from '../router/route-matcher.ts';
+import type { RetryState } from '../resilience/retry-state.ts';
 import type { CompiledRoute } from '../router/route-table.ts';
 import type { ExchangeTelemetry } from '../telemetry/exchange-telemetry.ts';
 import type { Downstream } from './downstream.ts';
@@ -55,6 +56,8 @@ export class Exchange implements MatchInput {
   requestChunked = false;
   /** A stale keep-alive connection was already retried once. */
   retried = false;
+  /** Retry and mirror bookkeeping (resilience/retry-state.ts), made only when the request needs it. */
+  retry: RetryState | undefined = undefined;
   /** A gRPC request (content-type application/grpc*): local replies are gRPC-shaped. */
   grpc = false;
   /** The client's `grpc-timeout` in milliseconds; -1 when it sent none. */

@@ -10,7 +10,24 @@
 import { randomUUID } from 'node:crypto';
 import { FAIL_CONNECT, FAIL_PROTOCOL } from '../http1/http1-connection-pool.ts';
 import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
-import { cancelHttp2Upstream, endHttp2RequestBody, forwardHttp2, writeHttp2RequestBody } from '../http2/http2-forward.ts';
+import { cancelHttp2Upstream, endHttp2RequestBody, forwardHttp2, startHttp2Attempt, writeHttp2RequestBody } from '../http2/http2-forward.ts';
+import type { Http2ForwardHooks } from '../http2/http2-forward.ts';
+import { shouldMirror } from '../resilience/mirror.ts';
+import { sendMirror } from '../resilience/mirror-request.ts';
+import { retryableFailure, retryableStatus } from '../resilience/retry-policy.ts';
+import type { FailureKind } from '../resilience/retry-policy.ts';
+import {
+  RETRY_YES,
+  clearPerTryTimer,
+  endRetries,
+  keepRequestBody,
+  releaseRequestBody,
+  retryDecision,
+  retryStateOf,
+  scheduleRetry,
+  startPerTryTimer,
+} from '../resilience/retry-state.ts';
+import type { RetryState } from '../resilience/retry-state.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
 import { observeResponseBody } from '../telemetry/exchange-telemetry.ts';
 import type { Exchange } from './exchange.ts';
@@ -220,16 +237,57 @@ export function forwardRequest(ex: Exchange): void {
   const headers = buildUpstreamHeaders(ex);
   const path = upstreamPath(ex);
   const route = ex.route!;
+  const cluster = ex.cluster!;
   // A gRPC deadline bounds the request as the route timeout does; the smaller wins.
   let timeoutMs = route.timeoutMs;
   const grpcTimeoutMs = ex.grpcTimeoutMs;
   if (grpcTimeoutMs > 0 && (timeoutMs <= 0 || grpcTimeoutMs < timeoutMs)) timeoutMs = grpcTimeoutMs;
   if (timeoutMs > 0 && ex.timer === undefined) ex.timer = setTimeout(onRouteTimeout, timeoutMs, ex);
-  if (ex.cluster!.config.protocol === 'http2') {
-    forwardHttp2(ex, headers, path, onUpstreamHead);
-    return;
+  // Every request deposits into the budget its retries withdraw from.
+  cluster.retryBudget?.recordRequest();
+  // A body is kept (up to the buffer limit) only where a retry could replay it.
+  const retry = route.retry;
+  if (ex.hasBody && retry !== undefined && retry.attempts > 0) retryStateOf(ex).body = [];
+  const mirror = route.mirror;
+  const mirrored = mirror !== undefined && shouldMirror(mirror.percentage, cluster.random);
+  if (mirrored && ex.hasBody) {
+    // The copy goes once the whole body is in (onRequestBodyEnd), if it fits the buffer.
+    const rs = retryStateOf(ex);
+    rs.body ??= [];
+    rs.mirror = { headers, path };
   }
-  sendUpstream(ex, headers, path);
+  if (cluster.config.protocol === 'http2') forwardHttp2(ex, headers, path, HTTP2_HOOKS);
+  else sendUpstream(ex, headers, path);
+  // After the main request went: the copy never delays it.
+  if (mirrored && !ex.hasBody && !ex.done) sendMirror(ex, headers, path, undefined);
+}
+
+const HTTP2_HOOKS: Http2ForwardHooks = { relayHead: onUpstreamHead, tryStarted, retryFailure };
+
+/** A try has its connection or stream: the per-try timeout runs from here (as Envoy's, from pool ready). */
+function tryStarted(ex: Exchange): void {
+  const retry = ex.route!.retry;
+  if (retry !== undefined && retry.perTryTimeoutMs > 0) startPerTryTimer(ex, onPerTryTimeout);
+}
+
+/** A try ended without an answer (`kind`): true when it is retried, else the caller answers with the failure. */
+function retryFailure(ex: Exchange, kind: FailureKind): boolean {
+  const rs = ex.retry;
+  if (rs !== undefined) clearPerTryTimer(rs);
+  const policy = ex.route!.retry;
+  if (policy === undefined) return false;
+  if (retryDecision(ex, retryableFailure(policy, kind)) !== RETRY_YES) return false;
+  scheduleRetry(ex, ex.cluster!.config.protocol === 'http2' ? resendHttp2 : resendHttp1);
+  return true;
+}
+
+function resendHttp1(ex: Exchange): void {
+  ex.upstreamStart = performance.now();
+  ex.host!.pool.request(ex, UPSTREAM_HANDLER);
+}
+
+function resendHttp2(ex: Exchange): void {
+  startHttp2Attempt(ex);
 }
 
 // Field values as node's client accepted them: no CR, LF, NUL or other controls.
@@ -270,11 +328,19 @@ const UPSTREAM_HANDLER: Http1Handler<Exchange> = {
 };
 
 function onUpstreamStart(ex: Exchange, conn: Http1Connection<Exchange>): boolean {
-  if (ex.done) return false;
+  // Only the exchange's current try may take a connection (a stale queued one may not).
+  if (ex.done || ex.responseStarted || ex.upstream !== undefined) return false;
   ex.upstream = conn;
   conn.expectResponse(ex.method === 'HEAD', ex.upgrade);
   const socket = conn.socket;
   socket.write(ex.upstreamHead, 'latin1');
+  tryStarted(ex);
+  const rs = ex.retry;
+  // A retry replays the body kept from the first try.
+  if (rs !== undefined && rs.retries > 0 && ex.hasBody && rs.body !== undefined) {
+    replayHttp1Body(ex, rs, conn);
+    return true;
+  }
   if (!ex.hasBody) {
     conn.requestDone = true;
     return true;
@@ -283,8 +349,28 @@ function onUpstreamStart(ex: Exchange, conn: Http1Connection<Exchange>): boolean
   return true;
 }
 
+function replayHttp1Body(ex: Exchange, rs: RetryState, conn: Http1Connection<Exchange>): void {
+  const socket = conn.socket;
+  const body = rs.body!;
+  for (let i = 0; i < body.length; i++) {
+    const chunk = body[i];
+    if (ex.requestChunked) {
+      socket.write(chunk.length.toString(16) + CRLF, 'latin1');
+      socket.write(chunk);
+      socket.write(CRLF, 'latin1');
+    } else {
+      socket.write(chunk);
+    }
+  }
+  // Retries wait for the whole body (retryDecision), so its end is always here.
+  if (ex.requestChunked) socket.write(LAST_CHUNK, 'latin1');
+  conn.requestDone = true;
+}
+
 /** A slice of the request body (framing removed) for the upstream. */
 export function onRequestBody(ex: Exchange, chunk: Buffer): void {
+  const rs = ex.retry;
+  if (rs !== undefined && rs.body !== undefined) keepRequestBody(ex, rs, chunk);
   const stream = ex.upstreamStream;
   if (stream !== undefined) {
     if (!ex.done) writeHttp2RequestBody(ex, stream, chunk);
@@ -306,6 +392,8 @@ export function onRequestBody(ex: Exchange, chunk: Buffer): void {
 }
 
 export function onRequestBodyEnd(ex: Exchange): void {
+  const rs = ex.retry;
+  if (rs !== undefined) requestBodyEnded(ex, rs);
   const stream = ex.upstreamStream;
   if (stream !== undefined) {
     if (!ex.done) endHttp2RequestBody(stream);
@@ -322,6 +410,22 @@ export function onRequestBodyEnd(ex: Exchange): void {
   conn.requestDone = true;
 }
 
+function requestBodyEnded(ex: Exchange, rs: RetryState): void {
+  rs.bodyEnded = true;
+  const mirror = rs.mirror;
+  if (mirror === undefined) return;
+  rs.mirror = undefined;
+  if (rs.body !== undefined) {
+    sendMirror(ex, mirror.headers, mirror.path, rs.body);
+  } else {
+    // Outgrew the buffer: counted as abandoned on the main cluster, as skipped on the mirror's.
+    const target = ex.state.clusters.get(ex.route!.mirror!.cluster);
+    if (target !== undefined) target.stats.upstream_rq_shadow_skipped++;
+  }
+  // No retry can need the body any more once the answer started.
+  if (ex.responseStarted) rs.body = undefined;
+}
+
 function onUpstreamDrain(ex: Exchange): void {
   if ((ex.hasBody || ex.upgrade) && !ex.done) ex.down.resumeBody();
 }
@@ -331,6 +435,20 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
   const cluster = ex.cluster!;
   countClusterStatus(cluster.stats, status);
   cluster.outlier?.recordStatus(ex.host!, status);
+  const retry = ex.route!.retry;
+  if (retry !== undefined) {
+    const retriable = retryableStatus(retry, status, ex.grpc ? grpcStatusIn(ex, raw) : undefined);
+    // Nothing to settle and nothing to retry: the common answer costs the status test above only.
+    if (retriable || ex.retry !== undefined) {
+      if (retryDecision(ex, retriable) === RETRY_YES) {
+        abortAttempt(ex);
+        scheduleRetry(ex, cluster.config.protocol === 'http2' ? resendHttp2 : resendHttp1);
+        return;
+      }
+      const rs = ex.retry;
+      if (rs !== undefined) releaseRequestBody(rs);
+    }
+  }
 
   const mutation = ex.route!.responseHeaders[ex.clusterIndex];
   const drop = mutation.empty ? undefined : mutation.drop;
@@ -364,6 +482,18 @@ function onUpstreamHead(ex: Exchange, status: number, raw: string[]): void {
   ex.responseStarted = true;
 }
 
+/** The grpc-status of a trailers-only answer: HTTP/2 observed it already; an HTTP/1.1 head is searched. */
+function grpcStatusIn(ex: Exchange, raw: readonly string[]): number | undefined {
+  if (ex.grpcStatus >= 0) return ex.grpcStatus;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 11 && raw[i].toLowerCase() === 'grpc-status') {
+      const code = Number(raw[i + 1]);
+      return Number.isInteger(code) ? code : undefined;
+    }
+  }
+  return undefined;
+}
+
 /** A 101 to a WebSocket upgrade: keep its upgrade headers, and no route timeout for the tunnel (as Envoy, the timeout covers the request). */
 function switchingProtocols(ex: Exchange, raw: string[], out: string[]): void {
   for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === 'upgrade') out.push(raw[i], raw[i + 1]);
@@ -390,6 +520,8 @@ export function onDownstreamDrain(ex: Exchange): void {
 function onUpstreamComplete(ex: Exchange): void {
   // The pool takes the connection back once the chunk that completed the response is parsed.
   ex.upstream = undefined;
+  const rs = ex.retry;
+  if (rs !== undefined) clearPerTryTimer(rs);
   if (ex.timer !== undefined) {
     clearTimeout(ex.timer);
     ex.timer = undefined;
@@ -414,6 +546,7 @@ function onUpstreamFail(ex: Exchange, kind: number, retriable: boolean): void {
     return;
   }
   ex.cluster!.outlier?.recordFailure(ex.host!, kind);
+  if (retryFailure(ex, kind === FAIL_CONNECT ? 'connect-failure' : 'reset')) return;
   if (kind === FAIL_CONNECT) sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
   else if (kind === FAIL_PROTOCOL) sendLocalReply(ex, 502, BODY_PROTOCOL_ERROR, ResponseFlag.UPE);
   else sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
@@ -422,7 +555,13 @@ function onUpstreamFail(ex: Exchange, kind: number, retriable: boolean): void {
 function onRouteTimeout(ex: Exchange): void {
   ex.timer = undefined;
   if (ex.done) return;
-  ex.cluster!.stats.upstream_rq_timeout++;
+  const cluster = ex.cluster!;
+  cluster.stats.upstream_rq_timeout++;
+  // As Envoy: a try cut before its answer counts as a 504 from its host, in the stats and for outlier detection.
+  if (!ex.responseStarted && (ex.upstream !== undefined || ex.upstreamStream !== undefined)) {
+    countClusterStatus(cluster.stats, 504);
+    cluster.outlier?.recordStatus(ex.host!, 504);
+  }
   abortUpstream(ex);
   if (ex.responseStarted) {
     ex.flags |= ResponseFlag.UT;
@@ -432,8 +571,39 @@ function onRouteTimeout(ex: Exchange): void {
   }
 }
 
+/**
+ * The try's timeout (perTryTimeoutMs) fired: before the answer started the
+ * try is abandoned and retried when retryOn allows (5xx, gateway-error,
+ * reset), else answered 504 UT; after it started, the client is cut as on a
+ * route timeout.
+ */
+function onPerTryTimeout(ex: Exchange): void {
+  ex.retry!.perTryTimer = undefined;
+  if (ex.done) return;
+  const cluster = ex.cluster!;
+  cluster.stats.upstream_rq_per_try_timeout++;
+  if (ex.responseStarted) {
+    abortUpstream(ex);
+    ex.flags |= ResponseFlag.UT;
+    ex.down.destroy();
+    return;
+  }
+  cluster.outlier?.recordStatus(ex.host!, 504);
+  abortAttempt(ex);
+  if (retryFailure(ex, 'per-try-timeout')) return;
+  countClusterStatus(cluster.stats, 504);
+  sendLocalReply(ex, 504, BODY_TIMEOUT, ResponseFlag.UT);
+}
+
 /** Ends the upstream side when the exchange ends before its response did (client gone, local reply, timeout). */
 export function abortUpstream(ex: Exchange): void {
+  abortAttempt(ex);
+  const rs = ex.retry;
+  if (rs !== undefined) endRetries(ex, rs);
+}
+
+/** Abandons the current try (its connection or stream), leaving the exchange to a retry or a local reply. */
+function abortAttempt(ex: Exchange): void {
   const stream = ex.upstreamStream;
   if (stream !== undefined) {
     ex.upstreamStream = undefined;

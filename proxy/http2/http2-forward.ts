@@ -19,6 +19,9 @@ import {
   sendLocalReply,
 } from '../http/local-reply.ts';
 import { ResponseFlag } from '../http/response-flags.ts';
+import { OUTLIER_CONNECT_FAILURE, OUTLIER_RESET } from '../cluster/outlier-detector.ts';
+import type { FailureKind } from '../resilience/retry-policy.ts';
+import { clearPerTryTimer } from '../resilience/retry-state.ts';
 import { observeGrpcStatus, observeResponseBody } from '../telemetry/exchange-telemetry.ts';
 import type { Http2StreamHandler } from './http2-upstream-pool.ts';
 import { streamSessionState } from './http2-upstream-pool.ts';
@@ -27,6 +30,16 @@ import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM, relayedResetCode } from './n
 /** What the HTTP/1.1 path does with a response head; forward-request.ts passes its own. */
 export type RelayHead = (ex: Exchange, status: number, headers: string[]) => void;
 
+/** What forward-request.ts does at the points both protocols share (passed in, so neither module imports the other back). */
+export interface Http2ForwardHooks {
+  /** Writes the response head to the client, or abandons the try for a retry. */
+  relayHead: RelayHead;
+  /** A try has its stream: per-try timeout from here. */
+  tryStarted(ex: Exchange): void;
+  /** A try failed with no answer; true when a retry was scheduled. */
+  retryFailure(ex: Exchange, kind: FailureKind): boolean;
+}
+
 // Fields HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers; `te` is re-added as `trailers` only.
 const NOT_FORWARDED = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
 const TE_TRAILERS = /(^|,)\s*trailers\s*(;|,|$)/i;
@@ -34,7 +47,7 @@ const TE_TRAILERS = /(^|,)\s*trailers\s*(;|,|$)/i;
 const kEx = Symbol('jibe.http2.exchange');
 type TaggedStream = ClientHttp2Stream & { [kEx]?: Exchange };
 
-let relayHead: RelayHead;
+let hooks: Http2ForwardHooks;
 const requestHeads = new WeakMap<Exchange, OutgoingHttpHeaders>();
 const responseTrailers = new WeakMap<Exchange, string[]>();
 
@@ -43,8 +56,8 @@ const responseTrailers = new WeakMap<Exchange, string[]>();
  * list buildUpstreamHeaders made (`host` first); `relay` writes the response
  * head to the client as the HTTP/1.1 path does.
  */
-export function forwardHttp2(ex: Exchange, headers: string[], path: string, relay: RelayHead): void {
-  relayHead = relay;
+export function forwardHttp2(ex: Exchange, headers: string[], path: string, forwardHooks: Http2ForwardHooks): void {
+  hooks = forwardHooks;
   const out: OutgoingHttpHeaders = { ':method': ex.method, ':scheme': 'http', ':authority': headers[1], ':path': path };
   for (let i = 2; i < headers.length; i += 2) {
     const name = headers[i].toLowerCase();
@@ -70,7 +83,8 @@ export function startHttp2Attempt(ex: Exchange): void {
 const STREAM_HANDLER: Http2StreamHandler<Exchange> = { start: openStream };
 
 function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Stream | undefined {
-  if (ex.done) return undefined;
+  // Only the exchange's current try may open a stream (a stale queued one may not).
+  if (ex.done || ex.responseStarted || ex.upstreamStream !== undefined) return undefined;
   let stream: TaggedStream;
   try {
     // waitForTrailers: the request's end is sent by us (with the client's trailers, if any), so that
@@ -92,11 +106,22 @@ function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Strea
   stream.on('drain', onDrain);
   stream.on('error', onError);
   stream.on('close', onClose);
+  hooks.tryStarted(ex);
   if (ex.hasBody) {
     stream.on('wantTrailers', onWantTrailers);
-    ex.down.readBody();
+    const rs = ex.retry;
+    // A retry replays the body kept so far, then goes on with the rest as it comes.
+    if (rs !== undefined && rs.body !== undefined && (rs.body.length > 0 || rs.bodyEnded)) replayBody(ex, stream, rs.body, rs.bodyEnded);
+    else ex.down.readBody();
   }
   return stream;
+}
+
+function replayBody(ex: Exchange, stream: ClientHttp2Stream, body: readonly Buffer[], ended: boolean): void {
+  for (let i = 0; i < body.length; i++) stream.write(body[i]);
+  if (body.length > 0) ex.bodySent = true;
+  if (ended) stream.end();
+  else ex.down.readBody();
 }
 
 /** A slice of the request body for the upstream stream. */
@@ -137,9 +162,9 @@ function onResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingH
   if (ex === undefined || ex.done) return;
   const fields = flatten(headers);
   observeGrpcStatus(ex, fields);
-  relayHead(ex, Number(headers[':status']), fields);
-  // A head that ends the stream (gRPC's trailers-only answer) must reach the client as one: end in this tick.
-  if (this.endAfterHeaders) finishResponse(ex, this);
+  hooks.relayHead(ex, Number(headers[':status']), fields);
+  // A head that ends the stream (gRPC's trailers-only answer) must reach the client as one: end in this tick (unless it is being retried).
+  if (this.endAfterHeaders && ex.upstreamStream === this) finishResponse(ex, this);
 }
 
 function onData(this: TaggedStream, chunk: Buffer): void {
@@ -173,6 +198,7 @@ function finishResponse(ex: Exchange, stream: TaggedStream): void {
     clearTimeout(ex.timer);
     ex.timer = undefined;
   }
+  if (ex.retry !== undefined) clearPerTryTimer(ex.retry);
   if (ex.done || !ex.responseStarted || ex.down.finished) return;
   const trailers = responseTrailers.get(ex);
   if (trailers !== undefined) {
@@ -219,16 +245,23 @@ function upstreamClosed(ex: Exchange, stream: TaggedStream): void {
     return;
   }
   const session = streamSessionState(stream);
+  const cluster = ex.cluster!;
   if (!session.connected) {
+    cluster.outlier?.recordFailure(ex.host!, OUTLIER_CONNECT_FAILURE);
+    if (hooks.retryFailure(ex, 'connect-failure')) return;
     sendLocalReply(ex, 503, BODY_CONNECT_FAILURE, ResponseFlag.UF);
     return;
   }
-  // Never processed upstream (refused, or above the last stream id of a GOAWAY): a fresh stream is safe unless body bytes are gone.
-  if ((code === H2_REFUSED_STREAM || session.unprocessed) && !ex.bodySent && !ex.retried) {
+  // Never processed upstream (refused, or above the last stream id of a GOAWAY): one fresh stream is safe, and not
+  // counted as a retry, unless body bytes went out that were not kept.
+  const unprocessed = code === H2_REFUSED_STREAM || session.unprocessed;
+  if (unprocessed && !ex.retried && (!ex.bodySent || (ex.retry?.body !== undefined && ex.retry.bodyEnded))) {
     ex.retried = true;
     startHttp2Attempt(ex);
     return;
   }
+  if (!unprocessed) cluster.outlier?.recordFailure(ex.host!, OUTLIER_RESET);
+  if (hooks.retryFailure(ex, unprocessed ? 'refused-stream' : 'reset')) return;
   if (code === H2_CANCEL && ex.down.httpVersion === 2) {
     // The upstream cancelled the call: the client's stream is cancelled too (gRPC maps it to CANCELLED).
     ex.flags |= ResponseFlag.UR;

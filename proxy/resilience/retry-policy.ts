@@ -39,8 +39,8 @@ const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_INTERNAL = 13;
 const GRPC_UNAVAILABLE = 14;
 
-/** How an attempt failed without a response (the pool's and HTTP/2's failure kinds, by meaning). */
-export type FailureKind = 'connect-failure' | 'reset' | 'refused-stream';
+/** How an attempt failed without a response (the pool's and HTTP/2's failure kinds, by meaning; a per-try timeout is one too). */
+export type FailureKind = 'connect-failure' | 'reset' | 'refused-stream' | 'per-try-timeout';
 
 /** A route's retry policy with its conditions as bits. */
 export class CompiledRetryPolicy {
@@ -99,8 +99,9 @@ export function retryableStatus(policy: CompiledRetryPolicy, status: number, grp
 
 /**
  * Whether an attempt that got no answer is retried. As in Envoy, 5xx and
- * gateway-error also cover connect failures and resets (the proxy would have
- * answered 503 for them); a refused stream never reached the application.
+ * gateway-error also cover connect failures, resets and per-try timeouts (the
+ * proxy would have answered 503 or 504 for them); a refused stream never
+ * reached the application.
  */
 export function retryableFailure(policy: CompiledRetryPolicy, kind: FailureKind): boolean {
   const c = policy.conditions;
@@ -111,6 +112,9 @@ export function retryableFailure(policy: CompiledRetryPolicy, kind: FailureKind)
       return (c & (RETRY_RESET | RETRY_5XX | RETRY_GATEWAY_ERROR)) !== 0;
     case 'refused-stream':
       return (c & (RETRY_REFUSED_STREAM | RETRY_5XX)) !== 0;
+    case 'per-try-timeout':
+      // Envoy: the try would have ended in a 504; `reset` covers "no answer at all" as well.
+      return (c & (RETRY_5XX | RETRY_GATEWAY_ERROR | RETRY_RESET)) !== 0;
   }
 }
 

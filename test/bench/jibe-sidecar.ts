@@ -55,6 +55,8 @@ export interface SidecarOptions {
   /** The proxy's memory flags; default PROXY_NODE_FLAGS, as `jibe up` starts its proxies. */
   proxyFlags?: readonly string[];
   timeoutMs?: number;
+  /** Istio port name of the upstream service (`http` by default; `grpc`/`http2` make the cluster speak HTTP/2). */
+  portName?: string;
 }
 
 /** Starts the Jibe sidecar with its control plane (or, with kind 'node-http', the reference proxy) and waits until it serves. */
@@ -70,7 +72,11 @@ export async function startJibeSidecar(options: SidecarOptions): Promise<JibeSid
     name: 'jibe control plane',
     command: process.execPath,
     cpus: options.controlPlaneCpus,
-    args: [JIBE_JS, 'control-plane', '--data-dir', dataDir, '--discovery-port', String(discoveryPort), '--api-port', String(apiPort), '--log-level', 'warn'],
+    // The TLS listeners are off: their fixed default ports may be held by another control plane on a shared machine.
+    args: [
+      JIBE_JS, 'control-plane', '--data-dir', dataDir, '--discovery-port', String(discoveryPort), '--api-port', String(apiPort),
+      '--discovery-tls-port', 'off', '--api-tls-port', 'off', '--log-level', 'warn',
+    ],
   });
   void controlPlane.exited.then(() => rmSync(dataDir, { recursive: true, force: true }));
   await until(timeoutMs, controlPlane, 'the control plane to answer /healthz', async () => (await fetch(`${api}/healthz`).catch(() => undefined))?.ok === true);
@@ -79,7 +85,7 @@ export async function startJibeSidecar(options: SidecarOptions): Promise<JibeSid
   // route `upstream:8080` → `outbound|8080||upstream.default.svc.cluster.local`.
   await putWorkload(api, {
     name: 'upstream', namespace: 'default', address: '127.0.0.1', labels: { app: 'upstream' },
-    services: [{ name: UPSTREAM_SERVICE.name, port: UPSTREAM_SERVICE.port, targetPort: options.upstreamPort, portName: 'http' }],
+    services: [{ name: UPSTREAM_SERVICE.name, port: UPSTREAM_SERVICE.port, targetPort: options.upstreamPort, portName: options.portName ?? 'http' }],
   });
   await putWorkload(api, { name: CLIENT_WORKLOAD, namespace: 'default', address: '127.0.0.1', labels: { app: CLIENT_WORKLOAD }, services: [] });
 
