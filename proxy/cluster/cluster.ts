@@ -50,7 +50,8 @@ export class Cluster {
   readonly retryBudget: RetryBudget | undefined;
   private readonly weights: readonly number[];
   private readonly loadBalancers: LoadBalancerRegistry;
-  private readonly random: () => number;
+  /** The proxy's random source (seeded in tests): balancers, retry backoff jitter, mirror sampling. */
+  readonly random: () => number;
   /** The outlier generation `lb` was built for. */
   private lbGeneration = -1;
 

@@ -25,6 +25,22 @@ export class ClusterStats {
   /** Retries in flight (gauge) and retries refused by maxRetries or the retry budget. */
   upstream_rq_retry_active = 0;
   upstream_rq_retry_overflow = 0;
+  /** Retries sent; retried requests whose next answer was not retriable; requests out of attempts (Envoy's names). */
+  upstream_rq_retry = 0;
+  upstream_rq_retry_success = 0;
+  upstream_rq_retry_limit_exceeded = 0;
+  /** Retries the Linkerd-style retry budget refused (also counted in upstream_rq_retry_overflow). */
+  upstream_rq_retry_budget_exhausted = 0;
+  /** A retriable failure came while the request body was still arriving: not retried (Envoy's rq_retry_skipped_request_not_complete). */
+  upstream_rq_retry_skipped_request_not_complete = 0;
+  /** A request body outgrew the replay buffer: it can be neither retried nor mirrored (Envoy's retry_or_shadow_abandoned). */
+  retry_or_shadow_abandoned = 0;
+  /** Tries cut by the route's perTryTimeout. */
+  upstream_rq_per_try_timeout = 0;
+  /** Mirroring, counted on the mirror cluster: shadow requests sent, failed (no answer, reset, timeout, 5xx), and skipped (not sent). */
+  upstream_rq_shadow = 0;
+  upstream_rq_shadow_failed = 0;
+  upstream_rq_shadow_skipped = 0;
   outlier_detection_ejections_active = 0;
   outlier_detection_ejections_total = 0;
   /** An ejection was due but maxEjectionPercent was reached. */

@@ -99,7 +99,8 @@ export class TcpSession {
       const cluster = target.cluster;
       this.clusterName = cluster.name;
       this.clusterStats = cluster.stats;
-      const host = cluster.lb.pick();
+      // cluster.pick, not the balancer directly: it skips hosts outlier detection ejected.
+      const host = cluster.pick();
       if (host === undefined) {
         cluster.stats.upstream_cx_none_healthy++;
         this.refuse(ResponseFlag.UH);
