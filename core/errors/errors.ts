@@ -52,6 +52,7 @@ export const ErrorCodes = {
   JIBE_ERR_FORBIDDEN: 'A proven identity asked for something only another identity (or the operator) may do.',
   JIBE_ERR_CONSUL: 'Consul could not be reached, refused the request (ACL), or answered with an error.',
   JIBE_ERR_KUBERNETES: 'The Kubernetes API server could not be reached, refused the request (RBAC), or answered with an error.',
+  JIBE_ERR_PROXY_UNREACHABLE: 'No proxy answered at the metrics or admin addresses `jibe stat` / `jibe top` read.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

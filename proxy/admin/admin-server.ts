@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyResource } from '../../core/model/proxy-config.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
+import { MAX_TOP_WINDOW_MS } from '../telemetry/telemetry-top.ts';
 
 export interface AdminSource {
   /** True once a first config was applied. */
@@ -47,6 +48,32 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
+/** `/top?duration=5s&limit=20`: the busiest paths over the next window (JSON), for `jibe top`. */
+function top(req: IncomingMessage, res: ServerResponse, source: AdminSource): void {
+  const telemetry = source.stats.telemetry;
+  if (telemetry === undefined) return send(res, 404, 'telemetry is off\n');
+  const query = new URL(req.url ?? '/', 'http://admin').searchParams;
+  const duration = windowMs(query.get('duration') ?? '5s');
+  const limit = Number(query.get('limit') ?? '20');
+  if (duration === undefined || duration <= 0 || duration > MAX_TOP_WINDOW_MS) return send(res, 400, `duration must be a duration up to ${MAX_TOP_WINDOW_MS / 1000}s, like 5s\n`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return send(res, 400, 'limit must be an integer from 1 to 1000\n');
+  const report = telemetry.sampleTop(duration, limit);
+  if (report === undefined) return send(res, 429, 'too many path samplings are running on this proxy; try again shortly\n');
+  // A caller that gives up ends its sampling early.
+  res.once('close', report.stop);
+  void report.done.then((r) => {
+    if (!res.destroyed) send(res, 200, JSON.stringify(r) + '\n', 'application/json');
+  });
+}
+
+/** `5s`, `500ms`, `1m` or plain seconds. */
+function windowMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
+
 function handle(req: IncomingMessage, res: ServerResponse, source: AdminSource): void {
   const path = (req.url ?? '/').split('?', 1)[0];
   const method = req.method ?? 'GET';
@@ -72,8 +99,10 @@ function handle(req: IncomingMessage, res: ServerResponse, source: AdminSource):
       send(res, 200, 'OK\n');
       res.once('finish', () => source.quit());
       return;
+    case '/top':
+      return top(req, res, source);
     case '/':
-      return send(res, 200, 'jibe proxy admin: /ready /config_dump /stats /stats/prometheus POST /quitquitquit\n');
+      return send(res, 200, 'jibe proxy admin: /ready /config_dump /stats /stats/prometheus /top?duration=5s&limit=20 POST /quitquitquit\n');
     default:
       return send(res, 404, 'not found\n');
   }

@@ -34,6 +34,8 @@ import {
 import type { PeerIdentity, ServiceIdentity } from './telemetry-labels.ts';
 import { childContext, injectTraceContext, parseTraceContext, readTraceHeaders } from './trace-context.ts';
 import type { TraceContext } from './trace-context.ts';
+import { MAX_TOP_SAMPLERS, MAX_TOP_WINDOW_MS, PathSampler } from './telemetry-top.ts';
+import type { TopReport } from './telemetry-top.ts';
 import { ZipkinReporter } from './zipkin-reporter.ts';
 import type { ZipkinSpan } from './zipkin-reporter.ts';
 
@@ -92,6 +94,8 @@ export class ProxyTelemetry {
   private readonly tcp = new Map<string, IdentitySeries>();
   private readonly peerHeaders = new WeakMap<Cluster, string>();
   private noRoute: IdentitySeries | undefined;
+  /** Path samplings in progress (`jibe top`); empty nearly always. */
+  private samplers: PathSampler[] = [];
 
   constructor(options: ProxyTelemetryOptions) {
     this.options = options;
@@ -197,6 +201,37 @@ export class ProxyTelemetry {
       if (trace.sampled === true && this.spanSink !== undefined) this.spanSink.report(this.span(ex, trace, status, durationMs));
     }
     if (this.accessLog !== undefined) this.accessLog.write(this.accessEntry(ex, ids ?? this.identityOf(ex), status, durationMs, trace));
+    if (this.samplers.length !== 0) for (const sampler of this.samplers) sampler.record(ex, status, durationMs);
+  }
+
+  /**
+   * Counts the paths this proxy serves for `windowMs` (or until `stop()`) and
+   * answers with the busiest `limit` (`jibe top`). Undefined when
+   * MAX_TOP_SAMPLERS already run.
+   */
+  sampleTop(windowMs: number, limit: number): { done: Promise<TopReport>; stop(): void } | undefined {
+    if (this.samplers.length >= MAX_TOP_SAMPLERS) return undefined;
+    const window = Math.min(Math.max(windowMs, 1), MAX_TOP_WINDOW_MS);
+    const sampler = new PathSampler();
+    const started = performance.now();
+    this.samplers = [...this.samplers, sampler];
+    let finish: () => void = () => {};
+    const done = new Promise<TopReport>((resolve) => {
+      const timer = setTimeout(() => finish(), window);
+      timer.unref();
+      finish = () => {
+        clearTimeout(timer);
+        if (!this.samplers.includes(sampler)) return;
+        this.samplers = this.samplers.filter((s) => s !== sampler);
+        resolve(sampler.report(Math.round(performance.now() - started), limit));
+      };
+    });
+    return { done, stop: () => finish() };
+  }
+
+  /** Path samplings in progress. */
+  get activeSamplings(): number {
+    return this.samplers.length;
   }
 
   /** A TCP session got its upstream connection. */
