@@ -13,6 +13,8 @@ import { CertificateAuthority } from './ca/certificate-authority.ts';
 import { CsrSigningService } from './ca/csr-signing-service.ts';
 import { ConfigService } from './config/config-service.ts';
 import type { ConfigStore } from './config/config-store.ts';
+import { MultiConfigStore } from './config/config-store-multi.ts';
+import type { NamedConfigStore } from './config/config-store-multi.ts';
 import { DiscoveryServer } from './discovery/discovery-server.ts';
 import { ControlPlaneIdentity, controlPlaneSpiffeId, nodeIdentityProblem } from './discovery/discovery-tls.ts';
 import { JibeError } from './errors/errors.ts';
@@ -40,6 +42,11 @@ export interface ControlPlaneOptions {
   apiTlsHost?: string;
   /** Host names or IPs (optionally `:port`) VMs reach the TLS API at, written into join tokens. Default: derived from apiTlsHost. */
   advertiseAddresses?: string[];
+  /**
+   * Config store plugin name, or several comma-separated (`file,consul,kubernetes`):
+   * rules are read from all of them (the first listed wins a rule two define
+   * differently, reported as a conflict) and written to the first.
+   */
   configStore: string;
   stateStore: string;
   /** Platform registries to run; `vm` takes workload registrations. */
@@ -97,8 +104,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   try {
     const state: StateStore = await pluginNamed(container, STATE_STORE, options.stateStore).create(context);
     closers.push(() => state.close());
-    const store: ConfigStore = await pluginNamed(container, CONFIG_STORE, options.configStore).create({ ...context, state });
-    closers.push(() => store.close());
+    const store: ConfigStore = await openConfigStores(options.configStore, async (name) => pluginNamed(container, CONFIG_STORE, name).create({ ...context, state }), closers);
 
     const registry = new RegistryAggregator();
     closers.push(() => registry.stop());
@@ -120,6 +126,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
     // The CA: a root made on first start and kept in the state store (secret: 0600 on disk).
     const ca = await CertificateAuthority.open(state, { trustDomain: options.settings.trustDomain, logger: logger.child({ component: 'ca' }) });
+    // Proxies trust the bundle the discovery stream carries: pushed again when a root rotates and when an overlap ends.
+    let trustTimer: ReturnType<typeof setTimeout> | undefined;
+    const pushTrustBundle = (): void => {
+      mesh.setTrustBundle(ca.trustBundle());
+      if (trustTimer !== undefined) clearTimeout(trustTimer);
+      const next = ca.nextTrustChangeAt();
+      trustTimer = next === undefined ? undefined : setTimeout(pushTrustBundle, Math.min(Math.max(0, next.getTime() - Date.now()) + 1000, 2 ** 31 - 1));
+      trustTimer?.unref();
+    };
+    pushTrustBundle();
+    const offCaChange = ca.onChange(pushTrustBundle);
+    closers.push(() => {
+      offCaChange();
+      if (trustTimer !== undefined) clearTimeout(trustTimer);
+    });
     const workloadServiceAccount = (namespace: string, name: string) => mesh.snapshot().workloads.find((w) => w.namespace === namespace && w.name === name)?.serviceAccount;
     // Gauges read these when scraped; `discovery` exists by then.
     const metrics = new ControlPlaneMetrics({ proxies: () => discovery.status(), registrySizes: () => registry.sizes() });
@@ -168,7 +189,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       registrar,
       snapshot: () => mesh.snapshot(),
       proxies: () => discovery.status(),
-      status: () => ({ registries: registry.sizes(), dataDir: options.dataDir, conflicts: registry.conflicts() }),
+      status: () => ({
+        registries: registry.sizes(),
+        dataDir: options.dataDir,
+        conflicts: registry.conflicts(),
+        configStores: store instanceof MultiConfigStore ? store.storeNames() : [options.configStore],
+        configConflicts: store instanceof MultiConfigStore ? store.conflicts() : [],
+      }),
       certificates: { ca, signer, state, trustDomain: options.settings.trustDomain, adminToken },
       logger: logger.child({ component: 'api' }),
       metrics,
@@ -188,6 +215,26 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     return { ports: { discovery: discoveryPort, discoveryTls: discoveryTlsPort, api: apiPort, apiTls: apiTlsPort }, addonPorts, mesh, ca, close };
   } catch (err) {
     await close();
+    throw err;
+  }
+}
+
+/** One store, or a MultiConfigStore over a comma-separated list; whatever was opened is closed by `closers`. */
+async function openConfigStores(spec: string, create: (name: string) => Promise<ConfigStore>, closers: Array<() => Promise<unknown> | unknown>): Promise<ConfigStore> {
+  const names = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 1) {
+    const store = await create(names[0]);
+    closers.push(() => store.close());
+    return store;
+  }
+  const opened: NamedConfigStore[] = [];
+  try {
+    for (const name of names) opened.push({ name, store: await create(name) });
+    const multi = await MultiConfigStore.open(opened);
+    closers.push(() => multi.close());
+    return multi;
+  } catch (err) {
+    await Promise.allSettled(opened.map((o) => o.store.close()));
     throw err;
   }
 }
