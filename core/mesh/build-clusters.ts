@@ -7,6 +7,7 @@ import type { BuildContext, ClusterRequest, IndexedDestinationRule } from './bui
 import { visibleService } from './build-context.ts';
 import { applyConnectionPool, clusterProtocol, compileLoadBalancer, compileOutlierDetection, effectivePolicy } from './build-cluster-policy.ts';
 import { meshSettingsOf } from './mesh-settings.ts';
+import { compileUpstreamTls, serviceIdentities, workloadTakesMtls } from './build-tls.ts';
 import { compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo, selectorMatches, sortedRecord } from './mesh-match.ts';
 import type { Subset } from '../model/networking.ts';
 import type { ClusterResource, Endpoint, EndpointsResource, LbPolicy } from '../model/proxy-config.ts';
@@ -104,6 +105,8 @@ function buildCluster(ctx: BuildContext, req: ClusterRequest): ClusterResource {
   const outlierDetection = compileOutlierDetection(policy.outlierDetection);
   if (outlierDetection) cluster.outlierDetection = outlierDetection;
   cluster.retryBudget = { ...meshSettingsOf(ctx.snapshot).retryBudget };
+  const tls = compileUpstreamTls(policy.tls, serviceIdentities(ctx, req.host));
+  if (tls) cluster.tls = tls;
   return cluster;
 }
 
@@ -148,6 +151,7 @@ function toEndpoint(w: Workload, targetPort: number): Endpoint {
     identity: w.identity,
     platform: w.platform,
   };
+  if (workloadTakesMtls(w)) endpoint.mtlsReady = true;
   const locality = localityString(w.locality);
   if (locality) endpoint.locality = locality;
   endpoint.labels = sortedRecord(w.labels ?? {});

@@ -2,6 +2,7 @@
 // select it, a route config per port built from the VirtualServices bound to
 // those Gateways, and only the clusters those routes reach.
 import type { BuildContext, IndexedVirtualService } from './build-context.ts';
+import { compileGatewayTls } from './build-tls.ts';
 import { createBuildContext, gatewayKey } from './build-context.ts';
 import { buildRequestedClusters } from './build-clusters.ts';
 import { compileHttpRoutes } from './build-routes.ts';
@@ -28,7 +29,10 @@ export function buildGatewayConfig(snapshot: MeshSnapshot, node: ProxyNode): Pro
     if (!selectorMatches(gateway.spec?.selector, node.labels ?? {})) continue;
     const key = gatewayKey(gateway);
     for (const server of gateway.spec.servers ?? []) {
-      if (!server?.port || server.tls) continue;
+      if (!server?.port) continue;
+      // SIMPLE / MUTUAL are terminated here; PASSTHROUGH and the mesh-internal modes are not served by an HTTP listener.
+      const tlsMode = server.tls?.mode;
+      if (tlsMode !== undefined && tlsMode !== 'SIMPLE' && tlsMode !== 'MUTUAL') continue;
       if (!HTTP_SERVER_PROTOCOLS.has((server.port.protocol ?? '').toUpperCase())) continue;
       let list = byPort.get(server.port.number);
       if (!list) byPort.set(server.port.number, (list = []));
@@ -41,6 +45,9 @@ export function buildGatewayConfig(snapshot: MeshSnapshot, node: ProxyNode): Pro
     const name = `gateway|${port}`;
     // Servers sharing a port share one socket; the oldest-named Gateway's bind address decides.
     const listener: ListenerResource = { type: 'listener', name, direction: 'gateway', address: servers[0].server.bind ?? '0.0.0.0', port, protocol: 'http', routeConfig: name };
+    // One certificate per port (no SNI selection between servers): the first server with TLS decides.
+    const tls = servers.map((s) => compileGatewayTls(s.server)).find((t) => t !== undefined);
+    if (tls) listener.tls = tls;
     out.push(listener, buildPortRouteConfig(ctx, name, port, servers));
   }
   out.push(...buildRequestedClusters(ctx));

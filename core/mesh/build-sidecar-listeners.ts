@@ -170,5 +170,7 @@ export function meshResource(snapshot: MeshSnapshot): MeshResource {
   // Absent telemetry settings leave each proxy's own flags in charge.
   if (settings.accessLog !== undefined) mesh.accessLog = settings.accessLog;
   if (settings.tracing !== undefined) mesh.tracing = settings.tracing;
+  // Pushed again whenever the CA's bundle changes, so a root rotation reaches every proxy.
+  if (snapshot.trustBundle !== undefined && snapshot.trustBundle.length > 0) mesh.trustBundle = [...snapshot.trustBundle];
   return mesh;
 }

@@ -27,6 +27,7 @@ export class MeshService {
   private current: MeshSnapshot | undefined;
   private snapshotCount = 0;
   private unwatch: (() => void) | undefined;
+  private trustBundle: readonly string[] | undefined;
   private aliasConflicts: AliasConflict[] = [];
 
   constructor(store: ConfigStore, registry: RegistryAggregator, settings: MeshSettings) {
@@ -64,6 +65,14 @@ export class MeshService {
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** The CA's current roots; a changed bundle is a change of every proxy's `mesh` resource (pushed at once). */
+  setTrustBundle(bundle: readonly string[]): void {
+    const same = this.trustBundle !== undefined && this.trustBundle.length === bundle.length && this.trustBundle.every((pem, i) => pem === bundle[i]);
+    if (same) return;
+    this.trustBundle = [...bundle];
+    this.changed();
   }
 
   /** Host names a rule may route to: every registry service plus ServiceEntry hosts. */
@@ -116,6 +125,7 @@ export class MeshService {
       rateLimits: of<RateLimit>('RateLimit'),
       // Validation keeps one; should two ever be stored, the oldest decides, as for other conflicts.
       meshConfig: of<MeshConfig>('MeshConfig').filter((m) => m.metadata.namespace === this.settings.rootNamespace).sort(compareByAge)[0],
+      ...(this.trustBundle !== undefined ? { trustBundle: this.trustBundle } : {}),
     };
   }
 }

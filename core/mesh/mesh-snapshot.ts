@@ -39,6 +39,8 @@ export interface MeshSnapshot {
   rateLimits?: readonly RateLimit[];
   /** The MeshConfig of the root namespace, when one was applied; it overrides `settings`. */
   meshConfig?: MeshConfig;
+  /** PEM roots of the mesh CA (the `mesh` resource carries them to proxies); absent = none pushed. */
+  trustBundle?: readonly string[];
 }
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = {

@@ -103,7 +103,7 @@ describe('buildProxyConfig: gateway', () => {
     assert.deepEqual(vhosts.map((v) => [v.name, v.domains, v.routes.map((r) => r.name)]), [['default/older+default/newer', ['*'], ['api', 'catch-all']]]);
   });
 
-  it('listens on each HTTP server port once, at the bind address, skipping TLS and non-HTTP servers', () => {
+  it('listens on each HTTP server port once, at the bind address, terminating SIMPLE TLS and skipping non-HTTP servers', () => {
     const s = withGateways(
       [
         gateway('a', { selector: { istio: 'ingressgateway' }, servers: [httpServer(8080, ['*'], { bind: '127.0.0.1' }), { port: { number: 8443, name: 'https', protocol: 'HTTPS' }, hosts: ['*'], tls: { mode: 'SIMPLE' } }] }),
@@ -112,7 +112,9 @@ describe('buildProxyConfig: gateway', () => {
       [],
     );
     const out = buildProxyConfig(s, INGRESS);
-    assert.deepEqual(names(out, 'listener'), ['gateway|8080', 'gateway|9001']);
+    assert.deepEqual(names(out, 'listener'), ['gateway|8080', 'gateway|8443', 'gateway|9001']);
+    assert.deepEqual(find(out, 'listener', 'gateway|8443').tls, { mode: 'SIMPLE' });
+    assert.equal(find(out, 'listener', 'gateway|8080').tls, undefined);
     assert.equal(find(out, 'listener', 'gateway|8080').address, '127.0.0.1');
     assert.deepEqual(find(out, 'route', 'gateway|8080').virtualHosts, []);
     assert.deepEqual(names(out, 'cluster'), []);

@@ -271,6 +271,8 @@ describe('buildProxyConfig: sidecar clusters and endpoints', () => {
     assert.deepEqual(find(out, 'cluster', `outbound|9080|v2|${REVIEWS}`), {
       type: 'cluster', name: `outbound|9080|v2|${REVIEWS}`, service: REVIEWS, port: 9080, lbPolicy: 'ROUND_ROBIN', protocol: 'http1', subset: 'v2',
       retryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttlMs: 10_000 },
+      // Auto mTLS with secure naming: the identities the service's workloads run as.
+      tls: { mode: 'AUTO', subjectAltNames: ['spiffe://cluster.local/ns/default/sa/bookinfo-reviews'] },
     });
     assert.equal(find(out, 'cluster', `outbound|9080|v1|${REVIEWS}`).lbPolicy, 'RANDOM');
     assert.equal(find(out, 'cluster', `outbound|9080||${REVIEWS}`).lbPolicy, 'RANDOM');
