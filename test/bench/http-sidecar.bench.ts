@@ -338,18 +338,23 @@ function analysis(rows: Row[], options: Options): string {
     .map(([target, value]) => `${target} ${value}`)
     .join(', ');
   const flags = PROXY_NODE_FLAGS.map((flag) => `\`${flag}\``).join(' ');
+  const jibe = rows.find((row) => row.target === 'jibe');
+  const alt = rows.find((row) => row.target === 'jibe-alt');
+  const split = jibe?.split;
   return [
-    `Analysis: the sidecar is the compiled JS in dist/ started with ${flags} (proxy/proxy-node-flags.ts, as \`jibe up\` starts its proxies).`,
-    `Memory: about 45–50 MB of any Node proxy's VmRSS is the node binary's own code pages (RssFile; shared by every Node process on a host, counted in each one's RSS): a bare \`node\` idles at 43 MB, the sidecar at 60 MB of which 16 MB is private.`,
-    'Under load V8 grows the young generation to 8–16 MB per semi-space and the concurrent compiler and GC threads keep their malloc arenas: 85–94 MB without flags; the flags hold it at about 73 MB (private ≈ 21 MB) at unchanged rps per core.',
-    '`jibe proxy` from the CLI also loads gRPC (grpc-js, proto-loader parsing the .proto at start, http2, tls, zlib) and commander: it idles 20 MB above this runner.',
+    `Analysis: the sidecar is \`jibe proxy\` from dist/ started with ${flags} (proxy/proxy-node-flags.ts, as \`jibe up\` starts its proxies), fed by a real \`jibe control-plane\` over the discovery stream.`,
+    split === undefined
+      ? ''
+      : `Memory: its max VmRSS at ${options.qps} rps, ${mb(jibe?.rss)} MB, is ${mb(split.rssAnon)} MB private (RssAnon: JS heap, malloc, stacks) and ${mb(split.rssFile)} MB file pages (RssFile), almost all of them the node binary's own code and read-only data, shared by every Node process on the host (PSS ${mb(split.pss)} MB: shared pages divided among the processes mapping them, so it depends on what else runs). A bare \`node\` idles at ≈43 MB VmRSS, ≈35 MB of it RssFile; a proxy touches ≈16 MB more of the binary (V8's optimizing compiler, http/tls/http2 and their JS sources), which no JS-side cut removes.`,
+    alt === undefined || alt.rss === undefined
+      ? ''
+      : `The jibe-alt row is the same sidecar with ${options.altProxyFlags.map((flag) => `\`${flag}\``).join(' ') || 'no flags'}: the difference between the two rows is what the flag change saves or costs, measured side by side.`,
     `Latency: proxy CPU per request at ${options.qps} rps is ${cost || 'not measured'}.`,
     options.uniform
       ? 'The connections were staggered (`-uniform`), so requests rarely queue behind each other in the proxy.'
-      : `Without \`-uniform\` fortio fires all ${options.connections} connections at the same instant, so a proxy drains bursts of ${options.connections} requests and the median request waits behind about half of them: added p50 ≈ ${options.connections / 2} × the CPU per request${burstEstimate(rows.find((row) => row.target === 'jibe'), options.connections)}.`,
-    'Both sides run on raw sockets (proxy/http1: Jibe\'s own request and response parsers, keep-alive pool and connection handling) instead of node:http\'s server and client; the bare node:http row shows what those layers cost (upstream on raw sockets: 0.34× → 0.60× nginx per core; downstream too: added p50 0.44 → 0.26 ms).',
-    'RSS < 60 MB is out of reach for a Node process carrying gRPC while VmRSS counts the shared binary pages; private memory (RssAnon or PSS) is the figure a host pays per sidecar.',
-  ].join(' ');
+      : `Without \`-uniform\` fortio fires all ${options.connections} connections at the same instant, so a proxy drains bursts of ${options.connections} requests and the median request waits behind about half of them: added p50 ≈ ${options.connections / 2} × the CPU per request${burstEstimate(jibe, options.connections)}.`,
+    'Both sides run on raw sockets (proxy/http1: Jibe\'s own request and response parsers, keep-alive pool and connection handling) instead of node:http\'s server and client; the bare node:http row shows what those layers cost.',
+  ].filter(Boolean).join(' ');
 }
 
 function versionOf(command: string, args: string[]): string {
@@ -499,10 +504,10 @@ export async function run(argv: string[]): Promise<void> {
       '',
       `Date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · Node ${process.version} · ${versionOf(nginxBinary, ['-v'])} · fortio ${versionOf(fortio, ['version'])} · commit ${gitRevision()}`,
       '',
-      `Setup: fortio server (upstream, \`/echo?size=1024\`) and \`fortio load\` pinned to core ${LOAD_CPUS}; nginx (1 worker, upstream keepalive 32) and the Jibe sidecar (compiled dist/, \`${PROXY_NODE_FLAGS.join(' ')}\`) pinned to core ${PROXY_CPUS}. ` +
+      `Setup: fortio server (upstream, \`/echo?size=1024\`) and \`fortio load\` pinned to core ${LOAD_CPUS}; nginx (1 worker, upstream keepalive 32) and the Jibe sidecar (\`node ${PROXY_NODE_FLAGS.join(' ')} dist/cli/jibe.js proxy\`, fed by \`dist/cli/jibe.js control-plane\` on core ${LOAD_CPUS} with the upstream registered as a workload) pinned to core ${PROXY_CPUS}. ` +
         `${options.connections} keep-alive connections; max rps = \`-qps 0\` for ${options.throughputSeconds} s; latency = \`-qps ${options.qps}\` for ${options.latencySeconds} s with \`-r 0.00005\`${options.uniform ? ' and `-uniform` (connections staggered)' : ' (no `-uniform`: the connections fire together, so each target drains bursts of ' + options.connections + ' requests)'}; ` +
         `${options.warmupSeconds} s warm-up per target at the fixed rate; targets interleaved, fixed-rate phase before the max-rate phase; ${options.rounds === 1 ? 'one round' : `median of ${options.rounds} rounds (ratios and added latency taken within each round, then the median)`}. ` +
-        'RSS is the max of VmRSS sampled every 100 ms (nginx: master + worker; at the fixed rate: first round only, before any max-rate load); CPU is the proxy\'s CPU time over wall time (100 % = its core is saturated; below that, the load generator\'s core limits max rps).',
+        'RSS is the max of VmRSS sampled every 100 ms, with RssAnon / RssFile of that sample and the max PSS (smaps_rollup, every 500 ms) (nginx: master + worker; at the fixed rate: first round only, before any max-rate load); CPU is the proxy\'s CPU time over wall time (100 % = its core is saturated; below that, the load generator\'s core limits max rps).',
       '',
       table,
       '',
