@@ -24,6 +24,7 @@ export function registerProxy(program: Command): void {
     .option('--sniff-timeout <ms>', 'protocol detection wait for undeclared ports, ms', parsePositiveMs, 100)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--metrics-port <port|off>', 'Prometheus endpoint /stats/prometheus (default 15090 when free; the admin port serves it too)', parsePortOrOff)
+    .option('--no-metrics', 'record no Istio metrics (the metrics endpoint serves none); for measuring their cost')
     .option('--access-log <format>', 'one line per request on stdout: json, text or off (a MeshConfig accessLog overrides it)', 'off')
     .option('--zipkin <host:port>', 'report trace spans to this Zipkin collector (a MeshConfig tracing overrides it)')
     .option('--trace-sampling <percent>', 'percentage of new traces sampled, 0-100 (Istio default 1)', parsePercent, 1)
@@ -57,6 +58,7 @@ export function registerProxy(program: Command): void {
         metricsPort: opts.metricsPort === undefined && !process.argv.includes('--metrics-port') ? 15090 : portOrUndefined(opts.metricsPort),
         metricsPortOptional: !process.argv.includes('--metrics-port'),
         telemetry: {
+          metrics: opts.metrics !== false,
           accessLog: parseAccessLog(opts.accessLog),
           tracing: opts.zipkin !== undefined ? { sampling: opts.traceSampling, zipkinAddress: opts.zipkin } : undefined,
         },

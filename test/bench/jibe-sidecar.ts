@@ -57,6 +57,8 @@ export interface SidecarOptions {
   timeoutMs?: number;
   /** Istio port name of the upstream service (`http` by default; `grpc`/`http2` make the cluster speak HTTP/2). */
   portName?: string;
+  /** Extra `jibe proxy` flags (Jibe only), e.g. `--access-log json`. */
+  proxyArgs?: string[];
 }
 
 /** Starts the Jibe sidecar with its control plane (or, with kind 'node-http', the reference proxy) and waits until it serves. */
@@ -100,7 +102,7 @@ export async function startJibeSidecar(options: SidecarOptions): Promise<JibeSid
     args: [
       ...(options.proxyFlags ?? PROXY_NODE_FLAGS), ...(options.nodeArgs ?? []), JIBE_JS, 'proxy',
       '--workload', CLIENT_WORKLOAD, '--namespace', 'default', '--discovery', `127.0.0.1:${discoveryPort}`,
-      '--outbound-port', '0', '--admin-port', '0', '--log-level', 'info',
+      '--outbound-port', '0', '--admin-port', '0', '--log-level', 'info', ...(options.proxyArgs ?? []),
     ],
     onStdout(chunk) {
       stdout += chunk;
