@@ -2,12 +2,15 @@
 // blocking queries, as services and workloads of the mesh.
 //
 // Two blocking queries per datacenter tell what changed, whatever the catalog's
-// size: `/v1/catalog/services` (names and tags: services that appear, vanish or
-// are retagged) and `/v1/health/state/any` (every check: which services' health
-// or instances changed). Only the services they name are read again, from
-// `/v1/health/service/<name>`, with bounded concurrency. A catalog change that
-// neither explains (an instance without checks registered or moved) rereads
-// every service, as does a periodic resync and every recovery from an outage.
+// size. `/v1/health/state/any?filter=Status != "passing"` carries only failing
+// checks, so a health flap costs a small answer even with 10,000 instances; its
+// diff names the services to reread. `/v1/catalog/services` wakes when instances
+// come, go or move: its names and tags, plus one read of every check, say which
+// services changed. Only those are read again (`/v1/health/service/<name>`, with
+// bounded concurrency). Instances without checks are invisible to the check diff,
+// so a catalog change nothing explains rereads every service at once, and any
+// other catalog change is followed by a full reread once the catalog has been
+// quiet for 2 s (bursts cost one); so do a periodic resync and every recovery.
 //
 // Failure: a loop that errors backs off with jitter and never spins; the mesh
 // keeps the last view while Consul is away (proxies keep their endpoints) and
@@ -45,6 +48,8 @@ export interface ConsulRegistryOptions {
   concurrency?: number;
   /** Full reread now and then, as a safety net; 0 = never. */
   resyncIntervalMs?: number;
+  /** Quiet time after a catalog change before the full reread that catches instances without checks. */
+  catalogSettleMs?: number;
   /** Consul service names that are not mesh services (Consul's own server service by default). */
   ignoreServices?: string[];
   logger?: RegistryLogger;
@@ -58,16 +63,22 @@ interface Datacenter {
   entries: Map<string, ConsulHealthEntry[]>;
   /** Destination service name → sidecar service names that front its instances. */
   sidecarsFor: Map<string, Set<string>>;
-  /** Consul service name → fingerprint of its checks; node name → fingerprint of its node checks. */
-  servicePrints: Map<string, string>;
-  nodePrints: Map<string, string>;
+  /** Fingerprints of every check (read on catalog changes) and of the failing ones (the health loop). */
+  allChecks: CheckPrints;
+  failingChecks: CheckPrints;
   pending: { names: Set<string>; full: boolean };
   running: Promise<void> | undefined;
-  /** Raft index of the last health answer: a catalog change at an index the checks also changed at is explained by their diff. */
-  healthIndex: number;
-  /** Catalog index of a change the tags did not explain; 0 = none pending. */
-  unexplainedIndex: number;
+  settleTimer: NodeJS.Timeout | undefined;
 }
+
+/** Consul service name → fingerprint of its checks; node name → fingerprint of its node checks. */
+interface CheckPrints {
+  services: Map<string, string>;
+  nodes: Map<string, string>;
+}
+
+/** Consul's filter for the health loop: only failing checks travel, however large the catalog. */
+const FAILING = 'Status != "passing"';
 
 const NOOP_LOGGER: RegistryLogger = { debug() {}, info() {}, warn() {} };
 
@@ -99,6 +110,7 @@ export class ConsulRegistry implements PlatformRegistry {
       minIntervalMs: options.minIntervalMs ?? 50,
       concurrency: options.concurrency ?? 16,
       resyncIntervalMs: options.resyncIntervalMs ?? 300_000,
+      catalogSettleMs: options.catalogSettleMs ?? 2_000,
       ignoreServices: options.ignoreServices ?? ['consul'],
     };
     const dcs = options.datacenters?.length ? options.datacenters : [undefined];
@@ -108,12 +120,11 @@ export class ConsulRegistry implements PlatformRegistry {
       tags: {},
       entries: new Map(),
       sidecarsFor: new Map(),
-      servicePrints: new Map(),
-      nodePrints: new Map(),
+      allChecks: { services: new Map(), nodes: new Map() },
+      failingChecks: { services: new Map(), nodes: new Map() },
       pending: { names: new Set(), full: false },
       running: undefined,
-      healthIndex: 0,
-      unexplainedIndex: 0,
+      settleTimer: undefined,
     }));
   }
 
@@ -137,6 +148,7 @@ export class ConsulRegistry implements PlatformRegistry {
   async stop(): Promise<void> {
     this.listener = undefined;
     clearInterval(this.resyncTimer);
+    for (const dc of this.datacenters) clearTimeout(dc.settleTimer);
     this.abort.abort();
     await Promise.allSettled([...this.loops, ...this.datacenters.map((dc) => dc.running)]);
   }
@@ -161,30 +173,40 @@ export class ConsulRegistry implements PlatformRegistry {
       this.client.get<ConsulCheck[]>('/v1/health/state/any', { query: this.query(dc), signal: this.signal }),
     ]);
     dc.tags = catalog.body ?? {};
-    this.fingerprintChecks(dc, health.body ?? []);
+    const checks = health.body ?? [];
+    this.diffChecks(dc, 'allChecks', checks);
+    this.diffChecks(dc, 'failingChecks', checks.filter((c) => c.Status !== 'passing'));
     const names = Object.keys(dc.tags).filter((n) => !this.options.ignoreServices.includes(n));
     await this.refreshNames(dc, new Set([...names, ...dc.entries.keys()]));
     return { catalog: catalog.index ?? 0, health: health.index ?? 0 };
   }
 
   private async catalogLoop(dc: Datacenter, startIndex: number): Promise<void> {
-    await this.follow(dc, '/v1/catalog/services', startIndex, (body: ConsulServiceList | undefined, resync, index) => {
+    await this.follow(dc, '/v1/catalog/services', startIndex, {}, async (body: ConsulServiceList | undefined, resync) => {
       const next = body ?? {};
       const dirty = new Set<string>();
       for (const name of new Set([...Object.keys(next), ...Object.keys(dc.tags)])) {
         if (!isDeepStrictEqual(next[name], dc.tags[name])) dirty.add(name);
       }
       dc.tags = next;
-      // Instances changed somewhere too, unless their checks changed in the same write (the health loop says where).
-      if (!resync) dc.unexplainedIndex = Math.max(dc.unexplainedIndex, index);
-      this.schedule(dc, dirty, resync);
+      if (resync) return this.schedule(dc, dirty, true);
+      // Instances came, went or moved: their checks say which services (one read of every check, only on catalog changes).
+      const checks = await this.client.get<ConsulCheck[]>('/v1/health/state/any', { query: this.query(dc), signal: this.signal });
+      for (const name of this.diffChecks(dc, 'allChecks', checks.body ?? [])) dirty.add(name);
+      // Instances without checks are invisible to that diff, and a burst of writes arrives as one
+      // answer: unless nothing explains the change (then at once), a full read follows once the catalog settles.
+      this.schedule(dc, dirty, dirty.size === 0);
+      clearTimeout(dc.settleTimer);
+      if (dirty.size > 0) {
+        dc.settleTimer = setTimeout(() => this.schedule(dc, [], true), this.options.catalogSettleMs);
+        dc.settleTimer.unref();
+      }
     });
   }
 
   private async healthLoop(dc: Datacenter, startIndex: number): Promise<void> {
-    await this.follow(dc, '/v1/health/state/any', startIndex, (body: ConsulCheck[] | undefined, resync, index) => {
-      dc.healthIndex = index;
-      this.schedule(dc, this.fingerprintChecks(dc, body ?? []), resync);
+    await this.follow(dc, '/v1/health/state/any', startIndex, { filter: FAILING }, (body: ConsulCheck[] | undefined, resync) => {
+      this.schedule(dc, this.diffChecks(dc, 'failingChecks', body ?? []), resync);
     });
   }
 
@@ -193,21 +215,27 @@ export class ConsulRegistry implements PlatformRegistry {
    * `onChange`, backs off on errors, and after an outage or an index reset
    * asks for a full resync.
    */
-  private async follow<T>(dc: Datacenter, path: string, startIndex: number, onChange: (body: T | undefined, resync: boolean, index: number) => void): Promise<void> {
+  private async follow<T>(
+    dc: Datacenter,
+    path: string,
+    startIndex: number,
+    query: Record<string, string>,
+    onChange: (body: T | undefined, resync: boolean) => void | Promise<void>,
+  ): Promise<void> {
     let index = startIndex;
     let failures = 0;
     let resync = false;
     while (!this.signal.aborted) {
       const started = Date.now();
       try {
-        const response = await this.client.blockingGet<T>(path, index, this.options.waitMs, { query: this.query(dc), signal: this.signal });
+        const response = await this.client.blockingGet<T>(path, index, this.options.waitMs, { query: { ...this.query(dc), ...query }, signal: this.signal });
         const next = nextIndex(index, response.index);
         if (failures > 0) this.logger.info({ datacenter: dc.label, path }, 'Consul answers again; resynchronizing');
         failures = 0;
         if (next.reset && index > 0) resync = true;
         if (next.index !== index || resync) {
+          await onChange(response.body, resync);
           index = next.index;
-          onChange(response.body, resync, index);
           resync = false;
         }
         // A reset index reads everything again at once; otherwise pace the loop.
@@ -224,8 +252,8 @@ export class ConsulRegistry implements PlatformRegistry {
     }
   }
 
-  /** Updates the check fingerprints; returns the services whose checks (or whose nodes' checks) changed. */
-  private fingerprintChecks(dc: Datacenter, checks: ConsulCheck[]): Set<string> {
+  /** Updates one set of check fingerprints; returns the services whose checks (or whose nodes' checks) changed. */
+  private diffChecks(dc: Datacenter, which: 'allChecks' | 'failingChecks', checks: ConsulCheck[]): Set<string> {
     const services = new Map<string, string[]>();
     const nodes = new Map<string, string[]>();
     for (const c of checks) {
@@ -242,10 +270,13 @@ export class ConsulRegistry implements PlatformRegistry {
       for (const key of new Set([...previous.keys(), ...prints.keys()])) if (previous.get(key) !== prints.get(key)) changed(key);
       return prints;
     };
-    dc.servicePrints = diff(dc.servicePrints, services, (name) => dirty.add(name));
-    dc.nodePrints = diff(dc.nodePrints, nodes, (node) => {
-      for (const [name, entries] of dc.entries) if (entries.some((e) => e.Node?.Node === node)) dirty.add(name);
-    });
+    const previous = dc[which];
+    dc[which] = {
+      services: diff(previous.services, services, (name) => dirty.add(name)),
+      nodes: diff(previous.nodes, nodes, (node) => {
+        for (const [name, entries] of dc.entries) if (entries.some((e) => e.Node?.Node === node)) dirty.add(name);
+      }),
+    };
     return dirty;
   }
 
@@ -266,12 +297,10 @@ export class ConsulRegistry implements PlatformRegistry {
     // Let the other loop's answer for the same raft write arrive, so one change is one pass.
     await sleep(10, this.signal);
     let failures = 0;
-    while (!this.signal.aborted && (dc.pending.full || dc.pending.names.size > 0 || dc.unexplainedIndex > 0)) {
-      // A catalog write with no check change at its index touched instances without checks: only a full read finds them.
-      const full = dc.pending.full || (dc.unexplainedIndex > 0 && dc.healthIndex < dc.unexplainedIndex);
+    while (!this.signal.aborted && (dc.pending.full || dc.pending.names.size > 0)) {
+      const full = dc.pending.full;
       const names = full ? new Set([...Object.keys(dc.tags).filter((n) => !this.options.ignoreServices.includes(n)), ...dc.entries.keys()]) : new Set(dc.pending.names);
       dc.pending = { names: new Set(), full: false };
-      dc.unexplainedIndex = 0;
       try {
         await this.refreshNames(dc, names);
         failures = 0;

@@ -134,7 +134,10 @@ export async function run(argv: string[]): Promise<void> {
       const body = (await res.json()) as { proxies: Array<{ id: string; syncedVersion?: string }> };
       return Number(body.proxies.find((p) => p.id === 'sidecar~client.default')?.syncedVersion ?? 0);
     };
+    started = performance.now();
     while ((await syncedVersion()) < mesh.snapshot().version) await delay(20);
+    const proxySyncMs = performance.now() - started;
+    log(`sidecar with every service synced in ${proxySyncMs.toFixed(0)} ms`);
 
     const toMesh: number[] = [];
     const toProxy: number[] = [];
@@ -151,6 +154,7 @@ export async function run(argv: string[]): Promise<void> {
       const version = mesh.snapshot().version;
       while ((await syncedVersion()) < version) await delay(5);
       toProxy.push(performance.now() - t0);
+      if ((c + 1) % 10 === 0) log(`${c + 1}/${changes} changes; last: mesh ${toMesh[c].toFixed(0)} ms, sidecar ${toProxy[c].toFixed(0)} ms`);
       // Flip it back outside the measurement, so every change starts from all-passing.
       await txn(client, [checkOp(s, i, 'passing')]);
       while (!present()) await delay(2);
