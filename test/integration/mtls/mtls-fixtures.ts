@@ -79,7 +79,7 @@ export interface ClientSide {
   identity: MeshIdentity | undefined;
   lines: Array<Record<string, unknown>>;
   /** Routes `reviews` to `endpoint` with `tls` on the cluster. */
-  configure(endpoint: Partial<Endpoint>, tls?: ClusterResource['tls'], protocol?: ClusterResource['protocol']): Promise<void>;
+  configure(endpoint: Partial<Endpoint>, tls?: ClusterResource['tls'], protocol?: ClusterResource['protocol'], extra?: Partial<ClusterResource>): Promise<void>;
 }
 
 export async function startClientSide(cert: WorkloadCertificate | undefined): Promise<ClientSide> {
@@ -90,11 +90,11 @@ export async function startClientSide(cert: WorkloadCertificate | undefined): Pr
     proxy,
     identity,
     lines,
-    configure: (endpoint, tls, protocol = 'http1') =>
+    configure: (endpoint, tls, protocol = 'http1', extra = {}) =>
       proxy.apply(
         fullUpdate([
           routeConfig('outbound', [vhost('reviews', ['reviews', 'reviews:80'], [route('default', [], toCluster('reviews'))])]),
-          cluster('reviews', 'ROUND_ROBIN', { protocol, ...(tls !== undefined ? { tls } : {}) }),
+          cluster('reviews', 'ROUND_ROBIN', { protocol, ...(tls !== undefined ? { tls } : {}), ...extra }),
           endpoints('reviews', [{ address: '127.0.0.1', healthy: true, ...endpoint }]),
         ]),
       ),
