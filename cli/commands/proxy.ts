@@ -1,5 +1,7 @@
 // `jibe proxy`: runs a sidecar or a gateway proxy fed by the discovery stream.
 import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import type { RunningIdentity } from '../../proxy/identity/identity-source.ts';
 import { collect, parseLabels, parsePort, parsePortMap, parsePortOrOff, portOrUndefined } from '../options.ts';
 import { waitForSignal } from './control-plane.ts';
 
@@ -28,6 +30,13 @@ export function registerProxy(program: Command): void {
     .option('--access-log <format>', 'one line per request on stdout: json, text or off (a MeshConfig accessLog overrides it)', 'off')
     .option('--zipkin <host:port>', 'report trace spans to this Zipkin collector (a MeshConfig tracing overrides it)')
     .option('--trace-sampling <percent>', 'percentage of new traces sampled, 0-100 (Istio default 1)', parsePercent, 1)
+    .option('--bootstrap-token-file <file>', 'obtain the workload certificate with this bootstrap token (jibe up); the key stays in memory')
+    .option('--api <url>', 'control plane API for certificates (with --bootstrap-token-file)', 'http://127.0.0.1:15014')
+    .option('--service-account <name>', 'service account the certificate names (default: the workload name; gateways: ingressgateway)')
+    .option('--trust-domain <domain>', 'trust domain of the mesh', 'cluster.local')
+    .option('--cert-dir <dir>', 'use the certificate a node agent keeps in this dir (cert-chain.pem, key.pem, root-cert.pem); env JIBE_PROXY_CERT_DIR')
+    .option('--discovery-tls', 'connect to discovery over TLS, presenting the workload certificate (default when the port is 15012)')
+    .option('--control-plane-id <spiffeId>', "the control plane's SPIFFE ID checked on TLS discovery (default spiffe://<trust-domain>/ns/jibe-system/sa/jibe-control-plane); env JIBE_CONTROL_PLANE_ID")
     .action(async (opts) => {
       const { pino } = await import('pino');
       const { startProxy } = await import('../../proxy/proxy.ts');
@@ -36,7 +45,13 @@ export function registerProxy(program: Command): void {
       if (type === 'sidecar' && !opts.workload) throw new Error('a sidecar needs --workload (the workload it fronts)');
       const labels = type === 'gateway' && Object.keys(opts.labels).length === 0 ? { istio: 'ingressgateway' } : opts.labels;
       const logger = pino({ level: opts.logLevel, base: { component: 'proxy', workload: opts.workload ?? 'gateway' } });
+      const source = await startIdentitySource(opts, type, logger);
+      const discoveryTls = opts.discoveryTls === true || /:15012$/.test(opts.discovery);
+      if (discoveryTls && source === undefined) throw new Error('discovery over TLS (port 15012 or --discovery-tls) needs a certificate: pass --bootstrap-token-file or --cert-dir');
+      const controlPlaneId: string = opts.controlPlaneId ?? process.env.JIBE_CONTROL_PLANE_ID ?? `spiffe://${opts.trustDomain}/ns/jibe-system/sa/jibe-control-plane`;
       const proxy = await startProxy({
+        identity: source?.identity,
+        discoveryTls: discoveryTls ? { controlPlaneId } : undefined,
         node: {
           id: opts.id ?? `${type}~${opts.workload ?? 'ingressgateway'}.${opts.namespace}`,
           type,
@@ -67,7 +82,23 @@ export function registerProxy(program: Command): void {
       logger.info({ ports: proxy.ports }, 'proxy started');
       await waitForSignal();
       await proxy.close();
+      source?.stop();
     });
+}
+
+/** The proxy's certificate: from a bootstrap token, a cert dir, or none (plaintext only). */
+async function startIdentitySource(
+  opts: { bootstrapTokenFile?: string; certDir?: string; api: string; serviceAccount?: string; trustDomain: string; namespace: string; workload?: string },
+  type: 'sidecar' | 'gateway',
+  logger: Logger,
+): Promise<RunningIdentity | undefined> {
+  const certDir = opts.certDir ?? process.env.JIBE_PROXY_CERT_DIR;
+  if (opts.bootstrapTokenFile === undefined && certDir === undefined) return undefined;
+  if (opts.bootstrapTokenFile !== undefined && certDir !== undefined) throw new Error('pass either --bootstrap-token-file or --cert-dir, not both');
+  const { identityFromToken, identityFromCertDir } = await import('../../proxy/identity/identity-source.ts');
+  if (certDir !== undefined) return identityFromCertDir(certDir, logger);
+  const serviceAccount = opts.serviceAccount ?? (type === 'gateway' ? 'ingressgateway' : opts.workload!);
+  return identityFromToken({ tokenFile: opts.bootstrapTokenFile!, apiBase: opts.api, spiffeId: `spiffe://${opts.trustDomain}/ns/${opts.namespace}/sa/${serviceAccount}`, logger });
 }
 
 function parsePercent(value: string): number {
