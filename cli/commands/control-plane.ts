@@ -28,7 +28,7 @@ export function registerControlPlane(program: Command): void {
     .option('--consul-datacenters <list>', "Consul datacenters to take services from, comma-separated (default: the agent's own)")
     .option('--consul-kv-prefix <path>', 'Consul KV prefix of the consul config and state stores', 'jibe')
     .option('--consul-namespace <name>', 'mesh namespace of Consul services that name none (Meta jibe-namespace)', 'default')
-    .option('--consul-include-unhealthy', 'keep Consul instances with failing checks as unhealthy endpoints instead of leaving them out')
+    .option('--consul-warning-healthy', "count Consul checks in state warning as healthy (Consul DNS's default); otherwise only passing instances get traffic")
     .option('--consul-secret-key-file <file>', 'encrypt secret state (the CA key) in Consul KV with a key derived from this file (same file on every replica)')
     .option('--kubeconfig <file>', 'kubeconfig of the cluster for the kubernetes platform and stores (default KUBECONFIG_JIBE, then KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--kube-context <name>', 'kubeconfig context to use (default: its current context)')
@@ -63,7 +63,7 @@ export function registerControlPlane(program: Command): void {
             datacenters: opts.consulDatacenters,
             kvPrefix: opts.consulKvPrefix,
             namespace: opts.consulNamespace,
-            includeUnhealthy: opts.consulIncludeUnhealthy === true,
+            warningIsHealthy: opts.consulWarningHealthy === true,
             secretKeyFile: opts.consulSecretKeyFile,
           },
           kubernetes: {

@@ -27,11 +27,18 @@ export interface ConsulConvertOptions {
   trustDomain: string;
   /** Namespace of services that name none (Consul OSS has no namespaces). */
   namespace: string;
-  /** true (default): instances with any non-passing check are not endpoints; false: they are, marked unhealthy. */
-  onlyPassing: boolean;
+  /**
+   * Whether a `warning` check still counts as healthy (Consul DNS's default). Otherwise
+   * only instances whose checks all pass are healthy endpoints. Instances that are not
+   * stay in the mesh, marked unhealthy: proxies never route to them, and their own
+   * sidecar can still get its config (and so start passing its check).
+   */
+  warningIsHealthy: boolean;
+  /** Retired (non-passing instances are always kept, unhealthy); accepted so older callers still compile. */
+  onlyPassing?: boolean;
 }
 
-export const DEFAULT_CONVERT_OPTIONS: ConsulConvertOptions = { domain: 'cluster.local', trustDomain: 'cluster.local', namespace: 'default', onlyPassing: true };
+export const DEFAULT_CONVERT_OPTIONS: ConsulConvertOptions = { domain: 'cluster.local', trustDomain: 'cluster.local', namespace: 'default', warningIsHealthy: false };
 
 /** Meta keys Jibe reads itself; they are not copied to labels. */
 export const META_NAMESPACE = 'jibe-namespace';
@@ -70,9 +77,9 @@ export function isJibeSidecar(entry: ConsulHealthEntry): boolean {
   return entry.Service.Kind === 'connect-proxy' && entry.Service.Meta?.[META_SIDECAR] === 'true' && !!entry.Service.Proxy?.DestinationServiceID;
 }
 
-/** Whether every check of the entry (node checks included, as Consul's `?passing`) passes. */
-export function isPassing(checks: readonly ConsulCheck[] | null | undefined): boolean {
-  for (const c of checks ?? []) if (c.Status !== 'passing') return false;
+/** Whether every check of the entry (node checks included, as Consul's `?passing`) passes (or warns, when allowed). */
+export function isPassing(checks: readonly ConsulCheck[] | null | undefined, warningIsHealthy = false): boolean {
+  for (const c of checks ?? []) if (c.Status !== 'passing' && !(warningIsHealthy && c.Status === 'warning')) return false;
   return true;
 }
 
@@ -133,7 +140,7 @@ export function toWorkload(entry: ConsulHealthEntry, sidecar: ConsulHealthEntry 
 
   const datacenter = node.Datacenter ?? '';
   const hostname = canonicalHost(name, namespace, options.domain);
-  let passing = isPassing(entry.Checks);
+  let passing = isPassing(entry.Checks, options.warningIsHealthy);
   const workload: Workload = {
     name: workloadName(s.ID, node.Node, datacenter),
     namespace,
@@ -152,7 +159,7 @@ export function toWorkload(entry: ConsulHealthEntry, sidecar: ConsulHealthEntry 
     // With traffic capture peers dial the app port and the node redirects it; else they dial the sidecar's own port.
     workload.proxy = sidecar.Service.Meta?.[META_CAPTURE] === 'true' ? {} : { inboundPorts: { [appPort]: sidecar.Service.Port } };
     // Traffic goes through the sidecar: a sidecar that is down makes the instance unreachable.
-    passing &&= isPassing(sidecar.Checks);
+    passing &&= isPassing(sidecar.Checks, options.warningIsHealthy);
   }
   if (!passing) workload.health = 'unhealthy';
   return { workload, hostname, port: { name: portName(protocol, servicePort), port: servicePort, protocol }, passing };
@@ -194,7 +201,6 @@ export function toService(entries: readonly ConsulHealthEntry[], sidecars: Reado
       services.set(hostname, service);
     }
     if (!service.ports.some((p) => p.port === port.port)) service.ports.push(port);
-    if (!parsed.passing && options.onlyPassing) continue;
     workloads.set(key, workload);
   }
   for (const service of services.values()) service.ports.sort((a, b) => a.port - b.port);

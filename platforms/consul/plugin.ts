@@ -19,8 +19,8 @@ export interface ConsulPluginOptions {
   kvPrefix?: string;
   /** Namespace of Consul services that name none; default `default`. */
   namespace?: string;
-  /** Instances with failing checks: left out (default) or kept as unhealthy endpoints. */
-  includeUnhealthy?: boolean;
+  /** A `warning` check counts as healthy (Consul DNS's default); otherwise only `passing` does. */
+  warningIsHealthy?: boolean;
   /** Seals secret state values (the CA key) with a key derived from this file; without it they rely on ACLs. */
   secretKeyFile?: string;
 }
@@ -35,7 +35,7 @@ export function consulOptions(context: PluginContext): ConsulPluginOptions {
     datacenters: Array.isArray(list) ? list.map(String).filter(Boolean) : typeof list === 'string' ? list.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
     kvPrefix: text('kvPrefix'),
     namespace: text('namespace'),
-    includeUnhealthy: raw.includeUnhealthy === true,
+    warningIsHealthy: raw.warningIsHealthy === true,
     secretKeyFile: text('secretKeyFile'),
   };
 }
@@ -55,7 +55,7 @@ export const consulRegistryPlugin: Plugin<PlatformRegistry> = {
         domain: context.settings.domain,
         trustDomain: context.settings.trustDomain,
         namespace: options.namespace ?? 'default',
-        onlyPassing: !options.includeUnhealthy,
+        warningIsHealthy: options.warningIsHealthy === true,
       },
       datacenters: options.datacenters,
       logger: context.logger?.child({ platform: 'consul' }),

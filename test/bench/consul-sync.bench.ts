@@ -145,7 +145,7 @@ export async function run(argv: string[]): Promise<void> {
       const s = (c * 37) % services;
       const i = c % perService;
       const id = `svc-${s}-${i}.${nodeOf(s, i)}.${agent.datacenter}`;
-      const present = () => mesh.snapshot().workloads.some((w) => w.name === id);
+      const present = () => mesh.snapshot().workloads.some((w) => w.name === id && w.health === 'healthy');
       const goingDown = present();
       const t0 = performance.now();
       await txn(client, [checkOp(s, i, goingDown ? 'critical' : 'passing')]);
@@ -169,7 +169,7 @@ export async function run(argv: string[]): Promise<void> {
       const body = [
         `Command: \`node_modules/.bin/node --expose-gc test/bench/run.ts consul-sync\` (${new Date().toISOString().slice(0, 10)}; ${machineDescription()}).`,
         '',
-        `Consul ${agent.datacenter} dev agent (real, in memory) with ${services} services × ${perService} instances on ${NODES} nodes, each instance with a check; the control plane runs the vm and consul platforms in one process, plus one sidecar that is a client of every service (its config carries all ${services * perService} endpoints). ${changes} health changes, each a check going critical (the instance leaves the endpoints) measured from the catalog write to the change being visible.`,
+        `Consul ${agent.datacenter} dev agent (real, in memory) with ${services} services × ${perService} instances on ${NODES} nodes, each instance with a check; the control plane runs the vm and consul platforms in one process, plus one sidecar that is a client of every service (its config carries all ${services * perService} endpoints). ${changes} health changes, each a check going critical (the instance's endpoint turns unhealthy) measured from the catalog write to the change being visible.`,
         '',
         '| Figure | Value | Target |',
         '| --- | --- | --- |',

@@ -141,9 +141,9 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     assert.equal(w.address, '127.0.0.1');
     assert.equal(w.locality?.region, agent.datacenter);
 
-    // Health flap: a failing check takes the instance out; passing again brings it back.
+    // Health flap: a failing check makes the instance unhealthy (no traffic); passing again brings it back.
     app.healthy = false;
-    await waitUntil('ratings-v1 out after its check fails', async () => ((await names()).some((n) => n.startsWith('ratings-v1.')) ? undefined : true));
+    await waitUntil('ratings-v1 unhealthy after its check fails', async () => ((await names()).includes(`ratings-v1.${node}:unhealthy`) ? true : undefined));
     assert.ok(await service(RATINGS), 'the service stays while it has no healthy instance');
     app.healthy = true;
     await waitUntil('ratings-v1 back after its check passes', async () => ((await names()).includes(`ratings-v1.${node}:healthy`) ? true : undefined));

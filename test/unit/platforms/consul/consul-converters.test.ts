@@ -17,7 +17,7 @@ function sidecarsOf(entries: ConsulHealthEntry[]): Map<string, ConsulHealthEntry
 }
 
 describe('Consul converters', () => {
-  it('ratings: labels from tags and Meta, protocol, service port, address, locality, Jibe sidecar; failing instance left out', () => {
+  it('ratings: labels from tags and Meta, protocol, service port, address, locality, Jibe sidecar; a failing instance unhealthy', () => {
     const sidecars = sidecarsOf(load('ratings-sidecar-proxy.health.json'));
     assert.equal(sidecars.size, 1, 'only the sidecar registered as a Jibe sidecar counts');
     const converted = toService(load('ratings.health.json'), sidecars, DEFAULT_CONVERT_OPTIONS);
@@ -29,11 +29,13 @@ describe('Consul converters', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(converted)), load('malformed.expected.json'));
   });
 
-  it('with onlyPassing off a failing instance stays, marked unhealthy', () => {
-    const converted = toService(load('ratings.health.json'), new Map(), { ...DEFAULT_CONVERT_OPTIONS, onlyPassing: false });
-    const failing = converted.workloads.find((w) => w.name === 'ratings-3.vm-3.dc1');
-    assert.equal(failing?.health, 'unhealthy');
-    assert.equal(converted.workloads.filter((w) => w.health === 'healthy').length, 2);
+  it('a failing instance stays in the mesh, unhealthy; a warning counts as healthy only when allowed', () => {
+    const entries = load<ConsulHealthEntry[]>('ratings.health.json');
+    entries[2].Checks[1].Status = 'warning';
+    const strict = toService(entries, new Map(), DEFAULT_CONVERT_OPTIONS);
+    assert.equal(strict.workloads.find((w) => w.name === 'ratings-3.vm-3.dc1')?.health, 'unhealthy');
+    const lenient = toService(entries, new Map(), { ...DEFAULT_CONVERT_OPTIONS, warningIsHealthy: true });
+    assert.equal(lenient.workloads.find((w) => w.name === 'ratings-3.vm-3.dc1')?.health, 'healthy');
   });
 
   it('a Jibe sidecar that is down makes its instance unhealthy', () => {
