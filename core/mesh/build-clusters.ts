@@ -6,6 +6,8 @@
 import type { BuildContext, ClusterRequest, IndexedDestinationRule } from './build-context.ts';
 import { visibleService } from './build-context.ts';
 import { applyConnectionPool, clusterProtocol, compileLoadBalancer, compileOutlierDetection, effectivePolicy } from './build-cluster-policy.ts';
+import { applyLocalityLb } from './build-locality-lb.ts';
+import type { Caller } from './build-locality-lb.ts';
 import { meshSettingsOf } from './mesh-settings.ts';
 import { compileUpstreamTls, serviceIdentities, workloadTakesMtls } from './build-tls.ts';
 import { compareStrings, hostMatchesPattern, hostSpecificity, isExportedTo, selectorMatches, sortedRecord } from './mesh-match.ts';
@@ -39,7 +41,8 @@ export function buildRequestedClusters(ctx: BuildContext): Array<ClusterResource
   const names = [...ctx.clusters.keys()].sort(compareStrings);
   for (const name of names) {
     const request = ctx.clusters.get(name)!;
-    out.push(buildCluster(ctx, request), buildEndpoints(ctx, request));
+    const endpoints = buildEndpoints(ctx, request);
+    out.push(buildCluster(ctx, request, endpoints.endpoints), endpoints);
   }
   return out;
 }
@@ -92,7 +95,7 @@ export function lbPolicyFor(rule: IndexedDestinationRule | undefined, port: numb
   return compileLoadBalancer(effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, subsetName)?.trafficPolicy, port).loadBalancer).lbPolicy;
 }
 
-function buildCluster(ctx: BuildContext, req: ClusterRequest): ClusterResource {
+function buildCluster(ctx: BuildContext, req: ClusterRequest, endpoints: Endpoint[]): ClusterResource {
   const service = visibleService(ctx, req.host);
   const rule = selectDestinationRule(ctx, req.host);
   const policy = effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, req.subset)?.trafficPolicy, req.port);
@@ -107,7 +110,23 @@ function buildCluster(ctx: BuildContext, req: ClusterRequest): ClusterResource {
   cluster.retryBudget = { ...meshSettingsOf(ctx.snapshot).retryBudget };
   const tls = compileUpstreamTls(policy.tls, serviceIdentities(ctx, req.host));
   if (tls) cluster.tls = tls;
+  const locality = policy.loadBalancer?.localityLbSetting;
+  if (locality) applyLocalityLb(cluster, endpoints, locality, callerOf(ctx));
   return cluster;
+}
+
+const callers = new WeakMap<BuildContext, Caller | null>();
+
+/** The workload this sidecar fronts, as locality-aware balancing sees it; undefined for gateways and unknown workloads. */
+function callerOf(ctx: BuildContext): Caller | undefined {
+  const cached = callers.get(ctx);
+  if (cached !== undefined) return cached ?? undefined;
+  const { node } = ctx;
+  const platform = node.platform || 'vm';
+  const w = node.type === 'sidecar' && node.workload !== undefined ? ctx.snapshot.workloads.find((x) => x.name === node.workload && x.namespace === node.namespace && x.platform === platform) : undefined;
+  const caller: Caller | null = w ? { locality: localityString(w.locality) ?? '', labels: w.labels ?? {}, platform: w.platform } : null;
+  callers.set(ctx, caller);
+  return caller ?? undefined;
 }
 
 function buildEndpoints(ctx: BuildContext, req: ClusterRequest): EndpointsResource {

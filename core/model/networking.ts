@@ -161,9 +161,32 @@ export interface ConsistentHashLB {
   minimumRingSize?: number;
 }
 
+/**
+ * Istio's LocalityLoadBalancerSetting. Localities are `region/zone/subzone`
+ * (`*` as the last part matches any). `distribute` and `failover` are
+ * exclusive; failover (and failoverPriority) only take effect on a cluster
+ * with outlier detection, as in Istio, since only ejection moves traffic on.
+ */
+export interface LocalityLoadBalancerSetting {
+  /** Callers in `from` spread their requests over the `to` localities by these percentages (adding up to 100). */
+  distribute?: Array<{ from: string; to: Record<string, number> }>;
+  /** When the caller's region `from` has no healthy endpoint left, go to region `to` before any other. */
+  failover?: Array<{ from: string; to: string }>;
+  /**
+   * Labels compared between caller and endpoint, most important first: the
+   * longer the matching prefix, the higher the endpoint's priority. Besides
+   * workload labels: `topology.kubernetes.io/region`, `topology.kubernetes.io/zone`,
+   * `topology.istio.io/subzone` (the locality's parts) and `topology.jibe.dev/platform`.
+   */
+  failoverPriority?: string[];
+  /** Absent = enabled (Istio's default). */
+  enabled?: boolean;
+}
+
 export interface LoadBalancerSettings {
   simple?: LoadBalancerSimple;
   consistentHash?: ConsistentHashLB;
+  localityLbSetting?: LocalityLoadBalancerSetting;
 }
 
 export interface ConnectionPoolSettings {

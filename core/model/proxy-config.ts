@@ -338,6 +338,25 @@ export interface ClusterResource {
   retryBudget?: RetryBudget;
   /** How to secure connections to the endpoints; absent = AUTO (Istio's auto mTLS). */
   tls?: UpstreamTls;
+  /** Locality-aware balancing (DestinationRule localityLbSetting, compiled for this proxy); absent = every endpoint alike. */
+  localityLb?: LocalityLb;
+}
+
+/**
+ * Envoy's priority levels and locality weights. Endpoints carry a `priority`
+ * (0 = most preferred); a level takes a share of the traffic equal to its
+ * healthy fraction × overprovisioningFactor (capped at 100%), the rest spills
+ * to the next level; ejected endpoints count as unhealthy.
+ */
+export interface LocalityLb {
+  /** Percent; Envoy's default 140 (a level at ≥ 72% health keeps all its traffic). */
+  overprovisioningFactor: number;
+  /**
+   * `distribute`: weight of each endpoint locality (`region/zone/subzone`, `''` for
+   * none) within its priority; a locality not listed gets no traffic.
+   * Absent = endpoints balanced as one group.
+   */
+  localityWeights?: Record<string, number>;
 }
 
 /**
@@ -376,6 +395,8 @@ export interface Endpoint {
   platform?: string;
   locality?: string;
   labels?: Record<string, string>;
+  /** Priority level under the cluster's localityLb (0 = most preferred; absent = 0). */
+  priority?: number;
 }
 
 export interface EndpointsResource {

@@ -1,6 +1,6 @@
 // networking.istio.io DestinationRule: policies for traffic to a host, and its subsets.
 import type { JsonSchema } from './common.ts';
-import { array, boolean, duration, exportTo, integer, nonEmptyString, object, oneOfStrings, portSelector, string, stringList, stringMap } from './common.ts';
+import { array, boolean, duration, exportTo, integer, map, nonEmptyString, object, oneOfStrings, portSelector, string, stringList, stringMap } from './common.ts';
 
 const consistentHash = object({
   httpHeaderName: string,
@@ -12,9 +12,17 @@ const consistentHash = object({
   minimumRingSize: integer(0),
 });
 
+const localityLbSetting = object({
+  distribute: array(object({ from: nonEmptyString, to: map(integer(0, 100)) }, ['from', 'to'])),
+  failover: array(object({ from: nonEmptyString, to: nonEmptyString }, ['from', 'to'])),
+  failoverPriority: array(nonEmptyString),
+  enabled: boolean,
+});
+
 const loadBalancer = object({
   simple: oneOfStrings(['UNSPECIFIED', 'ROUND_ROBIN', 'LEAST_REQUEST', 'LEAST_CONN', 'RANDOM', 'PASSTHROUGH']),
   consistentHash,
+  localityLbSetting,
 });
 
 const connectionPool = object({
