@@ -11,6 +11,7 @@ import { syncState } from '../commands/proxy-status.ts';
 import { ProcessSupervisor } from './process-supervisor.ts';
 import type { Child } from './process-supervisor.ts';
 import { ensurePortFree, freePort } from './ports.ts';
+import { LocalMeshTokens } from './local-mesh-tokens.ts';
 
 // The processes run from wherever this file runs: the compiled JS in dist/ for
 // users (`npm start`), the TypeScript sources when a developer runs them directly.
@@ -67,6 +68,11 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   supervisor.onRestart = (child, code) => say(`! ${child.name} exited (code ${code}); restarting it (see ${child.logFile})`);
   supervisor.onGiveUp = (child, code) => fail(`${child.name} kept exiting (last code ${code}); its log ends with:\n${supervisor.tail(child)}`);
   const server = `http://127.0.0.1:${options.apiPort}`;
+  const cpDataDir = path.join(options.dataDir, 'data');
+  const tokens = new LocalMeshTokens(server, cpDataDir, options.dataDir);
+  // Proxies subscribe over mTLS (Istio's 15012 shape) on a loopback port of their own.
+  const discoveryTlsPort = await freePort();
+  const discoveryTls = ['--discovery', `127.0.0.1:${discoveryTlsPort}`, '--discovery-tls', '--api', server];
   const workloads: RunningWorkload[] = [];
   let gatewayAdmin = 0;
   let gatewayMetrics = 0;
@@ -76,10 +82,9 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   try {
     const cp = supervisor.start('control-plane', [
       JIBE, 'control-plane',
-      '--data-dir', path.join(options.dataDir, 'data'),
+      '--data-dir', cpDataDir,
       '--discovery-port', String(options.discoveryPort),
-      // The local mesh's proxies subscribe on the loopback plaintext port.
-      '--discovery-tls-port', 'off',
+      '--discovery-tls-port', String(discoveryTlsPort),
       // No VMs join the local mesh: keep it off the network.
       '--api-tls-port', 'off',
       '--api-port', String(options.apiPort),
@@ -97,7 +102,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           namespace: 'default',
           address: '127.0.0.1',
           serviceAccount: w.serviceAccount,
-          labels: { app: w.service, version: w.version },
+          // The sidecar holds a certificate: auto mTLS dials it with mesh mTLS (Istio's injector sets the same label).
+          labels: { app: w.service, version: w.version, 'security.istio.io/tlsMode': 'istio' },
           services: [{ name: w.service, port: 9080, targetPort: ports.appPort, portName: 'http' }],
           proxy: { inboundPorts: { [ports.appPort]: ports.inboundPort } },
         });
@@ -106,10 +112,11 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           NODE_USE_ENV_PROXY: '1',
           NO_PROXY: '',
         });
+        const tokenFile = await tokens.mint(`${w.name}-sidecar`, 'default', w.serviceAccount);
         // The supervisor runs `node <args>`: the proxies' memory flags go first.
         supervisor.start(`${w.name}-sidecar`, [
           ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--workload', w.name, '--namespace', 'default',
-          '--discovery', `127.0.0.1:${options.discoveryPort}`,
+          ...discoveryTls, '--bootstrap-token-file', tokenFile, '--service-account', w.serviceAccount,
           '--outbound-port', String(ports.outboundPort), '--admin-port', String(ports.adminPort),
           // Istio's source_app / source_version labels come from the workload's labels.
           '--labels', `app=${w.service},version=${w.version}`, '--metrics-port', String(ports.metricsPort), ...telemetryFlags,
@@ -121,9 +128,10 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
     gatewayAdmin = await freePort();
     gatewayMetrics = await freePort();
+    const gatewayToken = await tokens.mint('ingressgateway', 'jibe-system', 'ingressgateway');
     const gw = supervisor.start('ingressgateway', [
       ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--type', 'gateway', '--namespace', 'jibe-system', '--labels', 'istio=ingressgateway',
-      '--discovery', `127.0.0.1:${options.discoveryPort}`, '--admin-port', String(gatewayAdmin),
+      ...discoveryTls, '--bootstrap-token-file', gatewayToken, '--service-account', 'ingressgateway', '--admin-port', String(gatewayAdmin),
       '--listener-address', '127.0.0.1', '--listener-port', `8080=${options.gatewayPort}`,
       '--metrics-port', String(gatewayMetrics), ...telemetryFlags,
     ]);
