@@ -6,13 +6,16 @@ import { isJibeError } from '../core/errors/errors.ts';
 import { registerAgent } from './commands/agent.ts';
 import { registerApply } from './commands/apply.ts';
 import { registerCapture } from './commands/capture.ts';
+import { registerCheck } from './commands/check.ts';
 import { registerConsul } from './commands/consul.ts';
 import { registerControlPlane } from './commands/control-plane.ts';
 import { registerDelete } from './commands/delete.ts';
 import { registerGet } from './commands/get.ts';
+import { registerInstall } from './commands/install.ts';
 import { registerKubeInject } from './commands/kube-inject.ts';
 import { registerProxy } from './commands/proxy.ts';
 import { registerProxyStatus } from './commands/proxy-status.ts';
+import { registerUninstall } from './commands/uninstall.ts';
 import { registerStat } from './commands/stat.ts';
 import { registerTop } from './commands/top.ts';
 import { registerUp } from './commands/up.ts';
@@ -43,6 +46,9 @@ registerVm(program);
 registerAgent(program);
 registerKubeInject(program);
 registerCapture(program);
+registerInstall(program);
+registerUninstall(program);
+registerCheck(program);
 
 try {
   await program.parseAsync(process.argv);

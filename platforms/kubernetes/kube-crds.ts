@@ -13,10 +13,16 @@ export function jibeGroup(info: KindInfo): string {
   return info.groups.find((g) => g.endsWith('jibe.dev')) ?? info.groups[0];
 }
 
-/** `VirtualService` → `virtualservices`, `AuthorizationPolicy` → `authorizationpolicies`. */
+/**
+ * `VirtualService` → `virtualservices`, `AuthorizationPolicy` →
+ * `authorizationpolicies`, `Gateway` → `gateways` (Istio's own CRD name, which
+ * the Istio group is read under), `ServiceAlias` → `servicealiases`.
+ */
 export function pluralOf(kind: string): string {
   const lower = kind.toLowerCase();
-  return lower.endsWith('y') ? `${lower.slice(0, -1)}ies` : `${lower}s`;
+  if (/[^aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
+  if (/(s|x|z|ch|sh)$/.test(lower)) return `${lower}es`;
+  return `${lower}s`;
 }
 
 export interface RuleResourceType {
