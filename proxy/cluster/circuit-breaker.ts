@@ -15,12 +15,15 @@ export class CircuitBreaker {
   private readonly maxPendingRequests: number;
   private readonly maxRetries: number;
   private readonly stats: ClusterStats;
+  /** The cluster speaks HTTP/2: requests wait for a stream slot in the host's HTTP/2 pool, not for a connection. */
+  private readonly http2: boolean;
 
-  constructor(config: CircuitBreakers, stats: ClusterStats) {
+  constructor(config: CircuitBreakers, stats: ClusterStats, http2 = false) {
     this.maxRequests = config.maxRequests ?? Infinity;
     this.maxPendingRequests = config.maxPendingRequests ?? Infinity;
     this.maxRetries = config.maxRetries ?? Infinity;
     this.stats = stats;
+    this.http2 = http2;
   }
 
   /**
@@ -30,7 +33,10 @@ export class CircuitBreaker {
    */
   overflows(host: UpstreamHost): boolean {
     const stats = this.stats;
-    if (stats.upstream_rq_active >= this.maxRequests || (stats.upstream_rq_pending_active >= this.maxPendingRequests && host.pool.wouldQueue())) {
+    if (
+      stats.upstream_rq_active >= this.maxRequests ||
+      (stats.upstream_rq_pending_active >= this.maxPendingRequests && (this.http2 ? host.h2Pool().wouldQueue() : host.pool.wouldQueue()))
+    ) {
       stats.upstream_rq_pending_overflow++;
       return true;
     }

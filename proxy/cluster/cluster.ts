@@ -74,7 +74,7 @@ export class Cluster {
     this.endpointKeys = endpointKeys;
     this.loadBalancers = deps.loadBalancers;
     this.random = deps.random;
-    this.circuitBreaker = config.circuitBreakers !== undefined ? new CircuitBreaker(config.circuitBreakers, pool.stats) : undefined;
+    this.circuitBreaker = config.circuitBreakers !== undefined ? new CircuitBreaker(config.circuitBreakers, pool.stats, config.protocol === 'http2') : undefined;
     this.outlier = deps.outlier;
     this.retryBudget = deps.retryBudget;
     this.lb = this.buildBalancer();

@@ -88,8 +88,22 @@ export class Http2Pool<T> {
   /** Opens `owner`'s stream on a session with room, a new session, or the first one that frees a slot. */
   request(owner: T, handler: Http2StreamHandler<T>): void {
     const entry = this.pick();
-    if (entry !== undefined) this.open(entry, owner, handler);
-    else this.waiting.push({ owner, handler });
+    if (entry !== undefined) {
+      this.open(entry, owner, handler);
+      return;
+    }
+    this.waiting.push({ owner, handler });
+    this.stats.upstream_rq_pending_active++;
+  }
+
+  /** Whether a stream opened now would wait for a slot (circuit breakers' maxPendingRequests), as pick() would decide. */
+  wouldQueue(): boolean {
+    const sessions = this.sessions;
+    for (let i = 0; i < sessions.length; i++) if (sessions[i].hasRoom) return false;
+    if (this.retired) return true;
+    let live = 0;
+    for (let i = 0; i < sessions.length; i++) if (!sessions[i].draining) live++;
+    return live >= this.options.maxSessions;
   }
 
   private pick(): Http2SessionEntry | undefined {
@@ -148,6 +162,7 @@ export class Http2Pool<T> {
       const entry = this.pick();
       if (entry === undefined) return;
       const next = this.waiting.shift()!;
+      this.stats.upstream_rq_pending_active--;
       this.open(entry, next.owner, next.handler);
     }
   }
@@ -174,6 +189,7 @@ export class Http2Pool<T> {
   /** Ends every session now. */
   destroy(): void {
     this.retire();
+    this.stats.upstream_rq_pending_active -= this.waiting.length;
     this.waiting.length = 0;
     for (const entry of [...this.sessions]) entry.session.destroy();
   }
