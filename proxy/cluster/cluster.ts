@@ -13,6 +13,7 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 import { OutlierDetector } from './outlier-detector.ts';
 import { RetryBudget } from '../resilience/retry-budget.ts';
 import { EMPTY_LOAD_BALANCER, effectiveWeights } from './load-balancer.ts';
+import { createLocalityBalancer } from './load-balancer-locality.ts';
 import type { LoadBalancer, LoadBalancerRegistry } from './load-balancer.ts';
 import { DEFAULT_POOL_SETTINGS, UpstreamPool, endpointKey, samePoolSettings } from './upstream-pool.ts';
 import type { PoolSettings, UpstreamHost } from './upstream-pool.ts';
@@ -30,6 +31,13 @@ export interface ClusterDeps {
 }
 
 const defaultNow = (): number => performance.now();
+
+/** Per-host priority and locality (parallel to `hosts`) and the configured endpoint counts, for localityLb clusters. */
+export interface HostLocality {
+  priorities: readonly number[];
+  localities: readonly string[];
+  totals: ReadonlyMap<string, number>;
+}
 
 export class Cluster {
   readonly name: string;
@@ -49,6 +57,7 @@ export class Cluster {
   /** Linkerd-style retry budget for retries to this cluster (kept across rebuilds while its config is unchanged). */
   readonly retryBudget: RetryBudget | undefined;
   private readonly weights: readonly number[];
+  private readonly locality: HostLocality | undefined;
   private readonly loadBalancers: LoadBalancerRegistry;
   /** The proxy's random source (seeded in tests): balancers, retry backoff jitter, mirror sampling. */
   readonly random: () => number;
@@ -62,7 +71,7 @@ export class Cluster {
     hosts: UpstreamHost[],
     weights: number[],
     endpointKeys: Set<string>,
-    deps: { loadBalancers: LoadBalancerRegistry; random: () => number; outlier?: OutlierDetector; retryBudget?: RetryBudget },
+    deps: { loadBalancers: LoadBalancerRegistry; random: () => number; outlier?: OutlierDetector; retryBudget?: RetryBudget; locality?: HostLocality },
   ) {
     this.name = config.name;
     this.config = config;
@@ -71,6 +80,7 @@ export class Cluster {
     this.stats = pool.stats;
     this.hosts = hosts;
     this.weights = weights;
+    this.locality = config.localityLb !== undefined ? deps.locality : undefined;
     this.endpointKeys = endpointKeys;
     this.loadBalancers = deps.loadBalancers;
     this.random = deps.random;
@@ -97,20 +107,24 @@ export class Cluster {
     const od = this.outlier;
     let hosts: UpstreamHost[] = this.hosts as UpstreamHost[];
     let weights: readonly number[] = this.weights;
+    let kept: number[] | undefined;
     if (od !== undefined) {
       this.lbGeneration = od.generation;
       if (od.ejectedCount > 0 && od.enforcing) {
         hosts = [];
+        kept = [];
         const w: number[] = [];
         for (let i = 0; i < this.hosts.length; i++) {
           if (od.isEjected(this.hosts[i].key)) continue;
           hosts.push(this.hosts[i]);
           w.push(this.weights[i]);
+          kept.push(i);
         }
         weights = w;
       }
     }
     if (hosts.length === 0) return EMPTY_LOAD_BALANCER;
+    if (this.locality !== undefined) return this.buildLocalityBalancer(hosts, weights, kept, this.locality);
     return this.loadBalancers.create(this.config.lbPolicy, {
       hosts,
       weights: effectiveWeights(weights),
@@ -118,6 +132,28 @@ export class Cluster {
       consistentHash: this.config.consistentHash,
       hostOf: (address, port) => this.pool.host(address, port),
     });
+  }
+
+  /** Ejected hosts count as unhealthy in their level's and locality's health, so traffic spills on as in Envoy. */
+  private buildLocalityBalancer(hosts: UpstreamHost[], weights: readonly number[], kept: number[] | undefined, meta: HostLocality): LoadBalancer {
+    const lb = createLocalityBalancer({
+      config: this.config.localityLb!,
+      hosts,
+      weights,
+      priorities: kept ? kept.map((i) => meta.priorities[i]) : meta.priorities,
+      localities: kept ? kept.map((i) => meta.localities[i]) : meta.localities,
+      totals: meta.totals,
+      random: this.random,
+      create: (groupHosts, groupWeights) =>
+        this.loadBalancers.create(this.config.lbPolicy, {
+          hosts: groupHosts,
+          weights: effectiveWeights(groupWeights),
+          random: this.random,
+          consistentHash: this.config.consistentHash,
+          hostOf: (address, port) => this.pool.host(address, port),
+        }),
+    });
+    return lb ?? EMPTY_LOAD_BALANCER;
   }
 }
 
@@ -163,11 +199,17 @@ export function buildCluster(
   const hosts: UpstreamHost[] = [];
   const weights: number[] = [];
   const keys = new Set<string>();
+  const locality = config.localityLb !== undefined ? { priorities: [] as number[], localities: [] as string[], totals: new Map<string, number>() } : undefined;
   for (const endpoint of endpointsResource?.endpoints ?? []) {
     keys.add(endpointKey(endpoint.address, endpoint.port));
-    if (!endpoint.healthy) continue;
     const weight = endpoint.weight ?? 1;
+    if (locality !== undefined && weight > 0) countEndpoint(locality.totals, endpoint.priority ?? 0, endpoint.locality ?? '');
+    if (!endpoint.healthy) continue;
     if (weight <= 0) continue;
+    if (locality !== undefined) {
+      locality.priorities.push(endpoint.priority ?? 0);
+      locality.localities.push(endpoint.locality ?? '');
+    }
     hosts.push(pool.host(endpoint.address, endpoint.port, deps.upstreamTls?.dialFor(config, endpoint)));
     weights.push(weight);
   }
@@ -185,7 +227,14 @@ export function buildCluster(
       : previousBudget !== undefined && sameBudget(previousBudget.config, rb)
         ? previousBudget
         : new RetryBudget(rb, deps.now ?? defaultNow);
-  return new Cluster(config, endpointsResource, pool, hosts, weights, keys, { loadBalancers: deps.loadBalancers, random: deps.random, outlier, retryBudget });
+  return new Cluster(config, endpointsResource, pool, hosts, weights, keys, { loadBalancers: deps.loadBalancers, random: deps.random, outlier, retryBudget, locality });
+}
+
+function countEndpoint(totals: Map<string, number>, priority: number, locality: string): void {
+  const level = String(priority);
+  totals.set(level, (totals.get(level) ?? 0) + 1);
+  const key = `${level}|${locality}`;
+  totals.set(key, (totals.get(key) ?? 0) + 1);
 }
 
 /** A changed tls policy (mode, names, files) means new pools: connections made under the old one must not be reused. */

@@ -388,6 +388,13 @@ function checkClusterPolicies(r: Obj, label: string, problems: ConfigProblems): 
       for (const key of ['consecutive5xxErrors', 'consecutiveGatewayErrors']) if (od[key] !== undefined && !isPositiveInt(od[key])) problems.add(label, `outlierDetection.${key}`, `${key} must be an integer > 0`);
     }
   }
+  if (r.localityLb !== undefined) {
+    const l = r.localityLb;
+    if (!isObj(l) || !(typeof l.overprovisioningFactor === 'number' && l.overprovisioningFactor > 0)) problems.add(label, 'localityLb', 'localityLb needs an overprovisioningFactor > 0');
+    else if (l.localityWeights !== undefined && !(isObj(l.localityWeights) && Object.values(l.localityWeights).every((w) => typeof w === 'number' && w >= 0 && Number.isFinite(w)))) {
+      problems.add(label, 'localityLb.localityWeights', 'locality weights must be numbers >= 0');
+    }
+  }
   if (r.retryBudget !== undefined) {
     const b = r.retryBudget;
     if (!isObj(b) || !(typeof b.retryRatio === 'number' && b.retryRatio >= 0) || !(typeof b.minRetriesPerSecond === 'number' && b.minRetriesPerSecond >= 0) || !isPositiveInt(b.ttlMs)) {
@@ -405,5 +412,6 @@ function checkEndpoints(r: Obj, label: string, problems: ConfigProblems): void {
     if (!isPort(e.port)) problems.add(label, `${at}.port`, 'port must be an integer 1-65535');
     if (typeof e.healthy !== 'boolean') problems.add(label, `${at}.healthy`, 'healthy must be a boolean');
     if (e.weight !== undefined && !(typeof e.weight === 'number' && e.weight >= 0 && Number.isFinite(e.weight))) problems.add(label, `${at}.weight`, 'weight must be a number >= 0');
+    if (e.priority !== undefined && !(Number.isInteger(e.priority) && (e.priority as number) >= 0)) problems.add(label, `${at}.priority`, 'priority must be an integer >= 0');
   });
 }
