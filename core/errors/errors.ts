@@ -53,6 +53,9 @@ export const ErrorCodes = {
   JIBE_ERR_CONSUL: 'Consul could not be reached, refused the request (ACL), or answered with an error.',
   JIBE_ERR_KUBERNETES: 'The Kubernetes API server could not be reached, refused the request (RBAC), or answered with an error.',
   JIBE_ERR_PROXY_UNREACHABLE: 'No proxy answered at the metrics or admin addresses `jibe stat` / `jibe top` read.',
+  JIBE_ERR_SERVICE_CONFLICT: 'Platforms that serve one host disagree on its ports or protocols, or two ServiceAliases claim one service.',
+  JIBE_ERR_STORE_CONFLICT: 'One rule is defined differently in two config stores.',
+  JIBE_ERR_WORKLOAD_STALE: "A VM's node agent stopped reporting: its registration outlived the stale limit.",
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
