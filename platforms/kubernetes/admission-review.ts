@@ -105,6 +105,7 @@ export function mutatePodReview(request: AdmissionRequest, namespaceLabels: Reco
   const patch: Array<{ op: 'add' | 'replace'; path: string; value: unknown }> = [];
   const set = (path: string, had: unknown, value: unknown) => patch.push({ op: had === undefined ? 'add' : 'replace', path, value });
   if (pod.metadata === undefined) patch.push({ op: 'add', path: '/metadata', value: {} });
+  set('/metadata/labels', pod.metadata?.labels, injected.metadata?.labels);
   set('/metadata/annotations', pod.metadata?.annotations, injected.metadata?.annotations);
   set('/spec/initContainers', pod.spec.initContainers, injected.spec.initContainers);
   set('/spec/containers', pod.spec.containers, injected.spec.containers);

@@ -7,6 +7,7 @@ import { DEFAULT_CAPTURE_CONFIG } from '../../agents/capture/capture-config.ts';
 import { PROXY_CONTAINER } from './kube-convert.ts';
 import { TOKEN_AUDIENCE } from './authenticator-token-review.ts';
 import type { KubeContainer, KubeMeta, KubePodSpec } from './kube-types.ts';
+import { TLS_MODE_LABEL } from '../../core/mesh/build-tls.ts';
 
 export const INIT_CONTAINER = 'jibe-init';
 export const INJECT_ANNOTATION = 'sidecar.jibe.dev/inject';
@@ -78,6 +79,8 @@ export function injectPod<T extends { metadata?: Partial<KubeMeta>; spec: KubePo
     { name: CERTS_VOLUME, emptyDir: { medium: 'Memory' } },
   ];
   const meta = (out.metadata ??= {});
+  // Istio's marker that this pod's sidecar takes mesh mTLS: auto mTLS dials it with TLS (core/mesh/build-tls.ts). A value the pod sets itself wins, as in Istio's template.
+  meta.labels = { ...meta.labels, [TLS_MODE_LABEL]: meta.labels?.[TLS_MODE_LABEL] ?? 'istio' };
   meta.annotations = {
     ...meta.annotations,
     [STATUS_ANNOTATION]: JSON.stringify({ version: '0.1.0', initContainers: [INIT_CONTAINER], containers: [PROXY_CONTAINER], volumes: [TOKEN_VOLUME, CERTS_VOLUME], ports: [...new Set(appPorts)].sort((a, b) => a - b) }),
