@@ -9,7 +9,8 @@ export function registerKubeInject(program: Command): void {
     .requiredOption('-f, --filename <file>', 'manifest to read ("-" for standard input)')
     .option('-o, --output <file>', 'write the result here instead of standard output')
     .option('--image <image>', 'Jibe image for the proxy and init containers', 'jibe/jibe:0.1.0')
-    .option('--discovery-address <host:port>', 'control plane discovery address the sidecars dial', 'jibe-control-plane.jibe-system.svc:15010')
+    .option('--discovery-address <host:port>', 'control plane discovery address the sidecars dial (15012: TLS)', 'jibe-control-plane.jibe-system.svc:15012')
+    .option('--api-address <url>', 'control plane API where sidecars trade their service-account token for a certificate', 'http://jibe-control-plane.jibe-system.svc:15014')
     .action(async (opts) => {
       const { readFile, writeFile } = await import('node:fs/promises');
       const { JibeError } = await import('../../core/errors/errors.ts');
@@ -21,7 +22,7 @@ export function registerKubeInject(program: Command): void {
       } catch (err) {
         throw new JibeError('JIBE_ERR_FILE_READ', `cannot read ${file}: ${(err as Error).message}`, { file, hint: 'check the path given to -f' });
       }
-      const result = injectManifest(text, { image: opts.image, discoveryAddress: opts.discoveryAddress, imagePullPolicy: 'IfNotPresent' }, file === '-' ? undefined : file);
+      const result = injectManifest(text, { image: opts.image, discoveryAddress: opts.discoveryAddress, apiAddress: opts.apiAddress, imagePullPolicy: 'IfNotPresent' }, file === '-' ? undefined : file);
       if (opts.output) await writeFile(opts.output, result.yaml);
       else process.stdout.write(result.yaml);
       process.stderr.write(result.injected.length ? `injected: ${result.injected.join(', ')}\n` : 'no pod template needed a sidecar\n');

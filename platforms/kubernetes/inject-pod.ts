@@ -22,8 +22,10 @@ export const TOKEN_MOUNT_PATH = '/var/run/secrets/jibe/tokens';
 export interface InjectionOptions {
   /** The Jibe image: it holds both `jibe proxy` and `jibe capture`. */
   image: string;
-  /** Plain discovery address sidecars dial, `host:port`. */
+  /** Discovery address sidecars dial, `host:port` (15012: TLS with the workload certificate). */
   discoveryAddress: string;
+  /** Control-plane API the sidecar trades its projected token for a certificate at. */
+  apiAddress?: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** Control-plane address kept out of capture so the proxy can always reach it. */
   proxyUid?: number;
@@ -31,9 +33,13 @@ export interface InjectionOptions {
 
 export const DEFAULT_INJECTION: InjectionOptions = {
   image: 'jibe/jibe:0.1.0',
-  discoveryAddress: 'jibe-control-plane.jibe-system.svc:15010',
+  discoveryAddress: 'jibe-control-plane.jibe-system.svc:15012',
+  apiAddress: 'http://jibe-control-plane.jibe-system.svc:15014',
   imagePullPolicy: 'IfNotPresent',
 };
+
+/** The admin port's /ready (loopback only: it also serves config dumps), probed from inside the container. */
+const READY_PROBE = "fetch('http://127.0.0.1:15000/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))";
 
 /**
  * Whether a pod gets a sidecar. The pod's own word (annotation or label
@@ -134,6 +140,9 @@ function proxyContainer(options: InjectionOptions, uid: number): KubeContainer {
       '--namespace', '$(POD_NAMESPACE)',
       '--workload', '$(POD_NAME)',
       '--discovery', options.discoveryAddress,
+      '--kube-token-file', `${TOKEN_MOUNT_PATH}/token`,
+      '--api', options.apiAddress ?? DEFAULT_INJECTION.apiAddress!,
+      '--service-account', '$(SERVICE_ACCOUNT)',
       '--bind', '0.0.0.0',
       '--capture',
       '--outbound-port', String(capture.outboundPort),
@@ -141,6 +150,8 @@ function proxyContainer(options: InjectionOptions, uid: number): KubeContainer {
     ],
     env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('INSTANCE_IP', 'status.podIP'), fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName')],
     ports: [{ name: 'http-jibe-prom', containerPort: 15090, protocol: 'TCP' }],
+    // Ready once the first config is applied: until then the pod takes no traffic.
+    readinessProbe: { exec: { command: ['node', '-e', READY_PROBE] }, initialDelaySeconds: 1, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 30 },
     securityContext: {
       runAsUser: uid,
       runAsGroup: uid,

@@ -23,6 +23,8 @@ export interface RunningIdentity {
 
 export interface TokenIdentityOptions {
   tokenFile: string;
+  /** The credential type the token is (default `bootstrap-token`; a Kubernetes projected token is `kubernetes-service-account-token`). */
+  credentialType?: string;
   /** Control plane API base, e.g. `http://127.0.0.1:15014`. */
   apiBase: string;
   spiffeId: string;
@@ -31,7 +33,7 @@ export interface TokenIdentityOptions {
 
 /** Obtains the first certificate (throws when refused) and keeps it current. */
 export async function identityFromToken(options: TokenIdentityOptions): Promise<RunningIdentity> {
-  const readToken = async () => ({ type: 'bootstrap-token', token: (await fs.promises.readFile(options.tokenFile, 'utf8')).trim() });
+  const readToken = async () => ({ type: options.credentialType ?? 'bootstrap-token', token: (await fs.promises.readFile(options.tokenFile, 'utf8')).trim() });
   const holder: { identity?: MeshIdentity } = {};
   const manager = new IdentityManager({
     apiBase: options.apiBase,

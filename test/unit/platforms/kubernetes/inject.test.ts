@@ -103,3 +103,19 @@ test('the webhook patch gives the same pod as offline injection; already injecte
   assert.equal(again.response?.patch, undefined);
   assert.equal(mutatePodReview(request, {}, DEFAULT_INJECTION).response?.patch, undefined);
 });
+
+test('the sidecar proves its identity with the projected token (audience jibe) and is ready only once configured', () => {
+  const out = injectPod(pod() as Required<KubePod>, DEFAULT_INJECTION);
+  const proxy = out.spec.containers.find((c) => c.name === 'jibe-proxy')!;
+  const args = proxy.args!;
+  const tokenFile = args[args.indexOf('--kube-token-file') + 1];
+  const mounts = proxy.volumeMounts as Array<{ name: string; mountPath: string }>;
+  const tokenMount = mounts.find((m) => m.name === 'jibe-token')!;
+  assert.equal(tokenFile, `${tokenMount.mountPath}/token`);
+  const volume = out.spec.volumes!.find((v) => v.name === 'jibe-token') as { projected: { sources: Array<{ serviceAccountToken: { audience: string; path: string } }> } };
+  assert.deepEqual([volume.projected.sources[0].serviceAccountToken.audience, volume.projected.sources[0].serviceAccountToken.path], ['jibe', 'token']);
+  assert.equal(args[args.indexOf('--service-account') + 1], '$(SERVICE_ACCOUNT)');
+  assert.equal(args[args.indexOf('--discovery') + 1], 'jibe-control-plane.jibe-system.svc:15012');
+  const probe = proxy.readinessProbe as { exec: { command: string[] } };
+  assert.match(probe.exec.command.join(' '), /127\.0\.0\.1:15000\/ready/);
+});
