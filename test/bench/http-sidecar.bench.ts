@@ -329,6 +329,19 @@ function burstEstimate(row: Row | undefined, connections: number): string {
   return ` (Jibe: ${(estimate * 1000).toFixed(2)} ms estimated, ${(row.addedP50 * 1000).toFixed(2)} ms measured)`;
 }
 
+/**
+ * What each memory cut saved, measured when it was made (2026-11-22, same bench
+ * shape; A/B runs side by side at the same moment), kept with the recorded figures.
+ */
+const MEMORY_CUTS = [
+  'Memory cuts, each measured side by side: (1) the discovery client speaks gRPC itself over node:http2 with a hand-written protobuf codec for its two messages (proxy/discovery/discovery-grpc-call.ts, discovery-protobuf.ts) instead of loading grpc-js, proto-loader and protobufjs — same dist/ data plane and control plane, the two clients alternated twice: idle VmRSS 80.6 → 75.3 MB (RssAnon 28.5 → 24.0, RssFile 52.1 → 51.3), max at 1000 rps 81.8 / 82.1 → 78.4 / 81.9 MB (young-generation growth under load blurs the difference);',
+  'node:http2 and node:tls stay, because the data plane loads both at start (its listeners serve h2c, its pools do mTLS), so hand-written HTTP/2 framing would save nothing today.',
+  '(2) `--no-maglev` (the jibe-alt row runs without it): −3.4 MB VmRSS at 1000 rps in the 2026-11-22 run and in an earlier one (83.3 → 79.9 MB), both private and binary pages, at the same rps per core (14667 → 14880 and 19006 → 19738).',
+  'Rejected by the same side-by-side test: `--max-semi-space-size=1` (nothing saved at 1000 rps), `--optimize-for-size` (−2.8 MB but −15 % rps per core). (3) `jibe proxy` from the CLI costs 0.9 MB over importing startProxy directly (commander and the command table); its heavy modules were already lazy.',
+  'Why VmRSS stays ≥ 60 MB: RssFile alone is 52.6 MB, and even the bare node:http reference proxy (no Jibe code at all) holds 64.8 MB VmRSS (47.3 MB RssFile) under this load, so no Node process on this binary serving HTTP meets a 60 MB VmRSS bound.',
+  'Of the 27.5 MB private, the V8 heap is ≈16 MB (old space ≈9 MB of loaded code and config, new space 4 MB) and the rest malloc and stacks; the largest single module left is prom-client (proxy/telemetry/istio-metrics.ts imports it at start; alone it adds 17.8 MB VmRSS, 6.5 MB private, to a bare node with http): loading it at the first scrape is the next cut.',
+].join(' ');
+
 function analysis(rows: Row[], options: Options): string {
   const usPerRequest = (row: Row | undefined): string | undefined =>
     row?.cpu === undefined || row.achievedQps === 0 ? undefined : `${((row.cpu / row.achievedQps) * 1e6).toFixed(0)} µs`;
@@ -354,6 +367,7 @@ function analysis(rows: Row[], options: Options): string {
       ? 'The connections were staggered (`-uniform`), so requests rarely queue behind each other in the proxy.'
       : `Without \`-uniform\` fortio fires all ${options.connections} connections at the same instant, so a proxy drains bursts of ${options.connections} requests and the median request waits behind about half of them: added p50 ≈ ${options.connections / 2} × the CPU per request${burstEstimate(jibe, options.connections)}.`,
     'Both sides run on raw sockets (proxy/http1: Jibe\'s own request and response parsers, keep-alive pool and connection handling) instead of node:http\'s server and client; the bare node:http row shows what those layers cost.',
+    MEMORY_CUTS,
   ].filter(Boolean).join(' ');
 }
 
@@ -498,7 +512,7 @@ export async function run(argv: string[]): Promise<void> {
       log(`not written to BENCHMARKS.md (shortened or partial run; pass --write to record it)`);
       return;
     }
-    const command = `npm run bench -- ${[name, ...argv].join(' ')}`;
+    const command = `npm run bench -- ${[name, ...argv].map((arg) => (/\s/.test(arg) ? arg.replace(/^(--[\w-]+=)?(.*)$/, '$1"$2"') : arg)).join(' ')}`;
     const body = [
       `Command: \`${command}\``,
       '',
