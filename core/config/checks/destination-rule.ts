@@ -3,6 +3,7 @@
 // TLS settings that can work.
 import type { Report, SpecCheck } from './check-context.ts';
 import { asArray, asObject, eachObject } from './check-context.ts';
+import { checkClientTls } from './tls.ts';
 import { checkExportTo, checkHeaderName, checkHost, checkLabelName, checkMinDuration, checkUnique } from './check-common.ts';
 
 export const checkDestinationRule: SpecCheck = (spec, report) => {
@@ -118,10 +119,7 @@ function checkPolicyFields(policy: Record<string, unknown>, field: string, repor
   }
   checkConnectionPool(policy.connectionPool, `${field}.connectionPool`, report);
   checkOutlierDetection(policy.outlierDetection, `${field}.outlierDetection`, report);
-  const tls = asObject(policy.tls);
-  if (tls?.mode === 'MUTUAL' && tls.credentialName === undefined && (tls.clientCertificate === undefined || tls.privateKey === undefined)) {
-    report('JIBE_ERR_SCHEMA', `${field}.tls`, 'MUTUAL TLS needs credentialName, or clientCertificate and privateKey');
-  }
+  checkClientTls(policy.tls, `${field}.tls`, report);
 }
 
 function checkConnectionPool(value: unknown, field: string, report: Report): void {

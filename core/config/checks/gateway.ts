@@ -1,9 +1,10 @@
 // What a Gateway's schema cannot say: host forms, known protocols, TLS settings
-// that can work, unique server names.
+// that can work (./tls.ts), unique server names.
 import type { Report, SpecCheck } from './check-context.ts';
-import { asArray, asObject, asString, eachObject } from './check-context.ts';
+import { asArray, asObject, eachObject } from './check-context.ts';
 import { checkLabelName, checkProtocol, checkUnique } from './check-common.ts';
 import { hostProblem, isDns1123Label } from '../names.ts';
+import { checkServerTls } from './tls.ts';
 
 export const checkGateway: SpecCheck = (spec, report) => {
   eachObject(spec.servers, 'spec.servers', (server, field) => {
@@ -32,25 +33,4 @@ function checkServerHost(value: unknown, field: string, report: Report): void {
   }
   const problem = hostProblem(parts[parts.length - 1]);
   if (problem) report('JIBE_ERR_SCHEMA', field, `invalid host ${JSON.stringify(value)}: ${problem} ${hint}`);
-}
-
-function checkServerTls(server: Record<string, unknown>, field: string, report: Report): void {
-  const protocol = asString(asObject(server.port)?.protocol)?.toUpperCase();
-  const tls = asObject(server.tls);
-  if ((protocol === 'HTTPS' || protocol === 'TLS') && !tls) {
-    report('JIBE_ERR_SCHEMA', `${field}.tls`, `a ${protocol} server needs tls settings (mode and a certificate)`);
-    return;
-  }
-  if (!tls) return;
-  const mode = tls.mode;
-  if ((mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') && tls.credentialName === undefined) {
-    if (tls.serverCertificate === undefined || tls.privateKey === undefined) {
-      report('JIBE_ERR_SCHEMA', `${field}.tls`, `${mode} TLS needs credentialName, or serverCertificate and privateKey`);
-    } else if (mode !== 'SIMPLE' && tls.caCertificates === undefined) {
-      report('JIBE_ERR_SCHEMA', `${field}.tls`, `${mode} TLS needs caCertificates to verify client certificates`);
-    }
-  }
-  if ((protocol === 'HTTPS' || protocol === 'TLS') && mode === undefined) {
-    report('JIBE_ERR_SCHEMA', `${field}.tls.mode`, `a ${protocol} server needs a tls mode (SIMPLE, MUTUAL, PASSTHROUGH, ...)`);
-  }
 }
