@@ -97,9 +97,8 @@ export class KubernetesControlPlaneAddon {
         namespace,
         name: LEADER_LEASE,
         identity: this.options.identity ?? process.env.POD_NAME ?? os.hostname(),
-        leaseDurationMs: this.options.lease?.durationMs,
-        renewDeadlineMs: this.options.lease?.renewDeadlineMs,
-        retryPeriodMs: this.options.lease?.retryPeriodMs,
+        // Only what is set: an undefined here would override the elector's defaults.
+        ...definedOnly({ leaseDurationMs: this.options.lease?.durationMs, renewDeadlineMs: this.options.lease?.renewDeadlineMs, retryPeriodMs: this.options.lease?.retryPeriodMs }),
         onStartedLeading: () => runLeaderWork('elected'),
         logger,
       });
@@ -167,4 +166,8 @@ export function webhookServerNames(namespace: string, listenHost: string): { dns
     dnsNames: [`${svc}.svc`, `${svc}.svc.cluster.local`],
     ipAddresses: specific ? [listenHost] : [],
   };
+}
+
+function definedOnly<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -112,7 +112,7 @@ test('the sidecar proves its identity with the projected token (audience jibe) a
   const mounts = proxy.volumeMounts as Array<{ name: string; mountPath: string }>;
   const tokenMount = mounts.find((m) => m.name === 'jibe-token')!;
   assert.equal(tokenFile, `${tokenMount.mountPath}/token`);
-  const volume = out.spec.volumes!.find((v) => v.name === 'jibe-token') as { projected: { sources: Array<{ serviceAccountToken: { audience: string; path: string } }> } };
+  const volume = out.spec.volumes!.find((v) => v.name === 'jibe-token') as unknown as { projected: { sources: Array<{ serviceAccountToken: { audience: string; path: string } }> } };
   assert.deepEqual([volume.projected.sources[0].serviceAccountToken.audience, volume.projected.sources[0].serviceAccountToken.path], ['jibe', 'token']);
   assert.equal(args[args.indexOf('--service-account') + 1], '$(SERVICE_ACCOUNT)');
   assert.equal(args[args.indexOf('--discovery') + 1], 'jibe-control-plane.jibe-system.svc:15012');
