@@ -3,12 +3,14 @@
 // a minute of uptime), for as long as the agent runs — on a VM there is no
 // kubelet to do it.
 //
-// THE SEAM with the proxy's mTLS wiring (being built separately): the agent
-// keeps the workload certificate in `<state-dir>/certs/` (cert-chain.pem,
-// key.pem, root-cert.pem; rewritten atomically on rotation) and tells the proxy
-// where through the environment (JIBE_PROXY_CERT_DIR, JIBE_CONTROL_PLANE_ID),
-// which a proxy without that wiring ignores. `sidecarCommand` is the one place
-// to change when `jibe proxy` grows flags for it.
+// Identity: the agent keeps the workload certificate in `<state-dir>/certs/`
+// (cert-chain.pem, key.pem, root-cert.pem; rewritten atomically on rotation);
+// the proxy reads that directory (`--cert-dir`, which watches and re-reads it),
+// presents the certificate on discovery over TLS (15012, where it checks the
+// control plane's SPIFFE ID, `--control-plane-id`) and on every mTLS hop.
+// With capture, the proxy serves what iptables redirects: the outbound port by
+// SO_ORIGINAL_DST (`--capture`) and the inbound capture port (15006) where the
+// app's ports arrive and mesh mTLS is terminated.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +24,8 @@ export interface SidecarSpec {
   certDir: string;
   controlPlane: string;
   outboundPort: number;
+  /** Set when iptables capture is installed: inbound connections arrive here (Istio: 15006). */
+  inboundCapturePort?: number;
   adminPort: number;
 }
 
@@ -36,10 +40,15 @@ export function sidecarCommand(jibeEntry: string, spec: SidecarSpec): { args: st
       '--workload', spec.workload,
       '--platform', 'vm',
       '--discovery', spec.discovery,
+      // Always TLS, whatever the port: the VM reaches discovery only on the control plane's TLS port.
+      '--discovery-tls',
       '--outbound-port', String(spec.outboundPort),
+      ...(spec.inboundCapturePort === undefined ? [] : ['--capture', '--inbound-capture-port', String(spec.inboundCapturePort)]),
       '--admin-port', String(spec.adminPort),
+      '--cert-dir', spec.certDir,
+      '--control-plane-id', spec.controlPlane,
     ],
-    env: { JIBE_PROXY_CERT_DIR: spec.certDir, JIBE_CONTROL_PLANE_ID: spec.controlPlane },
+    env: {},
   };
 }
 

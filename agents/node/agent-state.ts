@@ -23,7 +23,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/jibe-agent';
 
 export interface AgentState {
   version: 1;
-  controlPlane: { address: string; addresses: string[]; spiffeId: string; rootSha256: string; trustDomain: string };
+  controlPlane: { address: string; addresses: string[]; spiffeId: string; rootSha256: string; trustDomain: string; discoveryTlsPort?: number };
   identity: { spiffeId: string; namespace: string; serviceAccount: string };
   registration: WorkloadRegistration;
   capture: { enabled: boolean; options?: CaptureOptions };

@@ -58,6 +58,14 @@ export interface JoinOptions {
 }
 
 const DEFAULT_HEARTBEAT_MS = 10_000;
+/**
+ * Istio's marker for "this workload's sidecar terminates mesh mTLS" (core/mesh/build-tls.ts reads it with
+ * the registration's `proxy` to mark endpoints mtlsReady, so peers' auto mTLS dials them with TLS). Set only
+ * when capture and the sidecar both run: without capture nothing would terminate TLS in front of the app.
+ */
+const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+const DEFAULT_DISCOVERY_TLS_PORT = 15012;
+const READY_POLL_MS = 50;
 const OUTBOUND_PORT = 15001;
 const INBOUND_PORT = 15006;
 const ADMIN_PORT = 15000;
@@ -73,6 +81,11 @@ export class NodeAgent {
   private health: Health = 'healthy';
   private readonly runtime: AgentRuntimeStatus;
   private reporting: Promise<void> = Promise.resolve();
+  /** The sidecar serves this workload's inbound ports (always true without a sidecar). */
+  private proxyReady = true;
+  /** The sidecar pid readiness is being awaited for. */
+  private readinessFor: number | undefined;
+  private stopping = false;
 
   private constructor(dir: string, state: AgentState, identity: IdentityManager, log: (m: string) => void) {
     this.dir = dir;
@@ -164,23 +177,7 @@ export class NodeAgent {
         this.log(`continuing as uid ${this.state.proxy.uid}, gid ${this.state.proxy.gid} (the proxy's user, which capture exempts)`);
         this.runtime.user = { uid: this.state.proxy.uid, gid: this.state.proxy.gid };
       }
-      if (this.state.proxy.enabled) {
-        const cp = parseHostPort(this.state.controlPlane.address)!;
-        const command = sidecarCommand(options.jibeEntry, {
-          namespace: this.state.identity.namespace,
-          workload: this.state.registration.name,
-          discovery: `${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${this.discoveryTlsPort ?? 15012}`,
-          certDir: statePaths(dir).certDir,
-          controlPlane: this.state.controlPlane.spiffeId,
-          outboundPort: this.state.proxy.outboundPort,
-          adminPort: this.state.proxy.adminPort,
-        });
-        this.sidecar = new SidecarSupervisor(command, statePaths(dir).proxyLog, (s) => {
-          this.runtime.sidecar = s;
-          this.saveRuntime();
-        });
-        this.sidecar.start();
-      }
+      // The app's health first (one probe), so the registration carries it.
       if (this.state.healthCheck) {
         this.checker = new HealthChecker(this.state.healthCheck, 'healthy', (health, reason) => {
           this.log(`workload is ${health} (${reason})`);
@@ -192,11 +189,16 @@ export class NodeAgent {
         this.runtime.healthReason = this.checker.reason;
         this.checker.start();
       }
+      // Registered before the sidecar starts: the answer names the discovery port, and the sidecar's first
+      // config then already holds the inbound listeners of this workload. Until the sidecar serves them the
+      // workload is reported unhealthy, so no peer is sent to a capture port nobody answers on.
+      this.proxyReady = !this.state.proxy.enabled;
       await this.register().catch((err: Error) => {
         // Unreachable: keep going, the heartbeat registers later. Refused: the join fails.
         if (isJibeError(err) && err.code === 'JIBE_ERR_CONTROL_PLANE_UNREACHABLE') this.log(`registration deferred: ${err.message}`);
         else throw err;
       });
+      if (this.state.proxy.enabled) this.startSidecar(options.jibeEntry);
       this.heartbeat = setInterval(() => void this.report(), this.state.heartbeatMs);
       this.saveRuntime();
     } catch (err) {
@@ -207,8 +209,60 @@ export class NodeAgent {
     }
   }
 
-  /** The discovery TLS port the control plane named at registration. */
-  private discoveryTlsPort: number | undefined;
+  /** Starts the supervised sidecar; a (re)started sidecar counts as ready once it serves this workload's inbound ports. */
+  private startSidecar(jibeEntry: string): void {
+    const cp = parseHostPort(this.state.controlPlane.address)!;
+    const command = sidecarCommand(jibeEntry, {
+      namespace: this.state.identity.namespace,
+      workload: this.state.registration.name,
+      discovery: `${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${this.state.controlPlane.discoveryTlsPort ?? DEFAULT_DISCOVERY_TLS_PORT}`,
+      certDir: statePaths(this.dir).certDir,
+      controlPlane: this.state.controlPlane.spiffeId,
+      outboundPort: this.state.proxy.outboundPort,
+      inboundCapturePort: this.state.capture.enabled ? this.state.proxy.inboundPort : undefined,
+      adminPort: this.state.proxy.adminPort,
+    });
+    const inbound = Object.keys(this.state.registration.proxy?.inboundPorts ?? {}).map((p) => `inbound|${p}`);
+    this.sidecar = new SidecarSupervisor(command, statePaths(this.dir).proxyLog, (status) => {
+      this.runtime.sidecar = status;
+      this.saveRuntime();
+      if (status.state === 'running' && status.pid !== undefined && status.pid !== this.readinessFor) {
+        this.readinessFor = status.pid;
+        void this.awaitSidecarReady(status.pid, inbound);
+      } else if (status.state === 'restarting' && this.proxyReady) {
+        this.proxyReady = false;
+        this.log('the sidecar exited; reporting the workload unhealthy until it serves again');
+        void this.report();
+      }
+    });
+    this.sidecar.start();
+  }
+
+  /** Polls the sidecar's admin port until it applied a config holding every inbound listener of this workload. */
+  private async awaitSidecarReady(pid: number, inbound: string[]): Promise<void> {
+    const url = `http://127.0.0.1:${this.state.proxy.adminPort}/config_dump`;
+    while (!this.stopping && this.sidecar?.status.pid === pid) {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+        const dump = (await res.json()) as { resources?: Array<{ type: string; name: string }> };
+        const names = new Set((dump.resources ?? []).filter((r) => r.type === 'listener').map((r) => r.name));
+        // A config version of "" is the empty one a proxy starts with; ready needs a pushed config.
+        if (res.ok && (dump as { version?: string }).version && inbound.every((n) => names.has(n))) break;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((r) => setTimeout(r, READY_POLL_MS));
+    }
+    if (this.stopping || this.sidecar?.status.pid !== pid) return;
+    this.proxyReady = true;
+    this.log(`sidecar ready (pid ${pid})${inbound.length ? `: serving ${inbound.join(', ')}` : ''}`);
+    await this.report();
+  }
+
+  /** What the control plane is told: the app's health, and unhealthy while the sidecar cannot serve it. */
+  private effectiveHealth(): Health {
+    return this.proxyReady ? this.health : 'unhealthy';
+  }
 
   private tls(): ControlPlaneTls {
     const cert = this.identity.current!;
@@ -216,13 +270,19 @@ export class NodeAgent {
   }
 
   async register(): Promise<Workload> {
-    const body = { ...this.state.registration, health: this.health };
+    const health = this.effectiveHealth();
+    const body = { ...this.state.registration, health };
     const answer = await callControlPlane<{ workload: Workload; discovery?: { tls?: number } }>(this.state.controlPlane.address, 'PUT', '/api/v1/vm/workloads', body, this.tls());
-    this.discoveryTlsPort = answer.discovery?.tls;
+    const tlsPort = answer.discovery?.tls;
+    if (tlsPort !== undefined && tlsPort !== this.state.controlPlane.discoveryTlsPort) {
+      // Kept, so a sidecar restarted while the control plane is away still finds discovery.
+      this.state.controlPlane.discoveryTlsPort = tlsPort;
+      writeAgentState(this.dir, this.state);
+    }
     this.runtime.lastRegistration = new Date().toISOString();
-    this.runtime.health = this.health;
+    this.runtime.health = health;
     this.saveRuntime();
-    this.log(`registered ${answer.workload.namespace}/${answer.workload.name} at ${answer.workload.address} (${this.health})`);
+    this.log(`registered ${answer.workload.namespace}/${answer.workload.name} at ${answer.workload.address} (${health}${this.proxyReady ? '' : ' until the sidecar serves'})`);
     return answer.workload;
   }
 
@@ -232,8 +292,9 @@ export class NodeAgent {
       const { namespace, name } = { namespace: this.state.identity.namespace, name: this.state.registration.name };
       const at = new Date().toISOString();
       try {
-        await callControlPlane(this.state.controlPlane.address, 'POST', `/api/v1/vm/workloads/${namespace}/${name}/health`, { health: this.health }, this.tls());
-        this.runtime.health = this.health;
+        const health = this.effectiveHealth();
+        await callControlPlane(this.state.controlPlane.address, 'POST', `/api/v1/vm/workloads/${namespace}/${name}/health`, { health }, this.tls());
+        this.runtime.health = health;
         this.runtime.lastReport = { at, ok: true };
       } catch (err) {
         if (isJibeError(err) && err.code === 'JIBE_ERR_NOT_FOUND') {
@@ -258,6 +319,7 @@ export class NodeAgent {
   }
 
   private async shutdown(reportDown: boolean): Promise<void> {
+    this.stopping = true;
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
     this.checker?.stop();
     this.identity.stop();
@@ -313,9 +375,13 @@ function draftState(kept: AgentState | undefined, controlPlane: AgentState['cont
 }
 
 /** The state with what this command line says (a resumed agent may be given new services or labels). */
-function mergeOptions(state: AgentState, options: JoinOptions): AgentState {
+export function mergeOptions(state: AgentState, options: JoinOptions): AgentState {
   const services = options.services.length ? options.services : state.registration.services;
   const targetPorts = [...new Set(services.map((s) => s.targetPort ?? s.port))];
+  const meshed = options.capture && options.proxy;
+  const labels = { ...(state.registration.labels ?? {}), ...options.labels };
+  if (meshed) labels[TLS_MODE_LABEL] ??= 'istio';
+  else if (labels[TLS_MODE_LABEL] === 'istio') delete labels[TLS_MODE_LABEL];
   return {
     ...state,
     registration: {
@@ -324,8 +390,11 @@ function mergeOptions(state: AgentState, options: JoinOptions): AgentState {
       namespace: state.identity.namespace,
       serviceAccount: state.identity.serviceAccount,
       address: options.address ?? state.registration.address,
-      labels: { ...(state.registration.labels ?? {}), ...options.labels },
+      labels,
       services,
+      // With capture the sidecar answers on the app's own ports (Istio's layout): peers dial the app port,
+      // iptables hands the connection to the inbound capture port, and the proxy serves it by its original port.
+      proxy: meshed ? { inboundPorts: Object.fromEntries(targetPorts.map((p) => [p, p])) } : undefined,
     },
     capture: {
       enabled: options.capture,

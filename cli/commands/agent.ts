@@ -7,14 +7,20 @@ import { waitForSignal } from './control-plane.ts';
 
 const DEFAULT_STATE_DIR = process.env.JIBE_AGENT_STATE_DIR ?? '/var/lib/jibe-agent';
 
-function parseService(value: string, previous: Array<{ name: string; port: number; targetPort?: number }> = []) {
-  const [name, port, targetPort, extra] = value.split(':');
+/** `name:port[:targetPort][/portName]`; the port name follows Istio's naming (`tcp-echo`, `grpc`, `http-api`) and sets the protocol (default http). */
+export function parseService(value: string, previous: Array<{ name: string; port: number; targetPort?: number; portName?: string }> = []) {
+  const slash = value.indexOf('/');
+  const portName = slash < 0 ? undefined : value.slice(slash + 1);
+  const [name, port, targetPort, extra] = (slash < 0 ? value : value.slice(0, slash)).split(':');
   const p = Number(port);
   const t = targetPort === undefined ? undefined : Number(targetPort);
   if (!name || extra !== undefined || !Number.isInteger(p) || p < 1 || p > 65535 || (t !== undefined && (!Number.isInteger(t) || t < 1 || t > 65535))) {
-    throw new InvalidArgumentError(`"${value}" is not name:port[:targetPort], e.g. reviews:9080`);
+    throw new InvalidArgumentError(`"${value}" is not name:port[:targetPort][/portName], e.g. reviews:9080 or echo:9000/tcp-echo`);
   }
-  return [...previous, { name, port: p, ...(t === undefined ? {} : { targetPort: t }) }];
+  if (portName !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(portName)) {
+    throw new InvalidArgumentError(`"${portName}" in "${value}" is not a port name like tcp-echo, http or grpc-api (its prefix is the protocol)`);
+  }
+  return [...previous, { name, port: p, ...(t === undefined ? {} : { targetPort: t }), ...(portName === undefined ? {} : { portName }) }];
 }
 
 function parseMs(value: string): number {
@@ -29,7 +35,7 @@ export function registerAgent(program: Command): void {
     .command('join')
     .description('join this VM: verify the control plane, get a certificate, install capture, start the proxy, register, report health')
     .option('--token <token>', 'join token from `jibe vm token create` (or env JIBE_JOIN_TOKEN; not needed to resume)', process.env.JIBE_JOIN_TOKEN)
-    .option('--service <name:port[:targetPort]>', 'a service this VM serves (repeatable)', parseService, [])
+    .option('--service <name:port[:targetPort][/portName]>', 'a service this VM serves (repeatable); /portName names the port Istio-style, e.g. echo:9000/tcp-echo for TCP', parseService, [])
     .option('--labels <k=v,...>', 'labels of this workload, e.g. version=v3', parseLabels, {})
     .option('--name <name>', 'workload name (default: the host name)')
     .option('--address <ip>', 'address peers dial (default: the default-route interface\'s IPv4)')
