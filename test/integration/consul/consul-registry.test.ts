@@ -227,6 +227,76 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     }
   });
 
+  it('round trip: mesh workload → Consul service through its Jibe sidecar → back to the mesh workload', async () => {
+    // productpage: a local-mesh (vm) workload with its app; reviews: a Consul instance whose app calls productpage back.
+    const productpage = await startApp('productpage');
+    apps.push(productpage);
+    let reviewsOutbound = 0;
+    const reviews = http.createServer((req, res) => {
+      void request(reviewsOutbound, `productpage.default.svc.cluster.local:${productpage.port}`, '/from-reviews').then(
+        (back) => res.end(`reviews saw ${req.url}; productpage said: ${back.body}`),
+        (err: Error) => {
+          res.statusCode = 502;
+          res.end(err.message);
+        },
+      );
+    });
+    await new Promise<void>((resolve) => reviews.listen(0, '127.0.0.1', resolve));
+    apps.push({ close: () => new Promise<void>((resolve) => reviews.close(() => resolve())) });
+    const reviewsPort = (reviews.address() as AddressInfo).port;
+    const sidecarPort = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+
+    const put = await fetch(`${api}/api/v1/workloads`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'productpage-rt', address: '127.0.0.1', labels: { app: 'productpage' }, services: [{ name: 'productpage', port: productpage.port }] }),
+    });
+    assert.equal(put.status, 200, await put.text());
+    const { workload } = await registerService(agent.client(), { service: 'reviews', id: 'reviews-rt', port: reviewsPort, address: '127.0.0.1', protocol: 'http', sidecar: { port: sidecarPort } });
+
+    const proxies: RunningProxy[] = [];
+    try {
+      // The Consul instance's Jibe sidecar: it gets its config as that workload and binds the inbound port Consul checks.
+      const reviewsSidecar = await startProxy({
+        node: { id: `sidecar~${workload}.default`, type: 'sidecar', namespace: 'default', workload, platform: 'consul', labels: {} },
+        discoveryAddress: `127.0.0.1:${cp.ports.discovery}`,
+        outboundPort: 0,
+        adminPort: 0,
+        logger: pino({ level: 'silent' }),
+        drainTimeoutMs: 500,
+      });
+      proxies.push(reviewsSidecar);
+      reviewsOutbound = reviewsSidecar.ports.outbound as number;
+      const productpageSidecar = await startProxy({
+        node: { id: 'sidecar~productpage-rt.default', type: 'sidecar', namespace: 'default', workload: 'productpage-rt', platform: 'vm', labels: {} },
+        discoveryAddress: `127.0.0.1:${cp.ports.discovery}`,
+        outboundPort: 0,
+        adminPort: 0,
+        logger: pino({ level: 'silent' }),
+        drainTimeoutMs: 500,
+      });
+      proxies.push(productpageSidecar);
+      // Healthy once Consul's check finds the sidecar listening (its first check may take one interval).
+      await waitUntil('reviews healthy behind its sidecar', async () => {
+        const w = (await consulWorkloads()).find((x) => x.name === workload);
+        return w?.health === 'healthy' ? w : undefined;
+      }, 40_000);
+      const reply = await waitUntil('the round trip', async () => {
+        const r = await request(productpageSidecar.ports.outbound as number, `reviews.default.svc.cluster.local:${reviewsPort}`, '/reviews/2');
+        return r.status === 200 ? r : undefined;
+      });
+      assert.equal(reply.body, 'reviews saw /reviews/2; productpage said: productpage GET /from-reviews');
+    } finally {
+      for (const p of proxies) await p.close();
+      await deregisterService(agent.client(), 'reviews-rt');
+    }
+  });
+
   it('Consul stopped: the mesh keeps its last view; restarted: it resynchronizes', async () => {
     await registerService(agent.client(), { service: 'stable', id: 'stable-1', port: 7000, address: '127.0.0.1', sidecar: false });
     await waitUntil('stable-1 in the mesh', async () => (await consulWorkloads()).find((w) => w.name.startsWith('stable-1.')));
