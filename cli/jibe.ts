@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { isJibeError } from '../core/errors/errors.ts';
 import { registerAgent } from './commands/agent.ts';
+import { registerAnalyze } from './commands/analyze.ts';
 import { registerApply } from './commands/apply.ts';
 import { registerCapture } from './commands/capture.ts';
 import { registerCheck } from './commands/check.ts';
@@ -36,6 +37,7 @@ registerApply(program);
 registerGet(program);
 registerDelete(program);
 registerProxyStatus(program);
+registerAnalyze(program);
 registerStat(program);
 registerTop(program);
 registerWorkload(program);

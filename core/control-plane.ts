@@ -4,6 +4,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import type { DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
+import { analyzeRoute } from './analyze/analyze-route.ts';
 import { loadOrCreateAdminToken } from './api/admin-token.ts';
 import { ApiServer } from './api/api-server.ts';
 import { requireAdmin } from './api/api-certificates.ts';
@@ -184,7 +185,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
     const config = new ConfigService(store, () => mesh.knownHosts());
     const api = new ApiServer({
-      extraRoutes: extensions.flatMap((e) => e.apiRoutes(extensionHost)),
+      extraRoutes: [
+        ...extensions.flatMap((e) => e.apiRoutes(extensionHost)),
+        analyzeRoute(() => ({
+          snapshot: mesh.snapshot(),
+          resources: mesh.resources(),
+          registryConflicts: registry.conflicts(),
+          configConflicts: store instanceof MultiConfigStore ? store.conflicts() : [],
+          aliasConflicts: mesh.serviceAliasConflicts(),
+          platformHasService: (platform, host) => registry.hasPlatformService(platform, host),
+          heartbeats: registrar.heartbeats?.() ?? [],
+          now: Date.now(),
+        })),
+      ],
       config,
       registrar,
       snapshot: () => mesh.snapshot(),

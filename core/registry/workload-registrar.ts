@@ -25,6 +25,12 @@ export interface WorkloadRegistrar {
   deregister(namespace: string, name: string): Promise<boolean>;
   setHealth(namespace: string, name: string, health: Workload['health']): Promise<void>;
   list(): Promise<Workload[]>;
+  /**
+   * Registrations a node agent keeps alive (it reports health on a heartbeat)
+   * and when each last reported, ms since the epoch; for `jibe analyze`'s
+   * stale check. Absent on registrars without heartbeats.
+   */
+  heartbeats?(): Array<{ namespace: string; name: string; lastSeen: number }>;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

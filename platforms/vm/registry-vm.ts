@@ -23,6 +23,10 @@ export interface VmRegistryOptions {
 export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExtension {
   readonly platform = 'vm' as const;
   private readonly registrations = new Map<string, WorkloadRegistration>();
+  /** When each registration last registered or reported health; in memory (a write per heartbeat would be wasteful). */
+  private readonly lastSeen = new Map<string, number>();
+  /** Registrations loaded at start count as seen then: the agent's next heartbeat is due within its interval. */
+  private startedAt = Date.now();
   private listener: ((events: RegistryEvent[]) => void) | undefined;
   private readonly state: StateStore;
   private readonly options: VmRegistryOptions;
@@ -36,6 +40,7 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     for (const entry of await this.state.list<WorkloadRegistration>(PREFIX)) {
       this.registrations.set(entry.key.slice(PREFIX.length), entry.value);
     }
+    this.startedAt = Date.now();
     this.listener = listener;
     this.emit();
   }
@@ -53,6 +58,7 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     const key = `${registration.namespace}/${registration.name}`;
     await this.state.put(PREFIX + key, registration);
     this.registrations.set(key, registration);
+    this.lastSeen.set(key, Date.now());
     this.emit();
     return this.toWorkload(registration);
   }
@@ -61,6 +67,7 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     const key = `${namespace}/${name}`;
     const existed = await this.state.delete(PREFIX + key);
     const known = this.registrations.delete(key);
+    this.lastSeen.delete(key);
     if (known) this.emit();
     return existed || known;
   }
@@ -69,6 +76,8 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     const key = `${namespace}/${name}`;
     const registration = this.registrations.get(key);
     if (!registration) throw new JibeError('JIBE_ERR_NOT_FOUND', `no workload ${key} is registered`);
+    // Every report is a heartbeat, changed or not.
+    this.lastSeen.set(key, Date.now());
     if (registration.health === health) return;
     const updated = { ...registration, health };
     await this.state.put(PREFIX + key, updated);
@@ -79,6 +88,16 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
   /** The registration as stored (the VM API checks who owns it). */
   registration(namespace: string, name: string): WorkloadRegistration | undefined {
     return this.registrations.get(`${namespace}/${name}`);
+  }
+
+  /** Registrations made by a node agent (they carry host facts), which heartbeats; `jibe up`'s local workloads do not. */
+  heartbeats(): Array<{ namespace: string; name: string; lastSeen: number }> {
+    const out: Array<{ namespace: string; name: string; lastSeen: number }> = [];
+    for (const [key, r] of this.registrations) {
+      if (!r.host) continue;
+      out.push({ namespace: r.namespace ?? 'default', name: r.name, lastSeen: this.lastSeen.get(key) ?? this.startedAt });
+    }
+    return out;
   }
 
   /** Join tokens and registration by VMs over the TLS API port. */
