@@ -18,7 +18,7 @@ export function registerControlPlane(program: Command): void {
     .option('--api-tls-port <port>', 'API over TLS for VMs (certificates, join, registration); "off" to not serve it', parsePortOrOff, 15015)
     .option('--api-tls-host <address>', 'address the TLS API listens on (VMs must reach it)', '0.0.0.0')
     .option('--advertise-address <host[:port]>', 'address VMs reach the TLS API at, written into join tokens (repeatable; default: this host\'s addresses)', collect)
-    .option('--config-store <name>', 'where rules are kept', 'file')
+    .option('--config-store <list>', 'where rules are kept: a store, or several comma-separated (file,consul,kubernetes) read together, the first written to and winning a rule two define differently', 'file')
     .option('--state-store <name>', 'where the control plane keeps its own state', 'file')
     .option('--platforms <list>', 'platform registries to run, comma-separated', 'vm')
     .option('--domain <domain>', 'DNS suffix of service host names', 'cluster.local')
