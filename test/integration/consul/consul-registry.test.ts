@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -58,6 +59,21 @@ async function startApp(name: string): Promise<{ port: number; healthy: boolean;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   app.port = (server.address() as AddressInfo).port;
   return app;
+}
+
+const JIBE_TS = join(import.meta.dirname, '..', '..', '..', 'cli', 'jibe.ts');
+
+/** The real `jibe` command (TypeScript source, as the tests run everything). */
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [JIBE_TS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -151,6 +167,35 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     assert.equal(await deregisterService(agent.client(), 'ratings-v1'), true);
     await waitUntil('ratings gone after deregistration', async () => ((await service(RATINGS)) === undefined && (await names()).length === 0 ? true : undefined));
     assert.equal(await deregisterService(agent.client(), 'ratings-v1'), false);
+  });
+
+  it('jibe consul register|deregister from flags and from a file', async () => {
+    const jibe = (args: string[]) => runCli([...args, '--consul-address', agent.address]);
+    const byFlags = await jibe(['consul', 'register', '--service', 'cli-flags', '--port', '7100', '--address', '127.0.0.1', '--meta', 'version=v3', '--tags', 'tier=web,http', '--no-sidecar']);
+    assert.equal(byFlags.code, 0, byFlags.stderr);
+    assert.match(byFlags.stdout, /registered cli-flags instance cli-flags-7100 in Consul \(mesh workload cli-flags-7100\./);
+    const file = join(dir, 'services.yaml');
+    await writeFile(file, 'services:\n  - service: cli-file\n    port: 7200\n    address: 127.0.0.1\n    protocol: grpc\n    sidecar: false\n');
+    const byFile = await jibe(['consul', 'register', '-f', file]);
+    assert.equal(byFile.code, 0, byFile.stderr);
+    const w = await waitUntil('both CLI registrations in the mesh', async () => {
+      const all = await consulWorkloads();
+      const flags = all.find((x) => x.name.startsWith('cli-flags-7100.'));
+      return flags && all.some((x) => x.name.startsWith('cli-file-7200.')) ? flags : undefined;
+    });
+    assert.deepEqual(w.labels, { version: 'v3', tier: 'web' });
+    assert.equal((await service('cli-file.default.svc.cluster.local'))?.ports[0].protocol, 'grpc');
+
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, '- service: Bad_Name\n  port: 0\n');
+    const refused = await jibe(['consul', 'register', '-f', bad]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /JIBE_ERR_WORKLOAD_INVALID|not a DNS label/);
+    assert.match(refused.stderr, /port/);
+
+    for (const id of ['cli-flags-7100', 'cli-file-7200']) assert.equal((await jibe(['consul', 'deregister', id])).code, 0);
+    assert.equal((await jibe(['consul', 'deregister', 'cli-flags-7100'])).code, 1, 'an unknown ID is an error');
+    await waitUntil('CLI registrations gone', async () => ((await consulWorkloads()).some((x) => x.name.startsWith('cli-')) ? undefined : true));
   });
 
   it('an instance registered with a Jibe sidecar is reached through the sidecar port', async () => {
