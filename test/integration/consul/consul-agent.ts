@@ -21,6 +21,8 @@ export interface ConsulAgentOptions {
 export interface ConsulAgent {
   address: string;
   httpPort: number;
+  /** WAN gossip port: another datacenter's agent joins here (`/v1/agent/join/127.0.0.1:<port>?wan=1`). */
+  serfWanPort: number;
   datacenter: string;
   nodeName: string;
   /** Management token when ACLs are on. */
@@ -110,6 +112,7 @@ export async function startConsulAgent(options: ConsulAgentOptions = {}): Promis
   return {
     address,
     httpPort: http,
+    serfWanPort: serfWan,
     datacenter,
     nodeName,
     managementToken,
