@@ -20,6 +20,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   'grpc-proxy': () => import('./grpc-proxy.bench.ts'),
   soak: () => import('./soak.bench.ts'),
   'consul-sync': () => import('./consul-sync.bench.ts'),
+  'kubernetes-sync': () => import('./kubernetes-sync.bench.ts'),
   'telemetry-overhead': () => import('./telemetry-overhead.bench.ts'),
 };
 
