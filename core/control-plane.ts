@@ -8,6 +8,7 @@ import { analyzeRoute } from './analyze/analyze-route.ts';
 import { loadOrCreateAdminToken } from './api/admin-token.ts';
 import { ApiServer } from './api/api-server.ts';
 import { requireAdmin } from './api/api-certificates.ts';
+import { TlsCredentials } from './api/api-credentials.ts';
 import { isApiExtension } from './api/api-routes.ts';
 import type { ApiExtension, ApiExtensionHost } from './api/api-routes.ts';
 import { CertificateAuthority } from './ca/certificate-authority.ts';
@@ -124,6 +125,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const mesh = new MeshService(store, registry, options.settings);
     await mesh.start();
     closers.push(() => mesh.stop());
+    // Operators' TLS credentials (Gateway credentialName): read before any proxy connects, then kept current.
+    const credentials = new TlsCredentials({ state, onChange: (all, signature) => mesh.setCredentials(all, signature), logger: logger.child({ component: 'credentials' }) });
+    await credentials.start();
+    closers.push(() => credentials.stop());
 
     // The CA: a root made on first start and kept in the state store (secret: 0600 on disk).
     const ca = await CertificateAuthority.open(state, { trustDomain: options.settings.trustDomain, logger: logger.child({ component: 'ca' }) });
@@ -186,6 +191,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const config = new ConfigService(store, () => mesh.knownHosts());
     const api = new ApiServer({
       extraRoutes: [
+        ...credentials.routes(extensionHost.requireAdmin),
         ...extensions.flatMap((e) => e.apiRoutes(extensionHost)),
         analyzeRoute(() => ({
           snapshot: mesh.snapshot(),

@@ -46,7 +46,7 @@ export function buildGatewayConfig(snapshot: MeshSnapshot, node: ProxyNode): Pro
     // Servers sharing a port share one socket; the oldest-named Gateway's bind address decides.
     const listener: ListenerResource = { type: 'listener', name, direction: 'gateway', address: servers[0].server.bind ?? '0.0.0.0', port, protocol: 'http', routeConfig: name };
     // One certificate per port (no SNI selection between servers): the first server with TLS decides.
-    const tls = servers.map((s) => compileGatewayTls(s.server)).find((t) => t !== undefined);
+    const tls = servers.map((s) => compileGatewayTls(s.server, { credentials: snapshot.credentials, proxyNamespace: node.namespace, gatewayNamespace: s.namespace })).find((t) => t !== undefined);
     if (tls) listener.tls = tls;
     out.push(listener, buildPortRouteConfig(ctx, name, port, servers));
   }

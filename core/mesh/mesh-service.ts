@@ -2,6 +2,7 @@
 // workloads from the RegistryAggregator. Snapshots are rebuilt lazily (on the
 // first read after a change), so a burst of changes costs one rebuild.
 import type { ConfigStore } from '../config/config-store.ts';
+import type { TlsCredential } from '../model/credential.ts';
 import type { Resource } from '../model/resource.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService, WorkloadEntry } from '../model/networking.ts';
@@ -29,6 +30,8 @@ export class MeshService {
   private unwatch: (() => void) | undefined;
   private trustBundle: readonly string[] | undefined;
   private aliasConflicts: AliasConflict[] = [];
+  private credentials: ReadonlyMap<string, TlsCredential> | undefined;
+  private credentialSignature = '';
 
   constructor(store: ConfigStore, registry: RegistryAggregator, settings: MeshSettings) {
     this.store = store;
@@ -72,6 +75,17 @@ export class MeshService {
     const same = this.trustBundle !== undefined && this.trustBundle.length === bundle.length && this.trustBundle.every((pem, i) => pem === bundle[i]);
     if (same) return;
     this.trustBundle = [...bundle];
+    this.changed();
+  }
+
+  /**
+   * The operators' TLS credentials (Gateway `credentialName`), replaced whole;
+   * `signature` (the store versions) tells an unchanged set, which costs no push.
+   */
+  setCredentials(credentials: ReadonlyMap<string, TlsCredential>, signature: string): void {
+    if (signature === this.credentialSignature) return;
+    this.credentialSignature = signature;
+    this.credentials = credentials;
     this.changed();
   }
 
@@ -126,6 +140,7 @@ export class MeshService {
       // Validation keeps one; should two ever be stored, the oldest decides, as for other conflicts.
       meshConfig: of<MeshConfig>('MeshConfig').filter((m) => m.metadata.namespace === this.settings.rootNamespace).sort(compareByAge)[0],
       ...(this.trustBundle !== undefined ? { trustBundle: this.trustBundle } : {}),
+      ...(this.credentials !== undefined ? { credentials: this.credentials } : {}),
     };
   }
 }

@@ -1,6 +1,7 @@
 // The mesh at one moment: every service and workload from every platform, and
 // every rule, under one version. Immutable once built; the discovery server
 // computes each proxy's config from it.
+import type { TlsCredential } from '../model/credential.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import type { DestinationRule, Gateway, VirtualService } from '../model/networking.ts';
 import type { RateLimit } from '../model/rate-limit.ts';
@@ -41,6 +42,8 @@ export interface MeshSnapshot {
   meshConfig?: MeshConfig;
   /** PEM roots of the mesh CA (the `mesh` resource carries them to proxies); absent = none pushed. */
   trustBundle?: readonly string[];
+  /** Operators' TLS credentials by `<namespace>/<name>` (Gateway `credentialName`); absent = none. */
+  credentials?: ReadonlyMap<string, TlsCredential>;
 }
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = {
