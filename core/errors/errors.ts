@@ -56,6 +56,7 @@ export const ErrorCodes = {
   JIBE_ERR_SERVICE_CONFLICT: 'Platforms that serve one host disagree on its ports or protocols, or two ServiceAliases claim one service.',
   JIBE_ERR_STORE_CONFLICT: 'One rule is defined differently in two config stores.',
   JIBE_ERR_WORKLOAD_STALE: "A VM's node agent stopped reporting: its registration outlived the stale limit.",
+  JIBE_ERR_INSECURE_API: 'A credential would go to the control plane API unprotected: plaintext to an address off loopback, or TLS without roots to verify the server.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
