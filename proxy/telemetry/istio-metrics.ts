@@ -51,6 +51,9 @@ export class IdentitySeries {
   private readonly requests = new Map<number, RequestSeries>();
   private readonly tcp = new Map<number, TcpSeries>();
   private readonly metrics: IstioMetrics;
+  // The last response shape asked for: a steady stream of 200s skips the map.
+  private lastKey = -1;
+  private last: RequestSeries | undefined = undefined;
 
   constructor(base: IdentityLabels, metrics: IstioMetrics) {
     this.base = base;
@@ -63,6 +66,7 @@ export class IdentitySeries {
    */
   request(protocol: number, status: number, grpcStatus: number, flags: number, flagNames: (flags: number) => string): RequestSeries {
     const key = ((flags * 32 + grpcStatus) * 1024 + (status > 999 ? 0 : status)) * 2 + protocol;
+    if (key === this.lastKey) return this.last!;
     let series = this.requests.get(key);
     if (series === undefined) {
       series = new RequestSeries({
@@ -75,6 +79,8 @@ export class IdentitySeries {
       this.requests.set(key, series);
       this.metrics.requestSeries.push(series);
     }
+    this.lastKey = key;
+    this.last = series;
     return series;
   }
 

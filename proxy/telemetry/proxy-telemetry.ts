@@ -32,7 +32,7 @@ import {
   serviceIdentity,
 } from './telemetry-labels.ts';
 import type { PeerIdentity, ServiceIdentity } from './telemetry-labels.ts';
-import { childContext, injectTraceContext, parseTraceContext, readTraceHeaders } from './trace-context.ts';
+import { childContext, hasTraceHeader, injectTraceContext, parseTraceContext, readTraceHeaders } from './trace-context.ts';
 import type { TraceContext } from './trace-context.ts';
 import { MAX_TOP_SAMPLERS, MAX_TOP_WINDOW_MS, PathSampler } from './telemetry-top.ts';
 import type { TopReport } from './telemetry-top.ts';
@@ -94,6 +94,8 @@ export class ProxyTelemetry {
   private readonly tcp = new Map<string, IdentitySeries>();
   private readonly peerHeaders = new WeakMap<Cluster, string>();
   private noRoute: IdentitySeries | undefined;
+  /** The access log entry, refilled for each line. */
+  private readonly entry: AccessLogEntry = emptyEntry();
   /** Path samplings in progress (`jibe top`); empty nearly always. */
   private samplers: PathSampler[] = [];
 
@@ -375,50 +377,58 @@ export class ProxyTelemetry {
     return span;
   }
 
+  /** Fills the one reused entry (the log formats it at once and keeps nothing). */
   private accessEntry(ex: Exchange, ids: IdentitySeries, status: number, durationMs: number, trace: TraceContext | undefined): AccessLogEntry {
-    const l = ids.base;
-    const entry: AccessLogEntry = {
-      start_time: new Date(performance.timeOrigin + ex.startTime).toISOString(),
-      method: ex.method,
-      authority: ex.authority,
-      path: ex.pathAndQuery(),
-      protocol: ex.down.httpVersion === 2 ? 'HTTP/2' : 'HTTP/1.1',
-      response_code: status,
-      response_flags: formatResponseFlags(ex.flags),
-      bytes_received: ex.requestBytes,
-      bytes_sent: ex.responseBytes,
-      duration_ms: Math.round(durationMs * 1000) / 1000,
-      upstream_host: ex.host?.key ?? '',
-      upstream_cluster: ex.cluster?.name ?? '',
-      route_name: ex.route?.name ?? '',
-      x_request_id: ex.requestId || (ex.header('x-request-id') ?? ''),
-      trace_id: trace?.traceId ?? traceIdOf(ex),
-      downstream_remote_address: ex.down.remoteAddress,
-      source_workload: l.source_workload,
-      source_namespace: l.source_workload_namespace,
-      source_principal: l.source_principal,
-      destination_workload: l.destination_workload,
-      destination_namespace: l.destination_workload_namespace,
-      destination_principal: l.destination_principal,
-      destination_service: l.destination_service,
-      reporter: l.reporter,
-    };
-    const ua = ex.header('user-agent');
-    if (ua !== undefined) entry.user_agent = ua;
-    if (ex.grpc && ex.grpcStatus >= 0) entry.grpc_status = String(ex.grpcStatus);
+    const e = this.entry;
+    const startMs = performance.timeOrigin + ex.startTime;
+    e.startMs = startMs;
+    // The exchange's end, from the clock reading recordExchange already made.
+    e.nowMs = startMs + durationMs;
+    e.method = ex.method;
+    e.authority = ex.authority;
+    e.path = ex.pathAndQuery();
+    e.protocol = ex.down.httpVersion === 2 ? 'HTTP/2' : 'HTTP/1.1';
+    e.response_code = status;
+    e.response_flags = formatResponseFlags(ex.flags);
+    e.bytes_received = ex.requestBytes;
+    e.bytes_sent = ex.responseBytes;
+    e.duration_ms = Math.round(durationMs * 1000) / 1000;
+    e.upstream_host = ex.host?.key ?? '';
+    e.upstream_cluster = ex.cluster?.name ?? '';
+    e.route_name = ex.route?.name ?? '';
+    e.x_request_id = ex.requestId || (ex.header('x-request-id') ?? '');
+    e.trace_id = trace?.traceId ?? incomingTraceId(ex.down.rawHeaders);
+    e.downstream_remote_address = ex.down.remoteAddress;
+    e.identity = ids.base;
+    e.user_agent = ex.header('user-agent');
+    e.grpc_status = ex.grpc && ex.grpcStatus >= 0 ? String(ex.grpcStatus) : undefined;
     const authz = authzRecord(ex);
     if (authz !== undefined && authz.policy !== undefined) {
-      entry.authz_policy = authz.policy;
-      entry.authz_result = authz.result;
+      e.authz_policy = authz.policy;
+      e.authz_result = authz.result;
+    } else {
+      e.authz_policy = undefined;
+      e.authz_result = undefined;
     }
-    return entry;
+    return e;
   }
 }
 
 /** The incoming trace id when tracing is off (logs still correlate with traces made elsewhere). */
-function traceIdOf(ex: Exchange): string {
-  const ctx = parseTraceContext(readTraceHeaders(ex.down.rawHeaders));
-  return ctx?.traceId ?? '';
+function incomingTraceId(raw: readonly string[]): string {
+  // Most requests carry no trace header: one length check per header, no allocation.
+  if (!hasTraceHeader(raw)) return '';
+  return parseTraceContext(readTraceHeaders(raw))?.traceId ?? '';
+}
+
+const UNKNOWN_IDENTITY = identityLabels('source', UNKNOWN_PEER, UNKNOWN_PEER, serviceIdentity('', ''), UNKNOWN);
+
+function emptyEntry(): AccessLogEntry {
+  return {
+    startMs: 0, nowMs: 0, method: '', authority: '', path: '', protocol: '', response_code: 0, response_flags: '', bytes_received: 0, bytes_sent: 0,
+    duration_ms: 0, upstream_host: '', upstream_cluster: '', route_name: '', x_request_id: '', trace_id: '', downstream_remote_address: '',
+    identity: UNKNOWN_IDENTITY, grpc_status: undefined, authz_policy: undefined, authz_result: undefined, user_agent: undefined,
+  };
 }
 
 function findEndpoint(cluster: Cluster, key: string): Endpoint | undefined {

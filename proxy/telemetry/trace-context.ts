@@ -51,6 +51,18 @@ export interface TraceHeaders {
   tracestate?: string;
 }
 
+const TRACE_HEADER_NAMES = new Set(['b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'traceparent', 'tracestate']);
+
+/** Whether a flat header list carries any trace header (no allocation: what most requests need to know). */
+export function hasTraceHeader(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const len = name.length;
+    if ((len === 2 || len === 10 || len === 11 || len === 12 || len === 17) && TRACE_HEADER_NAMES.has(name.toLowerCase())) return true;
+  }
+  return false;
+}
+
 /** Collects the trace headers from a flat [name, value, …] list in one pass. */
 export function readTraceHeaders(raw: readonly string[]): TraceHeaders {
   const out: TraceHeaders = {};
@@ -183,7 +195,6 @@ export function traceHeadersOf(ctx: TraceContext): string[] {
   return out;
 }
 
-const TRACE_HEADER_NAMES = new Set(['b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'traceparent', 'tracestate']);
 
 /** Replaces the trace headers in a flat header list (in place) with those of `ctx`. */
 export function injectTraceContext(raw: string[], ctx: TraceContext): void {
