@@ -10,7 +10,7 @@ export function registerKubeInject(program: Command): void {
     .option('-o, --output <file>', 'write the result here instead of standard output')
     .option('--image <image>', 'Jibe image for the proxy and init containers', 'jibe/jibe:0.1.0')
     .option('--discovery-address <host:port>', 'control plane discovery address the sidecars dial (15012: TLS)', 'jibe-control-plane.jibe-system.svc:15012')
-    .option('--api-address <url>', 'control plane API where sidecars trade their service-account token for a certificate', 'http://jibe-control-plane.jibe-system.svc:15014')
+    .option('--api-address <url>', 'control plane TLS API where sidecars trade their service-account token for a certificate (verified with the jibe-ca-root-cert ConfigMap)', 'https://jibe-control-plane.jibe-system.svc:15015')
     .action(async (opts) => {
       const { readFile, writeFile } = await import('node:fs/promises');
       const { JibeError } = await import('../../core/errors/errors.ts');

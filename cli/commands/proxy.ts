@@ -32,7 +32,8 @@ export function registerProxy(program: Command): void {
     .option('--trace-sampling <percent>', 'percentage of new traces sampled, 0-100 (Istio default 1)', parsePercent, 1)
     .option('--bootstrap-token-file <file>', 'obtain the workload certificate with this bootstrap token (jibe up); the key stays in memory')
     .option('--kube-token-file <file>', "obtain the workload certificate with this projected Kubernetes service-account token (audience jibe; re-read at each renewal); the control plane checks it with a TokenReview")
-    .option('--api <url>', 'control plane API for certificates (with --bootstrap-token-file or --kube-token-file)', 'http://127.0.0.1:15014')
+    .option('--api <url>', 'control plane API for certificates (with --bootstrap-token-file or --kube-token-file): https://… with --ca-root-file; http:// only on loopback', 'http://127.0.0.1:15014')
+    .option('--ca-root-file <file>', "mesh root certificates (PEM) the control plane's TLS API must chain to; its SPIFFE ID is checked as on TLS discovery (Kubernetes: the jibe-ca-root-cert ConfigMap)")
     .option('--service-account <name>', 'service account the certificate names (default: the workload name; gateways: ingressgateway)')
     .option('--trust-domain <domain>', 'trust domain of the mesh', 'cluster.local')
     .option('--cert-dir <dir>', 'use the certificate a node agent keeps in this dir (cert-chain.pem, key.pem, root-cert.pem); env JIBE_PROXY_CERT_DIR')
@@ -46,10 +47,10 @@ export function registerProxy(program: Command): void {
       if (type === 'sidecar' && !opts.workload) throw new Error('a sidecar needs --workload (the workload it fronts)');
       const labels = type === 'gateway' && Object.keys(opts.labels).length === 0 ? { istio: 'ingressgateway' } : opts.labels;
       const logger = pino({ level: opts.logLevel, base: { component: 'proxy', workload: opts.workload ?? 'gateway' } });
-      const source = await startIdentitySource(opts, type, logger);
+      const controlPlaneId: string = opts.controlPlaneId ?? process.env.JIBE_CONTROL_PLANE_ID ?? `spiffe://${opts.trustDomain}/ns/jibe-system/sa/jibe-control-plane`;
+      const source = await startIdentitySource(opts, type, logger, controlPlaneId);
       const discoveryTls = opts.discoveryTls === true || /:15012$/.test(opts.discovery);
       if (discoveryTls && source === undefined) throw new Error('discovery over TLS (port 15012 or --discovery-tls) needs a certificate: pass --bootstrap-token-file, --kube-token-file or --cert-dir');
-      const controlPlaneId: string = opts.controlPlaneId ?? process.env.JIBE_CONTROL_PLANE_ID ?? `spiffe://${opts.trustDomain}/ns/jibe-system/sa/jibe-control-plane`;
       const proxy = await startProxy({
         identity: source?.identity,
         discoveryTls: discoveryTls ? { controlPlaneId } : undefined,
@@ -89,12 +90,14 @@ export function registerProxy(program: Command): void {
 
 /** The proxy's certificate: from a bootstrap token, a cert dir, or none (plaintext only). */
 async function startIdentitySource(
-  opts: { bootstrapTokenFile?: string; kubeTokenFile?: string; certDir?: string; api: string; serviceAccount?: string; trustDomain: string; namespace: string; workload?: string },
+  opts: { bootstrapTokenFile?: string; kubeTokenFile?: string; certDir?: string; api: string; caRootFile?: string; serviceAccount?: string; trustDomain: string; namespace: string; workload?: string },
   type: 'sidecar' | 'gateway',
   logger: Logger,
+  controlPlaneId: string,
 ): Promise<RunningIdentity | undefined> {
   const certDir = opts.certDir ?? process.env.JIBE_PROXY_CERT_DIR;
   const tokenFile = opts.bootstrapTokenFile ?? opts.kubeTokenFile;
+  if (opts.caRootFile !== undefined && tokenFile === undefined) throw new Error('--ca-root-file verifies the API a token is sent to: pass it with --bootstrap-token-file or --kube-token-file');
   if (tokenFile === undefined && certDir === undefined) return undefined;
   if ([opts.bootstrapTokenFile, opts.kubeTokenFile, certDir].filter((x) => x !== undefined).length > 1) throw new Error('pass one of --bootstrap-token-file, --kube-token-file or --cert-dir');
   const { identityFromToken, identityFromCertDir } = await import('../../proxy/identity/identity-source.ts');
@@ -102,7 +105,8 @@ async function startIdentitySource(
   const serviceAccount = opts.serviceAccount ?? (type === 'gateway' ? 'ingressgateway' : opts.workload!);
   // The Kubernetes authenticator's credential type (platforms/kubernetes KUBERNETES_TOKEN_TYPE), spelled here so `jibe proxy` loads no platform code.
   const credentialType = opts.kubeTokenFile !== undefined ? 'kubernetes-service-account-token' : 'bootstrap-token';
-  return identityFromToken({ tokenFile: tokenFile!, credentialType, apiBase: opts.api, spiffeId: `spiffe://${opts.trustDomain}/ns/${opts.namespace}/sa/${serviceAccount}`, logger });
+  const tls = opts.caRootFile !== undefined ? { caRootFile: opts.caRootFile, serverSpiffeId: controlPlaneId } : undefined;
+  return identityFromToken({ tokenFile: tokenFile!, credentialType, apiBase: opts.api, tls, spiffeId: `spiffe://${opts.trustDomain}/ns/${opts.namespace}/sa/${serviceAccount}`, logger });
 }
 
 function parsePercent(value: string): number {

@@ -18,13 +18,18 @@ export const INJECTION_LABEL = 'jibe-injection';
 export const TOKEN_VOLUME = 'jibe-token';
 export const CERTS_VOLUME = 'jibe-certs';
 export const TOKEN_MOUNT_PATH = '/var/run/secrets/jibe/tokens';
+/** The mesh roots the control plane publishes into each meshed namespace (Istio's `istio-ca-root-cert`). */
+export const CA_ROOT_CONFIGMAP = 'jibe-ca-root-cert';
+export const CA_ROOT_KEY = 'root-cert.pem';
+export const CA_ROOT_VOLUME = 'jibe-ca-root-cert';
+export const CA_ROOT_MOUNT_PATH = '/var/run/jibe/ca';
 
 export interface InjectionOptions {
   /** The Jibe image: it holds both `jibe proxy` and `jibe capture`. */
   image: string;
   /** Discovery address sidecars dial, `host:port` (15012: TLS with the workload certificate). */
   discoveryAddress: string;
-  /** Control-plane API the sidecar trades its projected token for a certificate at. */
+  /** Control-plane TLS API the sidecar trades its projected token for a certificate at, verified with the mounted CA roots. */
   apiAddress?: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** Control-plane address kept out of capture so the proxy can always reach it. */
@@ -34,7 +39,7 @@ export interface InjectionOptions {
 export const DEFAULT_INJECTION: InjectionOptions = {
   image: 'jibe/jibe:0.1.0',
   discoveryAddress: 'jibe-control-plane.jibe-system.svc:15012',
-  apiAddress: 'http://jibe-control-plane.jibe-system.svc:15014',
+  apiAddress: 'https://jibe-control-plane.jibe-system.svc:15015',
   imagePullPolicy: 'IfNotPresent',
 };
 
@@ -83,13 +88,15 @@ export function injectPod<T extends { metadata?: Partial<KubeMeta>; spec: KubePo
     ...(spec.volumes ?? []),
     { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 43_200, path: 'token' } }] } },
     { name: CERTS_VOLUME, emptyDir: { medium: 'Memory' } },
+    // Not optional: a sidecar without roots could not verify the control plane, so the pod waits for the leader to publish them.
+    { name: CA_ROOT_VOLUME, configMap: { name: CA_ROOT_CONFIGMAP, items: [{ key: CA_ROOT_KEY, path: CA_ROOT_KEY }] } },
   ];
   const meta = (out.metadata ??= {});
   // Istio's marker that this pod's sidecar takes mesh mTLS: auto mTLS dials it with TLS (core/mesh/build-tls.ts). A value the pod sets itself wins, as in Istio's template.
   meta.labels = { ...meta.labels, [TLS_MODE_LABEL]: meta.labels?.[TLS_MODE_LABEL] ?? 'istio' };
   meta.annotations = {
     ...meta.annotations,
-    [STATUS_ANNOTATION]: JSON.stringify({ version: '0.1.0', initContainers: [INIT_CONTAINER], containers: [PROXY_CONTAINER], volumes: [TOKEN_VOLUME, CERTS_VOLUME], ports: [...new Set(appPorts)].sort((a, b) => a - b) }),
+    [STATUS_ANNOTATION]: JSON.stringify({ version: '0.1.0', initContainers: [INIT_CONTAINER], containers: [PROXY_CONTAINER], volumes: [TOKEN_VOLUME, CERTS_VOLUME, CA_ROOT_VOLUME], ports: [...new Set(appPorts)].sort((a, b) => a - b) }),
   };
   // `kubectl logs` and `exec` keep going to the app, not the sidecar.
   if (appContainers[0] && !meta.annotations['kubectl.kubernetes.io/default-container']) meta.annotations['kubectl.kubernetes.io/default-container'] = appContainers[0].name;
@@ -142,6 +149,7 @@ function proxyContainer(options: InjectionOptions, uid: number): KubeContainer {
       '--discovery', options.discoveryAddress,
       '--kube-token-file', `${TOKEN_MOUNT_PATH}/token`,
       '--api', options.apiAddress ?? DEFAULT_INJECTION.apiAddress!,
+      '--ca-root-file', `${CA_ROOT_MOUNT_PATH}/${CA_ROOT_KEY}`,
       '--service-account', '$(SERVICE_ACCOUNT)',
       '--bind', '0.0.0.0',
       '--capture',
@@ -165,6 +173,7 @@ function proxyContainer(options: InjectionOptions, uid: number): KubeContainer {
     volumeMounts: [
       { name: TOKEN_VOLUME, mountPath: TOKEN_MOUNT_PATH, readOnly: true },
       { name: CERTS_VOLUME, mountPath: '/etc/jibe/certs' },
+      { name: CA_ROOT_VOLUME, mountPath: CA_ROOT_MOUNT_PATH, readOnly: true },
     ],
   };
 }

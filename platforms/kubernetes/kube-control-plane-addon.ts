@@ -77,7 +77,7 @@ export class KubernetesControlPlaneAddon {
           ca,
           spiffeId: `spiffe://${settings.trustDomain}/ns/${namespace}/sa/${CONTROL_PLANE_SERVICE}`,
           serverNames: webhookServerNames(namespace, listenHost),
-          injection: { ...DEFAULT_INJECTION, discoveryAddress: `${CONTROL_PLANE_SERVICE}.${namespace}.svc:15012`, apiAddress: `http://${CONTROL_PLANE_SERVICE}.${namespace}.svc:15014`, ...this.options.injection },
+          injection: { ...DEFAULT_INJECTION, discoveryAddress: `${CONTROL_PLANE_SERVICE}.${namespace}.svc:15012`, apiAddress: `https://${CONTROL_PLANE_SERVICE}.${namespace}.svc:15015`, ...this.options.injection },
           namespaceLabels: (ns) => this.namespaceLabels(ns),
           rules: () => configStore.list(),
           knownHosts: () => mesh.knownHosts(),

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_INJECTION, INIT_CONTAINER, injectPod, wantsInjection } from '../../../../platforms/kubernetes/inject-pod.ts';
+import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY, CA_ROOT_MOUNT_PATH, CA_ROOT_VOLUME, DEFAULT_INJECTION, INIT_CONTAINER, injectPod, wantsInjection } from '../../../../platforms/kubernetes/inject-pod.ts';
 import { injectManifest } from '../../../../platforms/kubernetes/inject-manifest.ts';
 import { mutatePodReview } from '../../../../platforms/kubernetes/admission-review.ts';
 import type { KubePod } from '../../../../platforms/kubernetes/kube-types.ts';
@@ -118,4 +118,23 @@ test('the sidecar proves its identity with the projected token (audience jibe) a
   assert.equal(args[args.indexOf('--discovery') + 1], 'jibe-control-plane.jibe-system.svc:15012');
   const probe = proxy.readinessProbe as { exec: { command: string[] } };
   assert.match(probe.exec.command.join(' '), /127\.0\.0\.1:15000\/ready/);
+});
+
+test('the sidecar trades its token only over TLS: the https API on 15015, verified with the mounted jibe-ca-root-cert ConfigMap', () => {
+  const out = injectPod(pod() as Required<KubePod>, DEFAULT_INJECTION);
+  const proxy = out.spec.containers.find((c) => c.name === 'jibe-proxy')!;
+  const args = proxy.args!;
+  assert.equal(args[args.indexOf('--api') + 1], 'https://jibe-control-plane.jibe-system.svc:15015');
+  const rootsFile = args[args.indexOf('--ca-root-file') + 1];
+  assert.equal(rootsFile, `${CA_ROOT_MOUNT_PATH}/${CA_ROOT_KEY}`);
+  assert.equal(rootsFile, '/var/run/jibe/ca/root-cert.pem');
+  const mount = (proxy.volumeMounts as Array<{ name: string; mountPath: string; readOnly?: boolean }>).find((m) => m.name === CA_ROOT_VOLUME)!;
+  assert.deepEqual(mount, { name: CA_ROOT_VOLUME, mountPath: CA_ROOT_MOUNT_PATH, readOnly: true });
+  const volume = out.spec.volumes!.find((v) => v.name === CA_ROOT_VOLUME) as unknown as { configMap: { name: string; optional?: boolean; items: Array<{ key: string; path: string }> } };
+  assert.equal(volume.configMap.name, CA_ROOT_CONFIGMAP);
+  assert.equal(volume.configMap.optional, undefined, 'a pod waits for the roots rather than starting without them');
+  assert.deepEqual(volume.configMap.items, [{ key: 'root-cert.pem', path: 'root-cert.pem' }]);
+  assert.ok(JSON.parse(out.metadata.annotations!['sidecar.jibe.dev/status']).volumes.includes(CA_ROOT_VOLUME));
+  // No plaintext API anywhere in the injected pod.
+  assert.doesNotMatch(JSON.stringify(out), /http:\/\/jibe-control-plane|:15014/);
 });
