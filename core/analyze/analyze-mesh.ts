@@ -77,22 +77,22 @@ function referenceFindings(input: AnalyzeInput, out: Finding[]): void {
 }
 
 /**
- * Subsets no platform provides: a route to a subset whose labels select no
- * endpoint on any platform answers 503 (error); a defined but unused subset
- * that selects nothing is only a warning.
+ * Routes to subsets no platform provides: labels that select no endpoint on
+ * any platform make that share of traffic answer 503. Subsets no route uses
+ * are not reported (Istio's sample rules define v2/v3 subsets ahead of time).
  */
 function subsetFindings(input: AnalyzeInput, out: Finding[]): void {
   const { snapshot } = input;
   const domain = snapshot.settings.domain;
-  const subsets = new Map<string, { labels: Record<string, string> | undefined; rule: string; field: string }>();
+  const subsets = new Map<string, { labels: Record<string, string> | undefined; rule: string }>();
   for (const dr of snapshot.destinationRules as DestinationRule[]) {
     const ns = dr.metadata.namespace ?? DEFAULT_NAMESPACE;
     if (typeof dr.spec?.host !== 'string') continue;
     const host = resolveHost(dr.spec.host, ns, domain);
-    (dr.spec.subsets ?? []).forEach((s, i) => {
+    (dr.spec.subsets ?? []).forEach((s) => {
       if (!s?.name) return;
       const key = `${host}|${s.name}`;
-      if (!subsets.has(key)) subsets.set(key, { labels: s.labels, rule: resourceKey(dr), field: `spec.subsets[${i}]` });
+      if (!subsets.has(key)) subsets.set(key, { labels: s.labels, rule: resourceKey(dr) });
     });
   }
   const empty = new Set<string>();
@@ -102,7 +102,6 @@ function subsetFindings(input: AnalyzeInput, out: Finding[]): void {
     const endpoints = (snapshot.workloadsByService.get(host) ?? []).filter((w) => matches(subset.labels, w.labels));
     if (endpoints.length === 0) empty.add(key);
   }
-  const routed = new Set<string>();
   for (const vs of snapshot.virtualServices as VirtualService[]) {
     const ns = vs.metadata.namespace ?? DEFAULT_NAMESPACE;
     for (const protocol of ['http', 'tcp'] as const) {
@@ -111,7 +110,6 @@ function subsetFindings(input: AnalyzeInput, out: Finding[]): void {
           const dest = d?.destination;
           if (!dest?.subset || typeof dest.host !== 'string') return;
           const key = `${resolveHost(dest.host, ns, domain)}|${dest.subset}`;
-          routed.add(key);
           if (!empty.has(key)) return;
           const subset = subsets.get(key)!;
           out.push({
@@ -125,18 +123,6 @@ function subsetFindings(input: AnalyzeInput, out: Finding[]): void {
         });
       });
     }
-  }
-  for (const key of empty) {
-    if (routed.has(key)) continue;
-    const subset = subsets.get(key)!;
-    out.push({
-      code: 'JIBE_ERR_REFERENCE',
-      severity: 'warning',
-      message: `subset ${JSON.stringify(key.split('|')[1])} selects no endpoint on any platform (labels ${JSON.stringify(subset.labels ?? {})})`,
-      resource: subset.rule,
-      field: `${subset.field}.labels`,
-      hint: 'no route uses it yet; deploy matching workloads before routing to it',
-    });
   }
 }
 

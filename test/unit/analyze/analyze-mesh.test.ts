@@ -46,7 +46,6 @@ describe('jibe analyze findings', () => {
       'error JIBE_ERR_REFERENCE VirtualService/default/gone spec.http[0].route[0].destination.host',
       'error JIBE_ERR_REFERENCE VirtualService/default/reviews spec.http[0].route[1].destination.subset',
       'error JIBE_ERR_WORKLOAD_INVALID Workload/vm/default/orphan serviceAccount',
-      'warning JIBE_ERR_REFERENCE DestinationRule/default/reviews spec.subsets[2].labels',
       'warning JIBE_ERR_WORKLOAD_INVALID Workload/vm/default/productpage-v1 serviceAccount',
     ]);
     const subset = analyzeMesh(input()).find((f) => f.field?.endsWith('.subset'))!;
