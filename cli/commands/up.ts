@@ -16,6 +16,7 @@ export function registerUp(program: Command): void {
     .option('--zipkin <host:port>', 'report every proxy\'s trace spans to this Zipkin collector')
     .option('--trace-sampling <percent>', 'percentage of new traces sampled when --zipkin is given', Number, 100)
     .option('--access-log <format>', 'every proxy logs one line per request: json, text or off', 'off')
+    .option('--platforms <list>', 'platforms the mesh spans, comma-separated: vm, consul (a Consul dev agent from the peer cache; BookInfo\'s ratings registers there)', 'vm')
     .action(async (opts) => {
       const { startLocalMesh } = await import('../up/local-mesh.ts');
       const { formatTable } = await import('../table.ts');
@@ -30,12 +31,13 @@ export function registerUp(program: Command): void {
         zipkin: opts.zipkin,
         traceSampling: opts.traceSampling,
         accessLog: opts.accessLog,
+        platforms: String(opts.platforms).split(',').map((p) => p.trim()).filter(Boolean),
         say,
       });
       if (mesh.workloads.length) {
         say('\n' + formatTable(
-          ['WORKLOAD', 'SERVICE', 'APP', 'SIDECAR IN', 'SIDECAR OUT', 'ADMIN', 'METRICS'],
-          mesh.workloads.map((w) => [w.name, `${w.service}:9080`, `127.0.0.1:${w.appPort}`, `:${w.inboundPort}`, `:${w.outboundPort}`, `:${w.adminPort}`, `:${w.metricsPort}`]),
+          ['WORKLOAD', 'PLATFORM', 'SERVICE', 'APP', 'SIDECAR IN', 'SIDECAR OUT', 'ADMIN', 'METRICS'],
+          mesh.workloads.map((w) => [w.name, w.platform ?? 'vm', `${w.service}:9080`, `127.0.0.1:${w.appPort}`, `:${w.inboundPort}`, `:${w.outboundPort}`, `:${w.adminPort}`, `:${w.metricsPort}`]),
         ));
       }
       const server = opts.apiPort === 15014 ? '' : ` --server ${mesh.server}`;

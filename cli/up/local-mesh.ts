@@ -12,6 +12,7 @@ import { ProcessSupervisor } from './process-supervisor.ts';
 import type { Child } from './process-supervisor.ts';
 import { ensurePortFree, freePort } from './ports.ts';
 import { LocalMeshTokens } from './local-mesh-tokens.ts';
+import type { LocalConsul } from './local-consul.ts';
 
 // The processes run from wherever this file runs: the compiled JS in dist/ for
 // users (`npm start`), the TypeScript sources when a developer runs them directly.
@@ -29,6 +30,12 @@ export interface LocalMeshOptions {
   traceSampling?: number;
   /** Access log format of every proxy (default off). */
   accessLog?: 'json' | 'text' | 'off';
+  /**
+   * Platforms the mesh spans (default `vm` only). With `consul` a Consul dev
+   * agent from the peer cache runs too, the control plane reads it, and
+   * BookInfo's ratings is registered in Consul (with its Jibe sidecar).
+   */
+  platforms?: string[];
   /** Progress lines for the user. */
   say: (line: string) => void;
 }
@@ -43,6 +50,8 @@ export interface RunningWorkload {
   adminPort: number;
   /** The sidecar's Prometheus endpoint (`/stats/prometheus`). */
   metricsPort: number;
+  /** Where the workload is registered (default vm). */
+  platform?: string;
 }
 
 export interface LocalMesh {
@@ -55,8 +64,26 @@ export interface LocalMesh {
   stop(): Promise<void>;
 }
 
+/** Platforms `jibe up` can run locally, and which BookInfo service each hosts besides the VM ones. */
+export const LOCAL_PLATFORMS = ['vm', 'consul'] as const;
+const SERVICE_ON_PLATFORM: Record<string, string> = { consul: 'ratings' };
+
+export function checkLocalPlatforms(platforms: readonly string[]): void {
+  for (const p of platforms) {
+    if (p === 'kubernetes' || p === 'k8s') {
+      throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'jibe up cannot run the kubernetes platform locally yet', {
+        hint: 'run vm,consul locally; for Kubernetes start etcd + kube-apiserver (test/integration/kubernetes/kube-test-cluster.ts does) and run jibe control-plane --platforms vm,consul,kubernetes --kubeconfig <file>',
+      });
+    }
+    if (!(LOCAL_PLATFORMS as readonly string[]).includes(p)) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', `unknown platform ${JSON.stringify(p)}`, { hint: `use some of: ${LOCAL_PLATFORMS.join(', ')}` });
+  }
+  if (!platforms.includes('vm')) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'the local mesh needs the vm platform (its gateway and apps register there)', { hint: 'add vm to --platforms' });
+}
+
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
   const { say } = options;
+  const platforms = [...new Set(options.platforms ?? ['vm'])];
+  checkLocalPlatforms(platforms);
   await ensurePortFree(options.gatewayPort, '--gateway-port');
   await ensurePortFree(options.discoveryPort, '--discovery-port');
   await ensurePortFree(options.apiPort, '--api-port');
@@ -80,6 +107,15 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   if (options.zipkin !== undefined) telemetryFlags.push('--zipkin', options.zipkin, '--trace-sampling', String(options.traceSampling ?? 100));
 
   try {
+    const platformFlags: string[] = [];
+    let consul: LocalConsul | undefined;
+    if (platforms.includes('consul')) {
+      const { startLocalConsul } = await import('./local-consul.ts');
+      consul = await startLocalConsul(supervisor, (check, child, what) => waitFor(check, child, supervisor, 60_000, what));
+      platformFlags.push('--consul-address', consul.address);
+      say(`✓ consul            ${consul.address} (dev agent, datacenter ${consul.datacenter})`);
+    }
+    if (platforms.length > 1) platformFlags.push('--platforms', platforms.join(','));
     const cp = supervisor.start('control-plane', [
       JIBE, 'control-plane',
       '--data-dir', cpDataDir,
@@ -88,6 +124,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       // No VMs join the local mesh: keep it off the network.
       '--api-tls-port', 'off',
       '--api-port', String(options.apiPort),
+      ...platformFlags,
     ]);
     await waitFor(() => callApi(server, 'GET', '/healthz').then(() => true, () => false), cp, supervisor, 20_000, 'the control plane to answer');
     say(`✓ control plane     api ${server}, discovery 127.0.0.1:${options.discoveryPort}`);
@@ -97,16 +134,36 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       for (const w of BOOKINFO_WORKLOADS) {
         const ports = { appPort: await freePort(), inboundPort: await freePort(), outboundPort: await freePort(), adminPort: await freePort(), metricsPort: await freePort() };
         const running: RunningWorkload = { name: w.name, service: w.service, version: w.version, ...ports };
-        await callApi(server, 'PUT', '/api/v1/workloads', {
-          name: w.name,
-          namespace: 'default',
-          address: '127.0.0.1',
-          serviceAccount: w.serviceAccount,
-          // The sidecar holds a certificate: auto mTLS dials it with mesh mTLS (Istio's injector sets the same label).
-          labels: { app: w.service, version: w.version, 'security.istio.io/tlsMode': 'istio' },
-          services: [{ name: w.service, port: 9080, targetPort: ports.appPort, portName: 'http' }],
-          proxy: { inboundPorts: { [ports.appPort]: ports.inboundPort } },
-        });
+        const onConsul = consul !== undefined && SERVICE_ON_PLATFORM.consul === w.service;
+        let proxyWorkload = ['--workload', w.name, '--platform', 'vm'];
+        if (onConsul) {
+          const { registerService } = await import('../../platforms/consul/consul-registration.ts');
+          const { workload } = await registerService(consul!.client, {
+            service: w.service,
+            id: w.name,
+            port: ports.appPort,
+            address: '127.0.0.1',
+            protocol: 'http',
+            namespace: 'default',
+            // Tags key=value become labels (Meta keys cannot hold the tlsMode label's dots and slash).
+            tags: [`app=${w.service}`, `version=${w.version}`, 'security.istio.io/tlsMode=istio'],
+            meta: { 'jibe-service-account': w.serviceAccount, 'jibe-service-port': '9080' },
+            sidecar: { port: ports.inboundPort },
+          });
+          proxyWorkload = ['--workload', workload, '--platform', 'consul'];
+          running.platform = 'consul';
+        } else {
+          await callApi(server, 'PUT', '/api/v1/workloads', {
+            name: w.name,
+            namespace: 'default',
+            address: '127.0.0.1',
+            serviceAccount: w.serviceAccount,
+            // The sidecar holds a certificate: auto mTLS dials it with mesh mTLS (Istio's injector sets the same label).
+            labels: { app: w.service, version: w.version, 'security.istio.io/tlsMode': 'istio' },
+            services: [{ name: w.service, port: 9080, targetPort: ports.appPort, portName: 'http' }],
+            proxy: { inboundPorts: { [ports.appPort]: ports.inboundPort } },
+          });
+        }
         supervisor.start(w.name, [w.script, ...w.args, '--port', String(ports.appPort)], {
           HTTP_PROXY: `http://127.0.0.1:${ports.outboundPort}`,
           NODE_USE_ENV_PROXY: '1',
@@ -115,7 +172,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         const tokenFile = await tokens.mint(`${w.name}-sidecar`, 'default', w.serviceAccount);
         // The supervisor runs `node <args>`: the proxies' memory flags go first.
         supervisor.start(`${w.name}-sidecar`, [
-          ...PROXY_NODE_FLAGS, JIBE, 'proxy', '--workload', w.name, '--namespace', 'default',
+          ...PROXY_NODE_FLAGS, JIBE, 'proxy', ...proxyWorkload, '--namespace', 'default',
           ...discoveryTls, '--bootstrap-token-file', tokenFile, '--service-account', w.serviceAccount,
           '--outbound-port', String(ports.outboundPort), '--admin-port', String(ports.adminPort),
           // Istio's source_app / source_version labels come from the workload's labels.
@@ -165,7 +222,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     failed,
     async stop() {
       // Deregister so a later `jibe up` starts from a clean registry, then stop every process.
-      await Promise.allSettled(workloads.map((w) => callApi(server, 'DELETE', `/api/v1/workloads/default/${w.name}`)));
+      await Promise.allSettled(workloads.filter((w) => (w.platform ?? 'vm') === 'vm').map((w) => callApi(server, 'DELETE', `/api/v1/workloads/default/${w.name}`)));
       await supervisor.stopAll();
     },
   };
