@@ -7,8 +7,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { JibeError } from '../../core/errors/errors.ts';
 
-/** A token's lifetime: the local mesh lives for a session; renewals use the token again. */
-const TOKEN_TTL_SECONDS = 30 * 24 * 3600;
+/** A token's lifetime: the local mesh lives for a session; renewals use the token again. The API's ceiling is a week (a longer ask is refused). */
+const TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
 export class LocalMeshTokens {
   private readonly server: string;

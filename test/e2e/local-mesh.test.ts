@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -72,6 +73,57 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
     assert.match(html, /Book Details/);
     const counts = await sample(30);
     assert.deepEqual(Object.keys(counts).sort(), ['reviews-v1', 'reviews-v2', 'reviews-v3'], `round robin over all versions, got ${JSON.stringify(counts)}`);
+  });
+
+  /** The `jibe up` table: workload → its sidecar's inbound and metrics ports. */
+  const sidecars = () =>
+    [...upOutput.matchAll(/^(\S+)\s+\S+\s+(\S+):9080\s+127\.0\.0\.1:\d+\s+:(\d+)\s+:\d+\s+:\d+\s+:(\d+)\s*$/gm)].map((m) => ({ name: m[1], service: m[2], inbound: Number(m[3]), metrics: Number(m[4]) }));
+  const labelsOf = (line: string) => Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+
+  it('secures every sidecar-to-sidecar hop with mutual TLS (inbound sidecars report connection_security_policy="mutual_tls")', async () => {
+    // The previous test's round robin reached reviews v2 and v3, which call ratings.
+    const list = sidecars();
+    assert.equal(list.length, 6, `six BookInfo sidecars in the jibe up table:\n${upOutput}`);
+    const hops = new Map<string, Set<string>>();
+    for (const w of list) {
+      const text = await (await fetch(`http://127.0.0.1:${w.metrics}/stats/prometheus`, { signal: AbortSignal.timeout(5000) })).text();
+      for (const line of text.split('\n').filter((l) => l.startsWith('istio_requests_total{') && l.includes('reporter="destination"'))) {
+        const l = labelsOf(line);
+        const hop = `${l.source_app}->${l.destination_app}`;
+        if (!hops.has(hop)) hops.set(hop, new Set());
+        hops.get(hop)!.add(`${l.connection_security_policy} ${l.source_principal}`);
+      }
+    }
+    const seen = Object.fromEntries([...hops].map(([k, v]) => [k, [...v].sort()]));
+    for (const [hop, source] of [['productpage->details', 'productpage'], ['productpage->reviews', 'productpage'], ['reviews->ratings', 'reviews']]) {
+      assert.ok(hops.has(hop), `the ${hop} hop was served: ${JSON.stringify(seen)}`);
+      assert.deepEqual([...hops.get(hop)!], [`mutual_tls spiffe://cluster.local/ns/default/sa/bookinfo-${source}`], `${hop} over mTLS with the caller's verified identity: ${JSON.stringify(seen)}`);
+    }
+    for (const [hop, policies] of hops) for (const p of policies) assert.match(p, /^mutual_tls spiffe:\/\//, `${hop}: ${p}`);
+  });
+
+  it('refuses a plaintext client at a workload once a STRICT PeerAuthentication applies, while the mesh keeps serving', async () => {
+    const reviews = sidecars().find((w) => w.service === 'reviews')!;
+    // A new connection each time: the mode is decided per connection, when it is accepted.
+    const direct = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port: reviews.inbound, path: '/reviews/0', agent: false, timeout: 5000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+      });
+    assert.equal(await direct(), 200, 'PERMISSIVE (the default) still takes plaintext');
+    const strict = path.join(FIXTURES, 'peer-authentication-strict.yaml');
+    const res = await apply(strict);
+    assert.equal(res.code, 0, res.stderr);
+    await waitFor(converged, 'proxies to ACK STRICT mTLS');
+    await assert.rejects(direct(), /socket hang up|ECONNRESET/);
+    assert.match(await productpage(), /Book Reviews/, 'the mesh itself speaks mTLS, so BookInfo keeps working');
+    const removed = await runJibe(['delete', '--server', server, '-f', strict]);
+    assert.equal(removed.code, 0, removed.stderr);
+    await waitFor(converged, 'proxies to ACK the removal');
   });
 
   it('splits reviews 80/20 between v1 and v3', async () => {
