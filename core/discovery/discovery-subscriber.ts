@@ -23,6 +23,8 @@ export interface ConfigSource {
   build(node: ProxyNode): ProxyResource[];
   /** Called whenever the mesh changed. Returns unsubscribe. */
   onChange(listener: () => void): () => void;
+  /** The node's stream ended: anything kept to build its next config faster can go. */
+  release?(node: ProxyNode): void;
 }
 
 /** One connected proxy, as `DiscoveryServer.status()` reports it. */
@@ -291,6 +293,7 @@ export class DiscoverySubscriber {
     this.#ackTimer = undefined;
     this.#inFlight = undefined;
     this.#call.off('drain', this.#onDrain);
+    this.#settings.source.release?.(this.node);
     this.#settings.onClosed(this, reason);
   }
 }

@@ -16,6 +16,7 @@ import type { ClusterResource, Endpoint, EndpointsResource, LbPolicy } from '../
 import { outboundClusterName } from '../model/proxy-config.ts';
 import type { Service } from '../model/service.ts';
 import type { Locality, Workload } from '../model/workload.ts';
+import type { MeshSnapshot } from './mesh-snapshot.ts';
 
 export { DEFAULT_LB_POLICY } from './build-cluster-policy.ts';
 
@@ -40,11 +41,46 @@ export function buildRequestedClusters(ctx: BuildContext): Array<ClusterResource
   const out: Array<ClusterResource | EndpointsResource> = [];
   const names = [...ctx.clusters.keys()].sort(compareStrings);
   for (const name of names) {
-    const request = ctx.clusters.get(name)!;
-    const endpoints = buildEndpoints(ctx, request);
-    out.push(buildCluster(ctx, request, endpoints.endpoints), endpoints);
+    const pair = buildClusterPair(ctx, ctx.clusters.get(name)!);
+    out.push(pair.cluster, pair.endpoints);
   }
   return out;
+}
+
+interface SharedPair {
+  visible: Service | undefined;
+  rule: IndexedDestinationRule | undefined;
+  cluster: ClusterResource;
+  endpoints: EndpointsResource;
+}
+
+// Most proxies see a cluster alike (same visibility, same DestinationRule, no
+// per-caller locality): they share one object per snapshot, so it is built and
+// content-hashed once per change instead of once per proxy.
+const sharedPairs = new WeakMap<MeshSnapshot, Map<string, SharedPair[]>>();
+
+/**
+ * One outbound cluster and its endpoints for this node, as `buildRequestedClusters`
+ * emits them (shared with other nodes that see the cluster alike).
+ */
+export function buildClusterPair(ctx: BuildContext, req: ClusterRequest): { cluster: ClusterResource; endpoints: EndpointsResource } {
+  const visible = visibleService(ctx, req.host);
+  const rule = selectDestinationRule(ctx, req.host);
+  const policy = effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, req.subset)?.trafficPolicy, req.port);
+  // Locality-aware balancing depends on the caller and writes endpoint priorities: never shared.
+  if (policy.loadBalancer?.localityLbSetting) {
+    const endpoints = buildEndpoints(ctx, req);
+    return { cluster: buildCluster(ctx, req, endpoints.endpoints, visible, rule, policy), endpoints };
+  }
+  let bySnapshot = sharedPairs.get(ctx.snapshot);
+  if (!bySnapshot) sharedPairs.set(ctx.snapshot, (bySnapshot = new Map()));
+  let list = bySnapshot.get(req.name);
+  if (!list) bySnapshot.set(req.name, (list = []));
+  for (const pair of list) if (pair.visible === visible && pair.rule === rule) return pair;
+  const endpoints = buildEndpoints(ctx, req);
+  const pair: SharedPair = { visible, rule, cluster: buildCluster(ctx, req, endpoints.endpoints, visible, rule, policy), endpoints };
+  list.push(pair);
+  return pair;
 }
 
 /**
@@ -95,10 +131,14 @@ export function lbPolicyFor(rule: IndexedDestinationRule | undefined, port: numb
   return compileLoadBalancer(effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, subsetName)?.trafficPolicy, port).loadBalancer).lbPolicy;
 }
 
-function buildCluster(ctx: BuildContext, req: ClusterRequest, endpoints: Endpoint[]): ClusterResource {
-  const service = visibleService(ctx, req.host);
-  const rule = selectDestinationRule(ctx, req.host);
-  const policy = effectivePolicy(rule?.dr.spec.trafficPolicy, findSubset(rule, req.subset)?.trafficPolicy, req.port);
+function buildCluster(
+  ctx: BuildContext,
+  req: ClusterRequest,
+  endpoints: Endpoint[],
+  service: Service | undefined,
+  rule: IndexedDestinationRule | undefined,
+  policy: ReturnType<typeof effectivePolicy>,
+): ClusterResource {
   const portProtocol = service?.ports.find((p) => p.port === req.port)?.protocol;
   const { lbPolicy, consistentHash } = compileLoadBalancer(policy.loadBalancer);
   const cluster: ClusterResource = { type: 'cluster', name: req.name, service: req.host, port: req.port, lbPolicy, protocol: clusterProtocol(portProtocol, policy.connectionPool) };

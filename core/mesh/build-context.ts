@@ -49,6 +49,15 @@ export function snapshotIndex(snapshot: MeshSnapshot): SnapshotIndex {
   return index;
 }
 
+/**
+ * `next` has the rules and services of `previous` (only workloads changed):
+ * it uses the same index, which depends on nothing else.
+ */
+export function inheritSnapshotIndex(previous: MeshSnapshot, next: MeshSnapshot): void {
+  const index = indexCache.get(previous);
+  if (index) indexCache.set(next, index);
+}
+
 function buildIndex(snapshot: MeshSnapshot): SnapshotIndex {
   const { domain } = snapshot.settings;
   const virtualServices = [...snapshot.virtualServices].sort(compareByAge).map((vs): IndexedVirtualService => {

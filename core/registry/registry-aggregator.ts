@@ -12,6 +12,17 @@ interface PlatformView {
   workloads: Map<string, Workload>;
 }
 
+/**
+ * What one registry change touched, for listeners that rebuild incrementally.
+ * `endpoints`: only the health of existing workloads changed (nothing a
+ * listener, cluster or route is built from): each pair is a workload as
+ * `workloads()` held it before and holds it now. Absent: anything may have
+ * changed (services, addresses, labels, aliases, a resync).
+ */
+export interface RegistryChange {
+  endpoints?: ReadonlyArray<{ before: Workload; after: Workload }>;
+}
+
 /** A host whose platforms disagree (reported by `jibe analyze`, never resolved silently). */
 export interface ServiceConflict {
   hostname: string;
@@ -26,8 +37,8 @@ export interface ServiceConflict {
 export class RegistryAggregator {
   private readonly views = new Map<PlatformName, PlatformView>();
   private readonly registries: PlatformRegistry[] = [];
-  private readonly listeners = new Set<() => void>();
-  private merged: { services: Map<string, Service>; workloads: Workload[]; conflicts: ServiceConflict[] } | undefined;
+  private readonly listeners = new Set<(change: RegistryChange) => void>();
+  private merged: { services: Map<string, Service>; workloads: Workload[]; conflicts: ServiceConflict[]; positions: Map<string, number> } | undefined;
   /** ServiceAlias renames by `platform|host`; several per key only when they differ by datacenter. */
   private aliases = new Map<string, AliasRule[]>();
   private aliasSignature = '';
@@ -43,6 +54,8 @@ export class RegistryAggregator {
   apply(platform: PlatformName, events: RegistryEvent[]): void {
     let view = this.views.get(platform);
     if (!view) this.views.set(platform, (view = { services: new Map(), workloads: new Map() }));
+    // A burst of health flips (the common change at scale) patches the merged view instead of re-merging every platform.
+    const healthOnly = this.merged !== undefined && events.every((e) => e.kind === 'workload' && e.op === 'upsert' && onlyHealthDiffers(view.workloads.get(`${e.workload.namespace}/${e.workload.name}`), e.workload));
     for (const e of events) {
       if (e.kind === 'sync') {
         view.services = new Map(e.services.map((s) => [s.hostname, s]));
@@ -56,8 +69,28 @@ export class RegistryAggregator {
         view.workloads.delete(`${e.namespace}/${e.name}`);
       }
     }
-    this.merged = undefined;
-    for (const l of this.listeners) l();
+    if (!healthOnly || !this.merged) {
+      this.merged = undefined;
+      this.notify({});
+      return;
+    }
+    const merged = this.merged;
+    // Snapshots hold the previous array: patch a copy.
+    const workloads = merged.workloads.slice();
+    const pairs: Array<{ before: Workload; after: Workload }> = [];
+    for (const e of events) {
+      if (e.kind !== 'workload' || e.op !== 'upsert') continue;
+      const position = merged.positions.get(`${platform}|${e.workload.namespace}/${e.workload.name}`)!;
+      const after = this.aliases.size > 0 ? this.rebind(platform, e.workload) : e.workload;
+      pairs.push({ before: workloads[position], after });
+      workloads[position] = after;
+    }
+    this.merged = { ...merged, workloads };
+    this.notify({ endpoints: pairs });
+  }
+
+  private notify(change: RegistryChange): void {
+    for (const l of this.listeners) l(change);
   }
 
   /**
@@ -76,7 +109,7 @@ export class RegistryAggregator {
       else this.aliases.set(key, [rule]);
     }
     this.merged = undefined;
-    for (const l of this.listeners) l();
+    this.notify({});
   }
 
   /** Whether `platform` itself (before aliases) has a service named `hostname`. */
@@ -84,7 +117,8 @@ export class RegistryAggregator {
     return this.views.get(platform)?.services.has(hostname) ?? false;
   }
 
-  onChange(listener: () => void): () => void {
+  /** Calls `listener` after every change, with what it touched when that is known. */
+  onChange(listener: (change: RegistryChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -116,6 +150,7 @@ export class RegistryAggregator {
     if (this.merged) return this.merged;
     const services = new Map<string, Service>();
     const workloads: Workload[] = [];
+    const positions = new Map<string, number>();
     const conflicts: ServiceConflict[] = [];
     const add = (service: Service) => {
       const existing = services.get(service.hostname);
@@ -138,9 +173,12 @@ export class RegistryAggregator {
           add({ ...service, hostname: to, name: to.split('.')[0], namespace: rule.toNamespace });
         }
       }
-      for (const w of view.workloads.values()) workloads.push(aliased ? this.rebind(platform, w) : w);
+      for (const [key, w] of view.workloads) {
+        positions.set(`${platform}|${key}`, workloads.length);
+        workloads.push(aliased ? this.rebind(platform, w) : w);
+      }
     }
-    this.merged = { services, workloads, conflicts };
+    this.merged = { services, workloads, conflicts, positions };
     return this.merged;
   }
 
@@ -158,6 +196,19 @@ export class RegistryAggregator {
     }
     return bindings ? { ...w, services: bindings } : w;
   }
+}
+
+/** True when `next` is `previous` with another health: nothing but endpoint health changes. */
+function onlyHealthDiffers(previous: Workload | undefined, next: Workload): boolean {
+  if (previous === undefined || previous === next) return previous !== undefined;
+  for (const key of new Set([...Object.keys(previous), ...Object.keys(next)]) as Set<keyof Workload>) {
+    if (key === 'health') continue;
+    const a = previous[key];
+    const b = next[key];
+    if (a === b) continue;
+    if (typeof a !== 'object' || typeof b !== 'object' || JSON.stringify(a) !== JSON.stringify(b)) return false;
+  }
+  return true;
 }
 
 function mergeService(into: Service, other: Service, conflicts: ServiceConflict[]): Service {

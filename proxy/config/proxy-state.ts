@@ -67,6 +67,12 @@ export class ProxyState {
    * most specific `destinationAddresses` match; none = any address). Sorted by name.
    */
   readonly outboundListeners: readonly ListenerResource[];
+  /**
+   * The same object in two states exactly when both hold the same listener and
+   * mesh resources, so what is compiled from those alone (the listener index)
+   * can be kept across an update that only changed clusters or endpoints.
+   */
+  readonly listenerGeneration: object;
 
   constructor(
     version: string,
@@ -74,6 +80,8 @@ export class ProxyState {
     listenersByPort: Map<number, ActiveListener>,
     routeTables: Map<string, RouteTable>,
     clusters: Map<string, Cluster>,
+    /** The previous state's listener-derived fields, when no listener, route or mesh resource changed. */
+    sameListenersAs?: ProxyState,
   ) {
     this.version = version;
     this.resources = resources;
@@ -81,6 +89,14 @@ export class ProxyState {
     this.routeTables = routeTables;
     this.clusters = clusters;
     this.outbound = routeTables.get(OUTBOUND_ROUTE_CONFIG);
+    if (sameListenersAs !== undefined) {
+      this.mesh = sameListenersAs.mesh;
+      this.tcpListeners = sameListenersAs.tcpListeners;
+      this.outboundListeners = sameListenersAs.outboundListeners;
+      this.listenerGeneration = sameListenersAs.listenerGeneration;
+      return;
+    }
+    this.listenerGeneration = {};
     let mesh: MeshResource | undefined;
     const tcp: ListenerResource[] = [];
     const outboundListeners: ListenerResource[] = [];
@@ -127,8 +143,14 @@ export function applyUpdate(
   if (!checkUpdateEnvelope(update, problems)) throw problems.toError(version);
 
   const next = new Map<string, ProxyResource>(update.full ? [] : current);
+  /** Keys this update touches (delta updates only): what an incremental build must look at. */
+  const touched = update.full || previous === undefined || previous.resources !== current ? undefined : new Set<string>();
   if (!update.full) {
-    for (const ref of update.removes) next.delete(resourceKey(ref.type, ref.name));
+    for (const ref of update.removes) {
+      const key = resourceKey(ref.type, ref.name);
+      next.delete(key);
+      touched?.add(key);
+    }
   }
   const seen = new Set<string>();
   update.upserts.forEach((r, i) => {
@@ -139,14 +161,25 @@ export function applyUpdate(
       return;
     }
     seen.add(key);
+    touched?.add(key);
     next.set(key, r);
   });
   if (!problems.empty) throw problems.toError(version);
 
-  checkReferences(next, ctx.reservedPorts, problems);
-  if (!problems.empty) throw problems.toError(version);
+  // A delta that only upserts clusters and touches endpoints cannot break a reference the running config
+  // has already passed: at 10,000 endpoints, checking them all again per health change would make each push O(config).
+  if (touched === undefined || !onlyClustersAndEndpoints(touched, update.removes)) {
+    checkReferences(next, ctx.reservedPorts, problems);
+    if (!problems.empty) throw problems.toError(version);
+  }
 
-  return { resources: next, state: buildState(version, next, ctx, previous) };
+  return { resources: next, state: buildState(version, next, ctx, previous, touched) };
+}
+
+function onlyClustersAndEndpoints(touched: ReadonlySet<string>, removes: ConfigUpdate['removes']): boolean {
+  for (const key of touched) if (!key.startsWith('cluster/') && !key.startsWith('endpoints/')) return false;
+  for (const ref of removes) if (ref.type !== 'endpoints') return false;
+  return true;
 }
 
 function checkUpdateEnvelope(update: ConfigUpdate, problems: ConfigProblems): boolean {
@@ -206,11 +239,13 @@ function checkReferences(resources: ResourceMap, reservedPorts: ReadonlyMap<numb
   }
 }
 
-/** Builds a state from a validated resource map, reusing unchanged pieces of `previous`. */
-export function buildState(version: string, resources: ResourceMap, ctx: StateContext, previous?: ProxyState): ProxyState {
-  const routeTables = new Map<string, RouteTable>();
-  const clusters = new Map<string, Cluster>();
-  const listeners: ListenerResource[] = [];
+/**
+ * Builds a state from a validated resource map, reusing unchanged pieces of
+ * `previous`. With `touched` (the keys a delta update changed, relative to
+ * `previous.resources`) only those are compiled again: a push of one
+ * endpoints resource costs one cluster, not every cluster of the config.
+ */
+export function buildState(version: string, resources: ResourceMap, ctx: StateContext, previous?: ProxyState, touched?: ReadonlySet<string>): ProxyState {
   const clusterDeps = {
     loadBalancers: ctx.loadBalancers,
     statsFor: (name: string) => ctx.stats.cluster(name),
@@ -219,6 +254,10 @@ export function buildState(version: string, resources: ResourceMap, ctx: StateCo
     upstreamTls: ctx.upstreamTls,
     now: ctx.now,
   };
+  if (previous !== undefined && touched !== undefined) return buildStateDelta(version, resources, previous, touched, clusterDeps);
+  const routeTables = new Map<string, RouteTable>();
+  const clusters = new Map<string, Cluster>();
+  const listeners: ListenerResource[] = [];
   for (const r of resources.values()) {
     if (r.type === 'route') {
       const old = previous?.routeTables.get(r.name);
@@ -230,10 +269,44 @@ export function buildState(version: string, resources: ResourceMap, ctx: StateCo
       listeners.push(r);
     }
   }
+  return new ProxyState(version, resources, activeListeners(listeners, routeTables), routeTables, clusters);
+}
+
+function buildStateDelta(version: string, resources: ResourceMap, previous: ProxyState, touched: ReadonlySet<string>, clusterDeps: Parameters<typeof buildCluster>[3]): ProxyState {
+  const routeTables = new Map(previous.routeTables);
+  const clusters = new Map(previous.clusters);
+  let listenersChanged = false;
+  for (const key of touched) {
+    const slash = key.indexOf('/');
+    const type = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    if (type === 'cluster' || type === 'endpoints') {
+      const config = resources.get(resourceKey('cluster', name)) as ClusterResource | undefined;
+      if (config === undefined) clusters.delete(name);
+      else clusters.set(name, buildCluster(config, resources.get(resourceKey('endpoints', name)) as EndpointsResource | undefined, previous.clusters.get(name), clusterDeps));
+    } else if (type === 'route') {
+      listenersChanged = true;
+      const config = resources.get(key) as RouteConfigResource | undefined;
+      if (config === undefined) routeTables.delete(name);
+      else {
+        const old = previous.routeTables.get(name);
+        routeTables.set(name, old !== undefined && old.resource === config ? old : new RouteTable(config));
+      }
+    } else {
+      listenersChanged = true;
+    }
+  }
+  if (!listenersChanged) return new ProxyState(version, resources, new Map(previous.listenersByPort), routeTables, clusters, previous);
+  const listeners: ListenerResource[] = [];
+  for (const r of resources.values()) if (r.type === 'listener') listeners.push(r);
+  return new ProxyState(version, resources, activeListeners(listeners, routeTables), routeTables, clusters);
+}
+
+/** Bound listeners that route HTTP; TCP relaying reads ProxyState.tcpListeners, capture ProxyState.outboundListeners. */
+function activeListeners(listeners: readonly ListenerResource[], routeTables: ReadonlyMap<string, RouteTable>): Map<number, ActiveListener> {
   const listenersByPort = new Map<number, ActiveListener>();
-  // Bound listeners that route HTTP; TCP relaying reads ProxyState.tcpListeners, capture ProxyState.outboundListeners.
   for (const l of listeners) if (l.direction !== 'outbound' && l.routeConfig !== undefined) listenersByPort.set(l.port, { resource: l, routeTable: routeTables.get(l.routeConfig)! });
-  return new ProxyState(version, resources, listenersByPort, routeTables, clusters);
+  return listenersByPort;
 }
 
 /**

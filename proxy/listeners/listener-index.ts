@@ -1,6 +1,6 @@
-// The listener lookups the connection path needs, compiled once per config
-// state (cached by the state's identity, so a swap compiles afresh and old
-// states are collected with their index):
+// The listener lookups the connection path needs, compiled once per set of
+// listener and mesh resources (cached by the state's listenerGeneration, so a
+// swap that changed listeners compiles afresh and old indexes are collected):
 //  - outbound virtual listeners by original destination (port, then the most
 //    specific destination address: longest prefix first, "any address" last,
 //    as Envoy's filter chain match on the 15001 listener);
@@ -87,11 +87,14 @@ function parseAddressMatch(cidr: string, listener: ListenerResource): AddressMat
   return { prefix, block, family, listener };
 }
 
-const cache = new WeakMap<ProxyState, ListenerIndex>();
+// Keyed by the state's listener generation: an update that changed only
+// clusters or endpoints keeps the index (compiling thousands of outbound
+// address matches per endpoint health change would make each push O(config)).
+const cache = new WeakMap<object, ListenerIndex>();
 
 /** The index of a state, built on first use. */
 export function listenerIndex(state: ProxyState): ListenerIndex {
-  let index = cache.get(state);
+  let index = cache.get(state.listenerGeneration);
   if (index === undefined) {
     const listeners: ListenerResource[] = [];
     let policy: OutboundTrafficPolicy = 'ALLOW_ANY';
@@ -100,7 +103,7 @@ export function listenerIndex(state: ProxyState): ListenerIndex {
       else if (r.type === 'mesh' && r.outboundTrafficPolicy === 'REGISTRY_ONLY') policy = 'REGISTRY_ONLY';
     }
     index = new ListenerIndex(listeners, policy);
-    cache.set(state, index);
+    cache.set(state.listenerGeneration, index);
   }
   return index;
 }

@@ -21,7 +21,9 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   soak: () => import('./soak.bench.ts'),
   'consul-sync': () => import('./consul-sync.bench.ts'),
   'kubernetes-sync': () => import('./kubernetes-sync.bench.ts'),
+  'scale-convergence': () => import('./scale-convergence.bench.ts'),
   'telemetry-overhead': () => import('./telemetry-overhead.bench.ts'),
+  mtls: () => import('./mtls.bench.ts'),
 };
 
 /** Run only when named: the soak takes its full five minutes whatever the flags. */
