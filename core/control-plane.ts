@@ -42,6 +42,11 @@ export interface ControlPlaneOptions {
   apiTlsPort?: number;
   /** Where the TLS API listens (default: `host`). */
   apiTlsHost?: string;
+  /**
+   * Where discovery over TLS listens. Default: `apiTlsHost` when the TLS API is served, else `host` — a VM's sidecar subscribes on the
+   * address its agent reaches the TLS API at (like istiod's 15012, it authenticates every peer by certificate).
+   */
+  discoveryTlsHost?: string;
   /** Host names or IPs (optionally `:port`) VMs reach the TLS API at, written into join tokens. Default: derived from apiTlsHost. */
   advertiseAddresses?: string[];
   /**
@@ -170,7 +175,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       closers.push(() => started.stop());
     }
     if (options.discoveryTlsPort !== undefined) {
-      discoveryTlsPort = await discovery.addPort(options.host, options.discoveryTlsPort, identity!.credentials());
+      discoveryTlsPort = await discovery.addPort(options.discoveryTlsHost ?? (options.apiTlsPort !== undefined ? options.apiTlsHost : undefined) ?? options.host, options.discoveryTlsPort, identity!.credentials());
     }
 
     const authenticators = await Promise.all(pluginsOf(container, AUTHENTICATOR).map((p) => p.create({ ...context, state })));

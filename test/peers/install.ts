@@ -237,6 +237,8 @@ const nginx = aptPeer('nginx', 'nginx', 'nginx-light', () => spawnSync('systemct
 /** Traffic capture tests (agents/capture) run real iptables in network namespaces. */
 const iptables = aptPeer('iptables', 'iptables-save', 'iptables');
 const iproute2 = aptPeer('iproute2', 'ip', 'iproute2');
+/** The two-VM test (test/integration/vm) reads the wire between the VMs to show no plaintext crosses it. */
+const tcpdump = aptPeer('tcpdump', 'tcpdump', 'tcpdump');
 
 // Observability tests scrape the mesh with a real Prometheus; the package starts a system one on 9090: benchmarks and tests run their own.
 const prometheus = aptPeer('prometheus', 'prometheus', 'prometheus', () => spawnSync('systemctl', ['disable', '--now', 'prometheus'], { stdio: 'ignore' }));
@@ -256,7 +258,7 @@ const zipkin: Peer = {
   },
 };
 
-export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul, prometheus, zipkin, kubeApiserver, etcd];
+export const PEERS: readonly Peer[] = [fortio, nginx, iptables, iproute2, h2spec, grpcInterop, consul, prometheus, zipkin, kubeApiserver, etcd, tcpdump];
 
 /** Installs the named peers (all when `names` is empty); returns the names that failed. */
 export async function installPeers(names: readonly string[] = []): Promise<string[]> {
