@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { childPids, cpuSeconds, freePort, onInterrupt, startProcess, stopAll, waitForPort } from './bench-processes.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { startJibeSidecar } from './jibe-sidecar.ts';
@@ -126,13 +126,11 @@ async function measure(fortio: string, target: Target, load: Load, seconds: numb
   return figures;
 }
 
+/** First line a tool prints about its version (nginx -v prints it on stderr). */
 function versionOf(binary: string, args: string[]): string {
-  try {
-    return execFileSync(binary, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0];
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr;
-    return stderr?.trim().split('\n')[0] ?? 'unknown';
-  }
+  const result = spawnSync(binary, args, { encoding: 'utf8' });
+  const text = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.trim();
+  return text === '' ? 'unknown' : text.split('\n')[0];
 }
 
 export async function run(argv: string[]): Promise<void> {
