@@ -1,9 +1,10 @@
 // What a control plane runs beside its core when the kubernetes platform is
 // on: the admission webhook server (15017) on every replica, and, on the one
 // replica holding the Lease, the work only one may do: publishing the CA
-// bundle into the webhook configurations (again whenever the roots change),
-// rotating the CA root before it expires, and pruning expired bootstrap
-// tokens. Every replica re-reads the roots periodically, so a rotation made
+// bundle into the webhook configurations and the mesh roots into the
+// `jibe-ca-root-cert` ConfigMap of every meshed namespace (again whenever the
+// roots change, and at once when a namespace becomes meshed), rotating the CA
+// root before it expires, and pruning expired bootstrap tokens. Every replica re-reads the roots periodically, so a rotation made
 // by the leader reaches the others' webhook certificates and trust bundles.
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -11,7 +12,8 @@ import { pruneBootstrapTokens } from '../../core/ca/authenticator-bootstrap-toke
 import type { ControlPlaneAddonHost, StartedAddon } from '../../core/control-plane.ts';
 import type { StateStore } from '../../core/state/state-store.ts';
 import { AdmissionWebhookServer } from './admission-webhook-server.ts';
-import { DEFAULT_INJECTION } from './inject-pod.ts';
+import { namespaceWantsCaRoot, publishCaRootToAll } from './ca-root-configmap.ts';
+import { DEFAULT_INJECTION, INJECTION_LABEL } from './inject-pod.ts';
 import type { InjectionOptions } from './inject-pod.ts';
 import { kubePath } from './kube-client.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -48,6 +50,10 @@ export interface KubernetesAddonDeps {
   state: StateStore | undefined;
   /** Cached namespace labels (the registry's reflector), undefined when not cached. */
   cachedNamespaceLabels?: (name: string) => Record<string, string> | undefined;
+  /** Namespaces that need the CA roots ConfigMap (the registry's caches); undefined = list labelled namespaces from the API. */
+  meshNamespaces?: () => string[];
+  /** Tells when a namespace becomes meshed, so its ConfigMap need not wait for the next round. */
+  onMeshNamespace?: (listener: (namespace: string) => void) => () => void;
 }
 
 export class KubernetesControlPlaneAddon {
@@ -93,6 +99,9 @@ export class KubernetesControlPlaneAddon {
       const runLeaderWork = (why: string) => {
         leaderWork = leaderWork.then(() => this.leaderWork(host, elector, logger, why)).catch((err: Error) => logger.warn({ err: err.message, why }, 'leader work failed; retried next round'));
       };
+      const publishRoots = (namespace: string) => {
+        leaderWork = leaderWork.then(() => this.publishCaRoots(host, elector, logger, [namespace], 'namespace meshed')).catch((err: Error) => logger.warn({ err: err.message, namespace }, 'publishing the CA roots failed; retried next round'));
+      };
       const elector = new LeaseLeaderElector(client, {
         namespace,
         name: LEADER_LEASE,
@@ -111,6 +120,10 @@ export class KubernetesControlPlaneAddon {
         if (elector.isLeader) runLeaderWork('roots changed');
       });
       closers.push(unsubscribe);
+      const unsubscribeNamespaces = this.deps.onMeshNamespace?.((ns) => {
+        if (elector.isLeader) publishRoots(ns);
+      });
+      if (unsubscribeNamespaces) closers.push(unsubscribeNamespaces);
 
       const timer = setInterval(() => {
         ca.refresh().catch((err: Error) => logger.warn({ err: err.message }, 're-reading the CA roots failed'));
@@ -141,10 +154,25 @@ export class KubernetesControlPlaneAddon {
     const result = await publishWebhookCaBundle(this.deps.client, ca.trustBundle().join(''), this.options.webhookConfigs ?? JIBE_WEBHOOK_CONFIGS);
     if (result.patched.length) logger.info({ patched: result.patched, why }, 'published the CA bundle to the webhook configurations');
     if (result.missing.length && why === 'elected') logger.warn({ missing: result.missing }, 'webhook configurations not installed; run jibe install');
+    await this.publishCaRoots(host, elector, logger, await this.caRootNamespaces(), why);
     if (this.deps.state) {
       const pruned = await pruneBootstrapTokens(this.deps.state);
       if (pruned) logger.info({ pruned }, 'pruned expired bootstrap tokens');
     }
+  }
+
+  /** Writes the roots in force (both during a rotation's overlap) into each namespace's `jibe-ca-root-cert`. */
+  private async publishCaRoots(host: ControlPlaneAddonHost, elector: LeaseLeaderElector, logger: Logger, namespaces: string[], why: string): Promise<void> {
+    if (!elector.isLeader || namespaces.length === 0) return;
+    const result = await publishCaRootToAll(this.deps.client, namespaces, host.ca.trustBundle());
+    if (result.created.length || result.updated.length) logger.info({ created: result.created, updated: result.updated, why }, 'published the CA roots ConfigMap');
+    if (result.failed.size) logger.warn({ failed: Object.fromEntries(result.failed), why }, 'could not publish the CA roots ConfigMap; retried next round');
+  }
+
+  private async caRootNamespaces(): Promise<string[]> {
+    if (this.deps.meshNamespaces) return this.deps.meshNamespaces();
+    const { items } = await this.deps.client.list<KubeNamespace>(kubePath('v1', 'namespaces'), { labelSelector: `${INJECTION_LABEL}=enabled` });
+    return items.filter(namespaceWantsCaRoot).map((ns) => ns.metadata.name);
   }
 
   private async namespaceLabels(name: string): Promise<Record<string, string> | undefined> {

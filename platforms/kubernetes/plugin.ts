@@ -67,7 +67,7 @@ export const kubernetesRegistryPlugin: Plugin<PlatformRegistry> = {
     ]);
     const registry = new KubernetesRegistry(client, { domain: settings.domain, trustDomain: settings.trustDomain, logger });
     const addon = new KubernetesControlPlaneAddon(
-      { client, state, cachedNamespaceLabels: (ns) => registry.namespaceLabels(ns) },
+      { client, state, cachedNamespaceLabels: (ns) => registry.namespaceLabels(ns), meshNamespaces: () => registry.meshNamespaces(), onMeshNamespace: (l) => registry.onMeshNamespace(l) },
       {
         namespace: kube.namespace,
         webhookPort: kube.webhookPort,

@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { PlatformRegistry, RegistryEvent } from '../../core/registry/platform-registry.ts';
 import type { Service } from '../../core/model/service.ts';
 import type { Workload } from '../../core/model/workload.ts';
-import { endpointWorkloadName, SERVICE_NAME_LABEL, toService, toWorkload } from './kube-convert.ts';
+import { namespaceWantsCaRoot } from './ca-root-configmap.ts';
+import { endpointWorkloadName, PROXY_CONTAINER, SERVICE_NAME_LABEL, toService, toWorkload } from './kube-convert.ts';
 import type { ConvertOptions, EndpointRef } from './kube-convert.ts';
 import type { KubeClient } from './kube-client.ts';
 import { KubeReflector } from './kube-reflector.ts';
@@ -42,6 +43,9 @@ export class KubernetesRegistry implements PlatformRegistry {
   private readonly emittedWorkloads = new Map<string, Workload>();
   private readonly dirtyServices = new Set<string>();
   private readonly dirtyWorkloads = new Set<string>();
+  /** namespace → its pods that carry the sidecar: where the CA roots ConfigMap is needed besides labelled namespaces. */
+  private readonly sidecarPods = new Map<string, Set<string>>();
+  private readonly meshNamespaceListeners = new Set<(namespace: string) => void>();
   private listener: ((events: RegistryEvent[]) => void) | undefined;
   private flushScheduled = false;
   private synced = false;
@@ -84,6 +88,23 @@ export class KubernetesRegistry implements PlatformRegistry {
   namespaceLabels(name: string): Record<string, string> | undefined {
     const ns = this.namespaces.cache.get(`/${name}`);
     return ns ? (ns.metadata.labels ?? {}) : undefined;
+  }
+
+  /**
+   * Namespaces whose sidecars need the mesh roots: labelled for injection, or
+   * holding pods with the sidecar (opted in one by one, or injected offline).
+   */
+  meshNamespaces(): string[] {
+    const out = new Set<string>();
+    for (const ns of this.namespaces.cache.values()) if (namespaceWantsCaRoot(ns)) out.add(ns.metadata.name);
+    for (const ns of this.sidecarPods.keys()) if (this.isMeshNamespace(ns)) out.add(ns);
+    return [...out].sort();
+  }
+
+  /** Called with a namespace that just became one of meshNamespaces() (at most a few times per namespace). */
+  onMeshNamespace(listener: (namespace: string) => void): () => void {
+    this.meshNamespaceListeners.add(listener);
+    return () => this.meshNamespaceListeners.delete(listener);
   }
 
   /** Reflector counters, for status and for tests that restart the API server. */
@@ -144,13 +165,27 @@ export class KubernetesRegistry implements PlatformRegistry {
   }
 
   private onPods(changes: ReflectorChange<KubePod>[]): void {
-    for (const c of changes) this.dirtyWorkloads.add(objectKey(c.object));
+    for (const c of changes) {
+      this.dirtyWorkloads.add(objectKey(c.object));
+      const ns = c.object.metadata.namespace ?? 'default';
+      const before = this.isMeshNamespace(ns);
+      let pods = this.sidecarPods.get(ns);
+      if (c.type === 'upsert' && c.object.spec?.containers?.some((x) => x.name === PROXY_CONTAINER)) {
+        if (!pods) this.sidecarPods.set(ns, (pods = new Set()));
+        pods.add(c.object.metadata.name);
+      } else if (pods?.delete(c.object.metadata.name) && pods.size === 0) {
+        this.sidecarPods.delete(ns);
+      }
+      if (!before && this.isMeshNamespace(ns)) this.notifyMeshNamespace(ns);
+    }
     this.schedule();
   }
 
   private onNamespaces(changes: ReflectorChange<KubeNamespace>[]): void {
     for (const c of changes) {
       const ns = c.object.metadata.name;
+      // Labelled (or created labelled): its ConfigMap is due now, not at the leader's next round.
+      if (c.type === 'upsert' && namespaceWantsCaRoot(c.object) && !(c.old && namespaceWantsCaRoot(c.old))) this.notifyMeshNamespace(ns);
       const before = c.type === 'upsert' && c.old ? isExcluded(c.old) : false;
       const after = c.type === 'upsert' ? isExcluded(c.object) : false;
       if (before === after && c.type === 'upsert' && c.old) continue;
@@ -205,6 +240,22 @@ export class KubernetesRegistry implements PlatformRegistry {
     }
     this.dirtyWorkloads.clear();
     return events;
+  }
+
+  private isMeshNamespace(namespace: string): boolean {
+    const ns = this.namespaces.cache.get(`/${namespace}`);
+    if (ns?.status?.phase === 'Terminating') return false;
+    return (ns !== undefined && namespaceWantsCaRoot(ns)) || (this.sidecarPods.get(namespace)?.size ?? 0) > 0;
+  }
+
+  private notifyMeshNamespace(namespace: string): void {
+    for (const listener of this.meshNamespaceListeners) {
+      try {
+        listener(namespace);
+      } catch (err) {
+        this.options.logger?.warn({ err: (err as Error).message, namespace }, 'mesh namespace listener failed');
+      }
+    }
   }
 
   private excludedNamespace(namespace: string | undefined): boolean {

@@ -1,8 +1,8 @@
 // deploy/kubernetes against a real API server, through the `jibe` CLI:
 // `check --pre` passes, every manifest passes server-side dry-run, `install`
 // applies them and waits for the CRDs, the control plane's service account
-// can do its job with exactly the RBAC installed (a control plane runs as it)
-// and no more, `check` passes once the webhooks answer (and fails, naming
+// can do its job with exactly the RBAC installed (a control plane runs as it,
+// publishing the CA roots ConfigMap into a labelled namespace) and no more, `check` passes once the webhooks answer (and fails, naming
 // them, while the Deployments have no pods: no kubelet here), and
 // `uninstall` removes everything but the CRDs.
 import assert from 'node:assert/strict';
@@ -22,6 +22,8 @@ import type { KubeClient } from '../../../platforms/kubernetes/kube-client.ts';
 import { installManifests } from '../../../platforms/kubernetes/kube-install.ts';
 import { loadManifests } from '../../../platforms/kubernetes/kube-manifests.ts';
 import { JIBE_WEBHOOK_CONFIGS, webhookConfigPath } from '../../../platforms/kubernetes/webhook-ca-bundle.ts';
+import { caRootPem } from '../../../platforms/kubernetes/ca-root-configmap.ts';
+import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY } from '../../../platforms/kubernetes/inject-pod.ts';
 import { clusterUnavailable, freePort, startTestCluster } from './kube-test-cluster.ts';
 import type { TestCluster } from './kube-test-cluster.ts';
 import { eventually, serviceAccountToken } from './kube-setup.ts';
@@ -130,7 +132,7 @@ if (problem && process.env.CI === 'true') {
         configStore: 'kubernetes',
         stateStore: 'kubernetes',
         platforms: ['kubernetes', 'vm'],
-        pluginOptions: { kubernetes: { kubeconfig, namespace: 'jibe-system', webhookPort, identity: 'replica-1', lease: { durationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 } } },
+        pluginOptions: { kubernetes: { kubeconfig, namespace: 'jibe-system', webhookPort, identity: 'replica-1', maintenanceIntervalMs: 500, lease: { durationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 } } },
         logger: pino({ level: 'silent' }),
       });
       await eventually(async () => {
@@ -142,6 +144,23 @@ if (problem && process.env.CI === 'true') {
       }, 'the control plane (as its service account) to publish the CA bundle');
       const lease = await admin.get<{ spec: { holderIdentity: string } }>(kubePath('coordination.k8s.io/v1', 'leases', 'jibe-system', 'jibe-control-plane'));
       assert.equal(lease?.spec.holderIdentity, 'replica-1');
+    });
+
+    it('with exactly that RBAC, the leader keeps jibe-ca-root-cert in a labelled namespace, and can touch no other ConfigMap there', async () => {
+      await admin.apply(kubePath('v1', 'namespaces', undefined, 'shop'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'jibe-injection': 'enabled' } } }, { fieldManager: 'jibe-test' });
+      const roots = caRootPem(cp!.ca.trustBundle());
+      const published = await eventually(async () => (await admin.get<{ data?: Record<string, string> }>(kubePath('v1', 'configmaps', 'shop', CA_ROOT_CONFIGMAP)))?.data?.[CA_ROOT_KEY], 'the CA roots ConfigMap in shop');
+      assert.equal(published, roots);
+      // Updated, not only created: a stale copy is rewritten through the name-limited update.
+      await admin.request('PUT', kubePath('v1', 'configmaps', 'shop', CA_ROOT_CONFIGMAP), { body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: CA_ROOT_CONFIGMAP, namespace: 'shop' }, data: { [CA_ROOT_KEY]: 'stale' } } });
+      await eventually(async () => (await admin.get<{ data?: Record<string, string> }>(kubePath('v1', 'configmaps', 'shop', CA_ROOT_CONFIGMAP)))?.data?.[CA_ROOT_KEY] === roots, 'the stale copy to be rewritten');
+      const token = await serviceAccountToken(admin, 'jibe-system', 'jibe-control-plane', 'https://kubernetes.default.svc.cluster.local');
+      const asControlPlane = cluster.clientWithToken(token);
+      await admin.request('POST', kubePath('v1', 'configmaps', 'shop'), { body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app-settings', namespace: 'shop' }, data: { a: '1' } } });
+      for (const [method, path] of [['GET', kubePath('v1', 'configmaps', 'shop', 'app-settings')], ['GET', kubePath('v1', 'configmaps', 'shop')], ['PUT', kubePath('v1', 'configmaps', 'shop', 'app-settings')]] as const) {
+        const denied = await asControlPlane.request(method, path, method === 'PUT' ? { body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app-settings', namespace: 'shop' }, data: { a: '2' } } } : {}).catch((e) => e);
+        assert.ok(denied instanceof KubeApiError && denied.status === 403, `${method} ${path}: ${String(denied)}`);
+      }
     });
 
     it('jibe check passes with the webhooks answering, and names the Deployments that have no pods', async () => {

@@ -8,6 +8,7 @@ import { CRD_FILE, renderCrdFile } from '../../../../platforms/kubernetes/genera
 import { buildCrds } from '../../../../platforms/kubernetes/kube-crds.ts';
 import { loadManifests } from '../../../../platforms/kubernetes/kube-manifests.ts';
 import { JIBE_WEBHOOK_CONFIGS } from '../../../../platforms/kubernetes/webhook-ca-bundle.ts';
+import { CA_ROOT_CONFIGMAP } from '../../../../platforms/kubernetes/inject-pod.ts';
 
 describe('deploy/kubernetes', () => {
   it('10-crds.yaml is up to date with core/config/schemas (regenerate: node platforms/kubernetes/generate-crds.ts)', () => {
@@ -41,5 +42,14 @@ describe('deploy/kubernetes', () => {
     assert.equal(deployment.spec.replicas, 2);
     const service = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'jibe-control-plane') as unknown as { spec: { ports: Array<{ port: number }> } };
     assert.deepEqual(service.spec.ports.map((p) => p.port), [15010, 15012, 15014, 15015, 15017]);
+  });
+
+  it('the ClusterRole lets the control plane write only the jibe-ca-root-cert ConfigMap outside jibe-system: create, and get/update by that name', () => {
+    const role = loadManifests().find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'jibe-control-plane') as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] }> };
+    const configMapRules = role.rules.filter((r) => r.apiGroups.includes('') && (r.resources.includes('configmaps') || r.resources.includes('*')));
+    assert.deepEqual(configMapRules.map((r) => ({ names: r.resourceNames, verbs: r.verbs })), [
+      { names: undefined, verbs: ['create'] },
+      { names: [CA_ROOT_CONFIGMAP], verbs: ['get', 'update'] },
+    ]);
   });
 });
