@@ -6,9 +6,14 @@ import type { WorkloadRegistrar } from '../../core/registry/workload-registrar.t
 
 export const vmRegistryPlugin: Plugin<PlatformRegistry & WorkloadRegistrar> = {
   name: 'vm',
-  async create({ state, settings }) {
+  async create({ state, settings, logger }) {
     if (!state) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'the vm platform needs a state store');
     const { VmRegistry } = await import('./registry-vm.ts');
-    return new VmRegistry(state, { domain: settings.domain, trustDomain: settings.trustDomain });
+    const log = logger?.child({ component: 'vm-join-tokens' });
+    return new VmRegistry(state, {
+      domain: settings.domain,
+      trustDomain: settings.trustDomain,
+      joinTokenPruning: { log: (message, fields) => log?.info(fields ?? {}, message) },
+    });
   },
 };

@@ -11,6 +11,8 @@ import { portProtocol, validateRegistration } from '../../core/registry/workload
 import type { WorkloadRegistrar, WorkloadRegistration } from '../../core/registry/workload-registrar.ts';
 import type { StateStore } from '../../core/state/state-store.ts';
 import type { ApiExtension, ApiExtensionHost, ApiRoute } from '../../core/api/api-routes.ts';
+import { JoinTokenPruner } from './join-token-pruner.ts';
+import type { JoinTokenPrunerOptions } from './join-token-pruner.ts';
 import { vmApiRoutes } from './vm-api.ts';
 
 const PREFIX = 'vm/workloads/';
@@ -18,6 +20,8 @@ const PREFIX = 'vm/workloads/';
 export interface VmRegistryOptions {
   domain: string;
   trustDomain: string;
+  /** Expired join tokens are removed periodically while the registry runs (default hourly, 24 h after expiry). */
+  joinTokenPruning?: JoinTokenPrunerOptions;
 }
 
 export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExtension {
@@ -31,9 +35,12 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
   private readonly state: StateStore;
   private readonly options: VmRegistryOptions;
 
+  private readonly pruner: JoinTokenPruner;
+
   constructor(state: StateStore, options: VmRegistryOptions) {
     this.state = state;
     this.options = options;
+    this.pruner = new JoinTokenPruner(state, options.joinTokenPruning);
   }
 
   async watch(listener: (events: RegistryEvent[]) => void): Promise<void> {
@@ -43,10 +50,12 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     this.startedAt = Date.now();
     this.listener = listener;
     this.emit();
+    this.pruner.start();
   }
 
   async stop(): Promise<void> {
     this.listener = undefined;
+    await this.pruner.stop();
   }
 
   async register(input: WorkloadRegistration): Promise<Workload> {
