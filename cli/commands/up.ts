@@ -16,7 +16,7 @@ export function registerUp(program: Command): void {
     .option('--zipkin <host:port>', 'report every proxy\'s trace spans to this Zipkin collector')
     .option('--trace-sampling <percent>', 'percentage of new traces sampled when --zipkin is given', Number, 100)
     .option('--access-log <format>', 'every proxy logs one line per request: json, text or off', 'off')
-    .option('--platforms <list>', 'platforms the mesh spans, comma-separated: vm, consul (a Consul dev agent from the peer cache; BookInfo\'s ratings registers there)', 'vm')
+    .option('--platforms <list>', 'platforms the mesh spans, comma-separated: vm, consul (a Consul dev agent; ratings registers there), kubernetes or k8s (etcd + kube-apiserver; productpage and reviews v1/v2 become Pods); peers come from the test peer cache', 'vm')
     .action(async (opts) => {
       const { startLocalMesh } = await import('../up/local-mesh.ts');
       const { formatTable } = await import('../table.ts');

@@ -13,6 +13,7 @@ import type { Child } from './process-supervisor.ts';
 import { ensurePortFree, freePort } from './ports.ts';
 import { LocalMeshTokens } from './local-mesh-tokens.ts';
 import type { LocalConsul } from './local-consul.ts';
+import type { LocalKube } from './local-kube.ts';
 
 // The processes run from wherever this file runs: the compiled JS in dist/ for
 // users (`npm start`), the TypeScript sources when a developer runs them directly.
@@ -33,7 +34,9 @@ export interface LocalMeshOptions {
   /**
    * Platforms the mesh spans (default `vm` only). With `consul` a Consul dev
    * agent from the peer cache runs too, the control plane reads it, and
-   * BookInfo's ratings is registered in Consul (with its Jibe sidecar).
+   * BookInfo's ratings is registered in Consul (with its Jibe sidecar). With
+   * `kubernetes` (or `k8s`) etcd and kube-apiserver run too, and productpage,
+   * reviews v1 and v2 become Pods with Services and EndpointSlices.
    */
   platforms?: string[];
   /** Progress lines for the user. */
@@ -64,26 +67,30 @@ export interface LocalMesh {
   stop(): Promise<void>;
 }
 
-/** Platforms `jibe up` can run locally, and which BookInfo service each hosts besides the VM ones. */
-export const LOCAL_PLATFORMS = ['vm', 'consul'] as const;
-const SERVICE_ON_PLATFORM: Record<string, string> = { consul: 'ratings' };
+/** Platforms `jibe up` can run locally. */
+export const LOCAL_PLATFORMS = ['vm', 'consul', 'kubernetes'] as const;
 
-export function checkLocalPlatforms(platforms: readonly string[]): void {
+/** Where each BookInfo workload runs, given the platforms: the others stay on vm (reviews-v3 always does, for a split across platforms). */
+export function platformOf(workload: string, platforms: readonly string[]): string {
+  if (platforms.includes('kubernetes') && ['productpage-v1', 'reviews-v1', 'reviews-v2'].includes(workload)) return 'kubernetes';
+  if (platforms.includes('consul') && workload === 'ratings-v1') return 'consul';
+  return 'vm';
+}
+
+/** The platforms as given (`k8s` meaning kubernetes), checked: known names, vm always among them. */
+export function checkLocalPlatforms(given: readonly string[]): string[] {
+  const platforms = [...new Set(given.map((p) => (p === 'k8s' ? 'kubernetes' : p)))];
   for (const p of platforms) {
-    if (p === 'kubernetes' || p === 'k8s') {
-      throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'jibe up cannot run the kubernetes platform locally yet', {
-        hint: 'run vm,consul locally; for Kubernetes start etcd + kube-apiserver (test/integration/kubernetes/kube-test-cluster.ts does) and run jibe control-plane --platforms vm,consul,kubernetes --kubeconfig <file>',
-      });
-    }
     if (!(LOCAL_PLATFORMS as readonly string[]).includes(p)) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', `unknown platform ${JSON.stringify(p)}`, { hint: `use some of: ${LOCAL_PLATFORMS.join(', ')}` });
   }
   if (!platforms.includes('vm')) throw new JibeError('JIBE_ERR_PLUGIN_UNKNOWN', 'the local mesh needs the vm platform (its gateway and apps register there)', { hint: 'add vm to --platforms' });
+  // The control plane reads them in this order; vm first keeps the registrar the same as the default mesh's.
+  return LOCAL_PLATFORMS.filter((p) => platforms.includes(p));
 }
 
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
   const { say } = options;
-  const platforms = [...new Set(options.platforms ?? ['vm'])];
-  checkLocalPlatforms(platforms);
+  const platforms = checkLocalPlatforms(options.platforms ?? ['vm']);
   await ensurePortFree(options.gatewayPort, '--gateway-port');
   await ensurePortFree(options.discoveryPort, '--discovery-port');
   await ensurePortFree(options.apiPort, '--api-port');
@@ -115,6 +122,14 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       platformFlags.push('--consul-address', consul.address);
       say(`✓ consul            ${consul.address} (dev agent, datacenter ${consul.datacenter})`);
     }
+    let kube: LocalKube | undefined;
+    if (platforms.includes('kubernetes')) {
+      const { startLocalKube } = await import('./local-kube.ts');
+      kube = await startLocalKube(supervisor, options.dataDir, (check, child, what) => waitFor(check, child, supervisor, 90_000, what));
+      // The admission webhook is for clusters with a kubelet to inject; the local one has none.
+      platformFlags.push('--kubeconfig', kube.kubeconfig, '--webhook-port', 'off');
+      say(`✓ kubernetes        ${kube.server} (etcd + kube-apiserver), pods at ${kube.podAddress}`);
+    }
     if (platforms.length > 1) platformFlags.push('--platforms', platforms.join(','));
     const cp = supervisor.start('control-plane', [
       JIBE, 'control-plane',
@@ -134,11 +149,24 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       for (const w of BOOKINFO_WORKLOADS) {
         const ports = { appPort: await freePort(), inboundPort: await freePort(), outboundPort: await freePort(), adminPort: await freePort(), metricsPort: await freePort() };
         const running: RunningWorkload = { name: w.name, service: w.service, version: w.version, ...ports };
-        const onConsul = consul !== undefined && SERVICE_ON_PLATFORM.consul === w.service;
+        const platform = platformOf(w.name, platforms);
         let proxyWorkload = ['--workload', w.name, '--platform', 'vm'];
-        if (onConsul) {
+        if (platform === 'kubernetes' && kube) {
+          const { registerKubeWorkload } = await import('./local-kube.ts');
+          await registerKubeWorkload(kube, {
+            name: w.name,
+            service: w.service,
+            serviceAccount: w.serviceAccount,
+            labels: { app: w.service, version: w.version, 'security.istio.io/tlsMode': 'istio' },
+            servicePort: 9080,
+            appPort: ports.appPort,
+            inboundPort: ports.inboundPort,
+          });
+          proxyWorkload = ['--workload', w.name, '--platform', 'kubernetes'];
+          running.platform = 'kubernetes';
+        } else if (platform === 'consul' && consul) {
           const { registerService } = await import('../../platforms/consul/consul-registration.ts');
-          const { workload } = await registerService(consul!.client, {
+          const { workload } = await registerService(consul.client, {
             service: w.service,
             id: w.name,
             port: ports.appPort,

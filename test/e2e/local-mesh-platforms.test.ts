@@ -1,8 +1,10 @@
-// End to end: `jibe up --platforms vm,consul` — a Consul dev agent from the
-// peer cache beside the control plane, BookInfo's ratings registered in Consul
-// with its Jibe sidecar, the rest on the vm platform; the mixed path
-// (reviews on vm → ratings on Consul) carries traffic over mTLS, `jibe analyze`
-// is clean, and stopping the mesh stops Consul too.
+// End to end: `jibe up --platforms vm,consul,k8s` — a Consul dev agent and
+// etcd + kube-apiserver from the peer cache beside the control plane;
+// productpage and reviews v1/v2 are Kubernetes Pods (Services and
+// EndpointSlices), ratings is a Consul service with its Jibe sidecar, details
+// and reviews-v3 are VM registrations. Traffic crosses all three over mTLS, a
+// VirtualService splits reviews between a Kubernetes and a VM subset,
+// `jibe analyze` is clean, and stopping the mesh stops every peer.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -15,9 +17,11 @@ import { peerBinary } from '../peers/paths.ts';
 import { JIBE, REPO_ROOT, runJibe } from '../helpers/jibe-cli.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-const skip = peerBinary('consul') || process.env.CI === 'true' ? false : 'consul is not installed (node_modules/.bin/node test/peers/install.ts consul)';
+const missing = ['consul', 'etcd', 'kube-apiserver'].filter((b) => !peerBinary(b));
+const skip = missing.length === 0 || process.env.CI === 'true' ? false : `${missing.join(', ')} not installed (node_modules/.bin/node test/peers/install.ts ${missing.join(' ')})`;
+const FIXTURE = path.join(REPO_ROOT, 'test/e2e/fixtures/reviews-50-v2-k8s-50-v3-vm.yaml');
 
-describe('local mesh across vm and consul (jibe up --platforms vm,consul)', { timeout: 240_000, skip }, () => {
+describe('local mesh across vm, consul and kubernetes (jibe up --platforms vm,consul,k8s)', { timeout: 300_000, skip }, () => {
   let up: ChildProcess;
   let upOutput = '';
   let dataDir: string;
@@ -29,7 +33,7 @@ describe('local mesh across vm and consul (jibe up --platforms vm,consul)', { ti
     const [gw, disc, api] = [await freePort(), await freePort(), await freePort()];
     gateway = `http://127.0.0.1:${gw}`;
     server = `http://127.0.0.1:${api}`;
-    up = spawn(process.execPath, [JIBE, 'up', '--platforms', 'vm,consul', '--data-dir', dataDir, '--gateway-port', String(gw), '--discovery-port', String(disc), '--api-port', String(api)], {
+    up = spawn(process.execPath, [JIBE, 'up', '--platforms', 'vm,consul,k8s', '--data-dir', dataDir, '--gateway-port', String(gw), '--discovery-port', String(disc), '--api-port', String(api)], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -48,11 +52,38 @@ describe('local mesh across vm and consul (jibe up --platforms vm,consul)', { ti
 
   it('prints the Consul agent and which platform each workload is on', () => {
     assert.match(upOutput, /✓ consul\s+http:\/\/127\.0\.0\.1:\d+ \(dev agent, datacenter dc1\)/);
+    assert.match(upOutput, /✓ kubernetes\s+https:\/\/127\.0\.0\.1:\d+ \(etcd \+ kube-apiserver\), pods at \S+/);
+    assert.match(upOutput, /^productpage-v1\s+kubernetes\s+productpage:9080/m);
+    assert.match(upOutput, /^reviews-v2\s+kubernetes\s+reviews:9080/m);
+    assert.match(upOutput, /^reviews-v3\s+vm\s+reviews:9080/m);
     assert.match(upOutput, /^ratings-v1\s+consul\s+ratings:9080/m);
-    assert.match(upOutput, /^reviews-v2\s+vm\s+reviews:9080/m);
   });
 
-  it('one ratings service from Consul, reached from vm workloads: reviews v2/v3 show its stars', async () => {
+  it('one reviews service from two platforms: Kubernetes Pods and a VM registration, endpoints keeping their platform', async () => {
+    const { services } = (await (await fetch(`${server}/api/v1/services`)).json()) as { services: Array<{ hostname: string; platforms: string[] }> };
+    assert.deepEqual(services.find((s) => s.hostname === 'reviews.default.svc.cluster.local')?.platforms.sort(), ['kubernetes', 'vm']);
+    const { workloads } = (await (await fetch(`${server}/api/v1/workloads`)).json()) as { workloads: Array<{ name: string; platform: string; address: string }> };
+    const reviews = workloads.filter((w) => w.name.startsWith('reviews-')).map((w) => `${w.name} ${w.platform}`).sort();
+    assert.deepEqual(reviews, ['reviews-v1 kubernetes', 'reviews-v2 kubernetes', 'reviews-v3 vm']);
+    assert.ok(workloads.filter((w) => w.platform === 'kubernetes').every((w) => !w.address.startsWith('127.')), 'Kubernetes endpoints are not loopback');
+  });
+
+  it('a VirtualService splits reviews between a Kubernetes subset (v2) and a VM subset (v3)', async () => {
+    const applied = await runJibe(['apply', '--server', server, '-f', FIXTURE]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const counts = await waitFor(async () => {
+      const seen: Record<string, number> = {};
+      for (let i = 0; i < 40; i++) {
+        const html = await (await fetch(`${gateway}/productpage`, { signal: AbortSignal.timeout(10_000) })).text();
+        const v = /Reviews served by: (reviews-v\d)/.exec(html)?.[1] ?? 'none';
+        seen[v] = (seen[v] ?? 0) + 1;
+      }
+      return Object.keys(seen).sort().join() === 'reviews-v2,reviews-v3' ? seen : undefined;
+    }, 'only v2 (Kubernetes) and v3 (VM) answering', 60_000);
+    assert.ok(counts['reviews-v2'] >= 5 && counts['reviews-v3'] >= 5, `both sides get a share: ${JSON.stringify(counts)}`);
+  });
+
+  it('one ratings service from Consul, reached from Kubernetes and VM reviews: v2 and v3 show its stars', async () => {
     const services = (await (await fetch(`${server}/api/v1/services`)).json()) as { services: Array<{ hostname: string; platforms: string[] }> };
     assert.deepEqual(services.services.find((s) => s.hostname === 'ratings.default.svc.cluster.local')?.platforms, ['consul']);
     // A ratings reply renders stars (&#9733;); without ratings reviews v2/v3 say the service is unavailable.
@@ -70,9 +101,9 @@ describe('local mesh across vm and consul (jibe up --platforms vm,consul)', { ti
     assert.deepEqual((JSON.parse(res.stdout) as { summary: unknown }).summary, { errors: 0, warnings: 0 });
   });
 
-  it('Ctrl-C stops every process, the Consul agent included', async () => {
+  it('Ctrl-C stops every process, the peers included', async () => {
     const pids = JSON.parse(fs.readFileSync(path.join(dataDir, 'processes.json'), 'utf8')) as Record<string, number>;
-    assert.ok(pids.consul, 'consul runs under the supervisor');
+    for (const peer of ['consul', 'etcd', 'kube-apiserver']) assert.ok(pids[peer], `${peer} runs under the supervisor`);
     up.kill('SIGINT');
     await new Promise((r) => up.once('exit', r));
     const alive = Object.entries(pids).filter(([, pid]) => {
