@@ -15,6 +15,10 @@ import type { AgentRuntimeStatus } from './agent-state.ts';
 
 export interface LeaveResult {
   stoppedAgent?: number;
+  /** The workload this VM was registered as. */
+  workload: { namespace: string; name: string };
+  /** The control plane's TLS API address the agent used. */
+  controlPlane: string;
   deregistered: boolean;
   deregisterError?: string;
   captureRemoved: boolean;
@@ -27,7 +31,7 @@ export async function leave(dir: string, options: { captureExec?: CommandRunner;
   if (state.capture.enabled && process.getuid?.() !== 0) {
     throw new JibeError('JIBE_ERR_AGENT', 'removing traffic capture needs root', { hint: 'run `jibe agent leave` as root' });
   }
-  const result: LeaveResult = { deregistered: false, captureRemoved: false };
+  const result: LeaveResult = { workload: { namespace: state.identity.namespace, name: state.registration.name }, controlPlane: state.controlPlane.address, deregistered: false, captureRemoved: false };
   const pid = runningAgentPid(dir);
   if (pid !== undefined) {
     process.kill(pid, 'SIGTERM');
@@ -64,6 +68,27 @@ export async function leave(dir: string, options: { captureExec?: CommandRunner;
   }
   fs.rmSync(dir, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * What `jibe agent leave` tells the operator. When the control plane could not be told (down, unreachable,
+ * or no valid certificate left), the VM has still left locally, and the one step that remains is spelled out:
+ * the registration would otherwise stay, and come back healthy with a restarted control plane.
+ */
+export function formatLeaveResult(r: LeaveResult): { stdout: string; stderr: string } {
+  const id = `${r.workload.namespace}/${r.workload.name}`;
+  if (!r.deregisterError) return { stdout: `left the mesh: ${id} deregistered, capture ${r.captureRemoved ? 'removed' : 'was not installed'}, agent state deleted\n`, stderr: '' };
+  return {
+    stdout: `left the mesh locally: the agent and its proxy are stopped, ${r.captureRemoved ? 'every capture rule is removed' : 'no capture was installed'}, the key, certificate and agent state are deleted\n`,
+    stderr: [
+      `warning: the control plane at ${r.controlPlane} was not told (${r.deregisterError})`,
+      `  ${id} is still registered there and peers may keep being sent to this VM.`,
+      '  One manual step remains; on the control plane host (or with --server pointing at its API) run:',
+      `    jibe workload deregister ${r.workload.name} -n ${r.workload.namespace}`,
+      '  Until then `jibe analyze` reports the workload\'s heartbeat as stale.',
+      '',
+    ].join('\n'),
+  };
 }
 
 export interface AgentStatusReport {

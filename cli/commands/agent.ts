@@ -88,15 +88,15 @@ export function registerAgent(program: Command): void {
     });
   agent
     .command('leave')
-    .description('deregister this VM, stop its proxy and remove every capture rule the agent added')
+    .description('deregister this VM, stop its proxy and remove every capture rule the agent added; with the control plane down, leaves locally, prints the one manual step left and exits 1')
     .option('--state-dir <dir>', 'the agent\'s state directory', DEFAULT_STATE_DIR)
     .action(async (opts) => {
-      const { leave } = await import('../../agents/node/agent-leave.ts');
+      const { formatLeaveResult, leave } = await import('../../agents/node/agent-leave.ts');
       const result = await leave(opts.stateDir, { log: (m) => process.stdout.write(`${m}\n`) });
-      if (result.deregisterError) {
-        process.stderr.write(`warning: could not deregister (${result.deregisterError}); local state and capture were removed — remove the workload on the control plane with \`jibe workload deregister\`\n`);
-        process.exitCode = 1;
-      }
-      process.stdout.write('left the mesh\n');
+      const out = formatLeaveResult(result);
+      process.stdout.write(out.stdout);
+      process.stderr.write(out.stderr);
+      // Local cleanup is complete either way; 1 says a manual step remains on the control plane.
+      if (result.deregisterError) process.exitCode = 1;
     });
 }
