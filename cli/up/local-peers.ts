@@ -1,21 +1,14 @@
 // The real peers `jibe up` runs besides Jibe (a Consul dev agent, etcd and
-// kube-apiserver) come from the same place the tests take them: the repo's
-// peer cache `.cache/peers/bin` (filled by test/peers/install.ts), then PATH.
-import { accessSync, constants, existsSync } from 'node:fs';
+// kube-apiserver) come from the same place the tests take them: the peer
+// cache `$JIBE_CACHE_DIR/peers/bin` (default ~/.cache/jibe, filled by
+// test/peers/install.ts), then PATH.
+import { accessSync, constants } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JibeError } from '../../core/errors/errors.ts';
 
-/** The checkout this runs from: the sources (cli/up/) or the compiled dist/cli/up/ (whose package.json is the checkout's). */
-function repoRoot(): string {
-  const start = path.dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) return path.resolve(start, '..', '..');
-  }
-}
-
-const PEERS_BIN_DIR = path.join(repoRoot(), '.cache', 'peers', 'bin');
+const PEERS_BIN_DIR = path.join(process.env.JIBE_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'jibe'), 'peers', 'bin');
 const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 /** `node peer-launcher.<ext>`: runs a binary under the (Node-only) process supervisor. */

@@ -1,12 +1,17 @@
-// Where the real peers used by integration tests and benchmarks live. The cache
-// sits under the repo's git-ignored `.cache/`, so every checkout has its own and
-// a rebuild never touches the system.
+// Where the real peers used by integration tests and benchmarks live: a cache
+// of our own (never system directories), shared by every checkout on the machine.
 import { accessSync, constants } from 'node:fs';
+import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CACHE_DIR = join(REPO_ROOT, '.cache');
+/**
+ * Outside the checkout (`$JIBE_CACHE_DIR`, default `~/.cache/jibe`), so a fresh
+ * clone — CI's, or a second worktree — reuses peers built once on the machine
+ * instead of rebuilding Consul and kube-apiserver for minutes.
+ */
+export const CACHE_DIR = process.env.JIBE_CACHE_DIR ?? join(homedir(), '.cache', 'jibe');
 export const PEERS_BIN_DIR = join(CACHE_DIR, 'peers', 'bin');
 /** GOMODCACHE and GOCACHE live here so Go builds are downloaded and compiled once. */
 export const GO_CACHE_DIR = join(CACHE_DIR, 'go');
