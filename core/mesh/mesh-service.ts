@@ -6,6 +6,7 @@
 // instead of rebuilt: at 1,000 services that is what keeps a health change
 // under a second to every proxy.
 import type { ConfigStore } from '../config/config-store.ts';
+import type { TlsCredential } from '../model/credential.ts';
 import type { Resource } from '../model/resource.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService, WorkloadEntry } from '../model/networking.ts';
@@ -47,6 +48,8 @@ export class MeshService {
   private unwatch: (() => void) | undefined;
   private trustBundle: readonly string[] | undefined;
   private aliasConflicts: AliasConflict[] = [];
+  private credentials: ReadonlyMap<string, TlsCredential> | undefined;
+  private credentialSignature = '';
   private readonly incremental: boolean;
   private readonly configs = new ProxyConfigCache();
   /** The last snapshot built (kept after a change, to derive the next from). */
@@ -106,6 +109,17 @@ export class MeshService {
     const same = this.trustBundle !== undefined && this.trustBundle.length === bundle.length && this.trustBundle.every((pem, i) => pem === bundle[i]);
     if (same) return;
     this.trustBundle = [...bundle];
+    this.changed();
+  }
+
+  /**
+   * The operators' TLS credentials (Gateway `credentialName`), replaced whole;
+   * `signature` (the store versions) tells an unchanged set, which costs no push.
+   */
+  setCredentials(credentials: ReadonlyMap<string, TlsCredential>, signature: string): void {
+    if (signature === this.credentialSignature) return;
+    this.credentialSignature = signature;
+    this.credentials = credentials;
     this.changed();
   }
 
@@ -211,6 +225,7 @@ export class MeshService {
       // Validation keeps one; should two ever be stored, the oldest decides, as for other conflicts.
       meshConfig: of<MeshConfig>('MeshConfig').filter((m) => m.metadata.namespace === this.settings.rootNamespace).sort(compareByAge)[0],
       ...(this.trustBundle !== undefined ? { trustBundle: this.trustBundle } : {}),
+      ...(this.credentials !== undefined ? { credentials: this.credentials } : {}),
     };
   }
 }
