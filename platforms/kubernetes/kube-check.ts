@@ -9,6 +9,9 @@ import type { KubeClient } from './kube-client.ts';
 import { describeObject, ResourceResolver } from './kube-manifests.ts';
 import type { ManifestObject } from './kube-manifests.ts';
 import { deploymentProblem } from './kube-install.ts';
+import { namespaceWantsCaRoot } from './ca-root-configmap.ts';
+import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY, INJECTION_LABEL } from './inject-pod.ts';
+import type { KubeNamespace } from './kube-types.ts';
 
 export const MIN_KUBERNETES = { major: 1, minor: 28 };
 
@@ -116,6 +119,7 @@ export async function runChecks(client: KubeClient, manifests: ManifestObject[],
   }
 
   const resolver = new ResourceResolver(client);
+  let meshRoots: string | undefined;
   for (const cfg of manifests.filter((o) => o.kind === 'MutatingWebhookConfiguration' || o.kind === 'ValidatingWebhookConfiguration')) {
     const path = await resolver.pathOf(cfg);
     const live = path ? await client.get<{ webhooks?: Array<{ name: string; clientConfig: WebhookClientConfig }> }>(path) : undefined;
@@ -128,10 +132,13 @@ export async function runChecks(client: KubeClient, manifests: ManifestObject[],
         add({ group: 'jibe-webhooks', name: `${w.name} trusts Jibe's CA`, ok: false, detail: 'no caBundle yet', hint: 'the leading control plane publishes it; is a control-plane replica running? (kubectl -n jibe-system get pods)' });
         continue;
       }
+      meshRoots ??= Buffer.from(w.clientConfig.caBundle, 'base64').toString();
       const problem = await webhookProblem(client, w.clientConfig);
       add({ group: 'jibe-webhooks', name: `${w.name} is answering`, ok: !problem, detail: problem, hint: 'is the control plane running and its Service reachable from the API server? (kubectl -n jibe-system get pods,endpointslices)' });
     }
   }
+
+  await checkCaRoots(client, meshRoots, add);
 
   if (!options.skipWorkloads) {
     for (const d of manifests.filter((o) => o.kind === 'Deployment')) {
@@ -158,6 +165,35 @@ export function formatChecks(results: CheckResult[]): string {
   const failed = results.filter((r) => !r.ok).length;
   lines.push('', failed ? `Status check results are ✘ (${failed} failed)` : 'Status check results are ✔');
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Every namespace labelled for injection has the `jibe-ca-root-cert` its
+ * sidecars verify the control plane with, holding the roots the webhooks
+ * trust (the leader writes both from the same roots).
+ */
+async function checkCaRoots(client: KubeClient, meshRoots: string | undefined, add: (r: CheckResult) => void): Promise<void> {
+  const pemSet = (text: string) => (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => p.replace(/\s+/g, '')).sort().join('|');
+  let namespaces: KubeNamespace[];
+  try {
+    namespaces = (await client.list<KubeNamespace>(kubePath('v1', 'namespaces'), { labelSelector: `${INJECTION_LABEL}=enabled` })).items.filter(namespaceWantsCaRoot);
+  } catch (err) {
+    add({ group: 'jibe-ca-roots', name: 'namespaces labelled for injection can be listed', ok: false, detail: (err as Error).message });
+    return;
+  }
+  for (const ns of namespaces) {
+    const name = ns.metadata.name;
+    const cm = await client.get<{ data?: Record<string, string> }>(kubePath('v1', 'configmaps', name, CA_ROOT_CONFIGMAP)).catch((err: Error) => err);
+    const pem = cm instanceof Error ? undefined : cm?.data?.[CA_ROOT_KEY];
+    const problem = cm instanceof Error ? cm.message : !pem ? 'missing' : !pemSet(pem) ? `${CA_ROOT_KEY} holds no certificate` : meshRoots && pemSet(pem) !== pemSet(meshRoots) ? 'roots differ from the webhooks\' caBundle (a rotation not yet published?)' : undefined;
+    add({
+      group: 'jibe-ca-roots',
+      name: `${name} has the mesh roots (${CA_ROOT_CONFIGMAP})`,
+      ok: !problem,
+      detail: problem,
+      hint: "the leading control plane writes it; check its logs and its RBAC (create configmaps, get/update jibe-ca-root-cert): sidecars there cannot get certificates without it",
+    });
+  }
 }
 
 interface WebhookClientConfig {

@@ -170,6 +170,7 @@ if (problem && process.env.CI === 'true') {
       assert.match(skipped.out, /✔ the control plane has the permissions it needs/);
       assert.match(skipped.out, /✔ sidecar-injector\.jibe\.dev is answering/);
       assert.match(skipped.out, /✔ validation\.jibe\.dev is answering/);
+      assert.match(skipped.out, /✔ shop has the mesh roots \(jibe-ca-root-cert\)/);
       assert.match(skipped.out, /Status check results are ✔/);
       const full = await jibe(['check', ...kube]);
       assert.equal(full.code, 1, full.out);
@@ -177,9 +178,14 @@ if (problem && process.env.CI === 'true') {
       assert.match(full.out, /hint: kubectl -n jibe-system describe deployment jibe-control-plane/);
     });
 
-    it('jibe uninstall removes what install applied and keeps the CRDs unless --crds', async () => {
+    it('jibe check names a labelled namespace without the CA roots; jibe uninstall removes what install applied and keeps the CRDs unless --crds', async () => {
       await cp?.close();
       cp = undefined;
+      // No leader left to put it back: check names the namespace whose sidecars would lack the roots.
+      await admin.request('DELETE', kubePath('v1', 'configmaps', 'shop', CA_ROOT_CONFIGMAP));
+      const check = await jibe(['check', ...kube, '--skip-workloads']);
+      assert.equal(check.code, 1, check.out);
+      assert.match(check.out, /✘ shop has the mesh roots \(jibe-ca-root-cert\) \(missing\)/);
       const { code, out } = await jibe(['uninstall', ...kube]);
       assert.equal(code, 0, out);
       assert.match(out, /✔ deleted {2}Deployment jibe-system\/jibe-control-plane/);
