@@ -216,13 +216,17 @@ spec:
   });
 
   it('keeps serving on last known config when Consul stops, then when the API server stops too', async () => {
+    // Judge only once the control plane has seen each peer fail (its warn-level log says so).
+    const seen = (text: string) => mesh.cp.output().split(text).length - 1;
+    const consulFailures = seen('Consul query failed; keeping the last known');
     await mesh.consul.stop();
-    // Let the registry notice (its watch fails) before judging.
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitFor(() => seen('Consul query failed; keeping the last known') > consulFailures, `the control plane to notice Consul is gone\n${mesh.cp.output()}`);
     for (let i = 0; i < 10; i++) assertWhole(await page());
+    const kubeFailures = seen('failed; re');
     await mesh.cluster.stop();
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitFor(() => seen('failed; re') > kubeFailures, `the control plane to notice the API server is gone\n${mesh.cp.output()}`);
     for (let i = 0; i < 10; i++) assertWhole(await page());
+    assert.ok((await mesh.workloads()).some((w) => w.platform === 'kubernetes') && (await mesh.workloads()).some((w) => w.platform === 'consul'), 'both registries keep their last known workloads');
     assert.equal(mesh.cp.child.exitCode, null, 'the control plane is still up');
   });
 });
