@@ -14,7 +14,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
+import type { LaunchMessage } from './agent-sidecar-launcher.ts';
 
 export interface SidecarSpec {
   namespace: string;
@@ -29,12 +32,19 @@ export interface SidecarSpec {
   adminPort: number;
 }
 
-/** argv (after the node binary) and extra environment of the sidecar. */
-export function sidecarCommand(jibeEntry: string, spec: SidecarSpec): { args: string[]; env: Record<string, string> } {
+/** How the sidecar is run: `node <nodeArgs> <entry> <args>`; `args` starts with `proxy`. */
+export interface SidecarCommand {
+  nodeArgs: string[];
+  entry: string;
+  args: string[];
+}
+
+export function sidecarCommand(jibeEntry: string, spec: SidecarSpec): SidecarCommand {
   return {
+    nodeArgs: [...PROXY_NODE_FLAGS],
+    entry: jibeEntry,
     args: [
-      ...PROXY_NODE_FLAGS,
-      jibeEntry, 'proxy',
+      'proxy',
       '--type', 'sidecar',
       '--namespace', spec.namespace,
       '--workload', spec.workload,
@@ -48,8 +58,44 @@ export function sidecarCommand(jibeEntry: string, spec: SidecarSpec): { args: st
       '--cert-dir', spec.certDir,
       '--control-plane-id', spec.controlPlane,
     ],
-    env: {},
   };
+}
+
+const LAUNCHER = fileURLToPath(new URL(`./agent-sidecar-launcher${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+
+export interface SidecarProcessOptions {
+  /** The `jibe` entry point. */
+  entry: string;
+  nodeArgs: string[];
+  /** The proxy's user and group: capture exempts its traffic. Set when the agent runs as root. */
+  uid?: number;
+  gid?: number;
+}
+
+/**
+ * A sidecar process started ahead of its arguments (agent-sidecar-launcher.ts): Node and the proxy's modules
+ * load while the join goes on. Its output is held in the pipe until `SidecarSupervisor.start` gives it a log.
+ */
+export class WarmSidecar {
+  readonly child: ChildProcess;
+
+  constructor(options: SidecarProcessOptions) {
+    this.child = spawn(process.execPath, [...options.nodeArgs, LAUNCHER, options.entry], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid }),
+    });
+    this.child.once('error', () => {});
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && this.child.connected;
+  }
+
+  /** Not needed after all (the join failed): the launcher exits when its channel closes. */
+  discard(): void {
+    if (this.child.connected) this.child.disconnect();
+    if (this.alive) this.child.kill('SIGTERM');
+  }
 }
 
 export type SidecarState = 'starting' | 'running' | 'restarting' | 'stopped';
@@ -65,7 +111,8 @@ const MAX_BACKOFF_MS = 30_000;
 const STABLE_MS = 60_000;
 
 export class SidecarSupervisor {
-  private readonly command: { args: string[]; env: Record<string, string> };
+  private readonly command: SidecarCommand;
+  private readonly process: SidecarProcessOptions;
   private readonly logFile: string;
   private readonly onChange: (status: SidecarStatus) => void;
   private child: ChildProcess | undefined;
@@ -75,8 +122,9 @@ export class SidecarSupervisor {
   private stopping = false;
   private readonly status$: SidecarStatus = { state: 'stopped', restarts: 0 };
 
-  constructor(command: { args: string[]; env: Record<string, string> }, logFile: string, onChange: (status: SidecarStatus) => void = () => {}) {
+  constructor(command: SidecarCommand, ids: { uid?: number; gid?: number }, logFile: string, onChange: (status: SidecarStatus) => void = () => {}) {
     this.command = command;
+    this.process = { entry: command.entry, nodeArgs: command.nodeArgs, ...ids };
     this.logFile = logFile;
     this.onChange = onChange;
   }
@@ -85,9 +133,21 @@ export class SidecarSupervisor {
     return { ...this.status$ };
   }
 
-  start(): void {
+  /** Starts the sidecar: in `warm` when it is still waiting for its arguments, else in a new process. */
+  start(warm?: WarmSidecar): void {
     this.stopping = false;
-    this.spawn();
+    if (warm?.alive) {
+      const log = fs.createWriteStream(this.logFile, { flags: 'a', mode: 0o600 });
+      // Only the first process goes through the agent's pipes; restarts write to the log directly.
+      warm.child.stdout!.pipe(log, { end: false });
+      warm.child.stderr!.pipe(log, { end: false });
+      warm.child.once('close', () => log.end());
+      warm.child.send({ args: this.command.args } satisfies LaunchMessage);
+      this.watch(warm.child);
+    } else {
+      warm?.discard();
+      this.spawn();
+    }
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; no restart afterwards. */
@@ -107,8 +167,16 @@ export class SidecarSupervisor {
 
   private spawn(): void {
     const out = fs.openSync(this.logFile, 'a', 0o600);
-    const child = spawn(process.execPath, this.command.args, { stdio: ['ignore', out, out], env: { ...process.env, ...this.command.env } });
+    const { uid, gid } = this.process;
+    const child = spawn(process.execPath, [...this.command.nodeArgs, this.command.entry, ...this.command.args], {
+      stdio: ['ignore', out, out],
+      ...(uid === undefined ? {} : { uid, gid: gid ?? uid }),
+    });
     fs.closeSync(out);
+    this.watch(child);
+  }
+
+  private watch(child: ChildProcess): void {
     this.child = child;
     this.startedAt = Date.now();
     this.update({ state: 'running', pid: child.pid });

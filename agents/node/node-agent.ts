@@ -27,7 +27,8 @@ import { DEFAULT_HEALTH_CHECK, HealthChecker } from './agent-health.ts';
 import type { Health, HealthCheckOptions } from './agent-health.ts';
 import { collectHostFacts, workloadNameFromHost } from './agent-host-facts.ts';
 import type { HostFactsResult } from './agent-host-facts.ts';
-import { SidecarSupervisor, sidecarCommand } from './agent-sidecar.ts';
+import { SidecarSupervisor, sidecarCommand, WarmSidecar } from './agent-sidecar.ts';
+import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
 import {
   chownStateDir, ensureStateDir, readAgentState, readCertificate, runningAgentPid, statePaths, writeAgentState, writeCertificate, writeFileAtomic, writeRuntimeStatus,
 } from './agent-state.ts';
@@ -103,12 +104,30 @@ export class NodeAgent {
     if (options.capture && process.getuid?.() !== 0) {
       throw new JibeError('JIBE_ERR_AGENT', 'installing traffic capture needs root', { hint: 'run `jibe agent join` as root (it drops to the proxy user afterwards), or pass --no-capture' });
     }
-    const kept = readAgentState(dir);
-    // Before the token is spent: a host without an address to register fails here.
-    const host = await collectHostFacts();
-    if (!options.address && !kept?.registration.address && !host.primaryAddress) {
-      throw new JibeError('JIBE_ERR_AGENT', 'this host has no external IPv4 address to register', { hint: 'pass --address with the address peers reach this VM at' });
+    // The sidecar's process starts now and loads while the join goes on (agent-sidecar-launcher.ts); it runs as
+    // the proxy's user from the start, which capture exempts, whether or not the agent drops root itself.
+    const warm = options.proxy
+      ? new WarmSidecar({ entry: options.jibeEntry, nodeArgs: [...PROXY_NODE_FLAGS], ...(process.getuid?.() === 0 ? { uid: options.proxyUid, gid: options.proxyGid } : {}) })
+      : undefined;
+    try {
+      return await NodeAgent.joinWith(options, warm);
+    } catch (err) {
+      warm?.discard();
+      throw err;
     }
+  }
+
+  private static async joinWith(options: JoinOptions, warm: WarmSidecar | undefined): Promise<NodeAgent> {
+    const dir = options.stateDir;
+    const kept = readAgentState(dir);
+    // Host facts are read while the control plane is contacted; both come before the token is spent.
+    const hostFacts = collectHostFacts();
+    const checkAddress = (host: HostFactsResult) => {
+      if (!options.address && !kept?.registration.address && !host.primaryAddress) {
+        throw new JibeError('JIBE_ERR_AGENT', 'this host has no external IPv4 address to register', { hint: 'pass --address with the address peers reach this VM at' });
+      }
+      return host;
+    };
     const keptCert = kept ? readCertificate(dir, kept.identity.spiffeId) : undefined;
     const resumable = kept && keptCert && keptCert.expiresAt.getTime() > Date.now();
 
@@ -116,6 +135,7 @@ export class NodeAgent {
     let identity: IdentityManager;
     if (resumable) {
       options.log(`resuming as ${kept.identity.spiffeId} from ${dir} (certificate valid until ${keptCert.expiresAt.toISOString()}; the token is not used again)`);
+      const host = checkAddress(await hostFacts);
       state = withHostFacts(mergeOptions(kept, options), host);
       writeAgentState(dir, state);
       identity = identityManager(state, keptCert, undefined, dir, options.log);
@@ -128,7 +148,7 @@ export class NodeAgent {
       const who = parseWorkloadSpiffeId(token.identity);
       if (!who) throw new JibeError('JIBE_ERR_JOIN_TOKEN', `the join token names ${token.identity}, not a workload identity`);
       // Nothing is written before the control plane is proven and the certificate issued.
-      const contact = await firstContact(token);
+      const [contact, host] = await Promise.all([firstContact(token), hostFacts.then(checkAddress)]);
       const controlPlane = { address: contact.address, addresses: token.addresses, spiffeId: token.controlPlane, rootSha256: token.rootSha256, trustDomain: contact.trustDomain };
       const draft = draftState(kept, controlPlane, { spiffeId: token.identity, namespace: who.namespace, serviceAccount: who.serviceAccount }, options);
       identity = identityManager(draft, undefined, { token: options.token, roots: contact.roots }, dir, options.log);
@@ -150,11 +170,11 @@ export class NodeAgent {
     }
 
     const agent = new NodeAgent(dir, state, identity, options.log);
-    await agent.run(options);
+    await agent.run(options, warm);
     return agent;
   }
 
-  private async run(options: JoinOptions): Promise<void> {
+  private async run(options: JoinOptions, warm: WarmSidecar | undefined): Promise<void> {
     const dir = this.dir;
     writeFileAtomic(statePaths(dir).pid, `${process.pid}\n`, 0o644);
     let installedNow = false;
@@ -198,7 +218,7 @@ export class NodeAgent {
         if (isJibeError(err) && err.code === 'JIBE_ERR_CONTROL_PLANE_UNREACHABLE') this.log(`registration deferred: ${err.message}`);
         else throw err;
       });
-      if (this.state.proxy.enabled) this.startSidecar(options.jibeEntry);
+      if (this.state.proxy.enabled) this.startSidecar(options.jibeEntry, warm);
       this.heartbeat = setInterval(() => void this.report(), this.state.heartbeatMs);
       this.saveRuntime();
     } catch (err) {
@@ -210,7 +230,7 @@ export class NodeAgent {
   }
 
   /** Starts the supervised sidecar; a (re)started sidecar counts as ready once it serves this workload's inbound ports. */
-  private startSidecar(jibeEntry: string): void {
+  private startSidecar(jibeEntry: string, warm: WarmSidecar | undefined): void {
     const cp = parseHostPort(this.state.controlPlane.address)!;
     const command = sidecarCommand(jibeEntry, {
       namespace: this.state.identity.namespace,
@@ -223,7 +243,8 @@ export class NodeAgent {
       adminPort: this.state.proxy.adminPort,
     });
     const inbound = Object.keys(this.state.registration.proxy?.inboundPorts ?? {}).map((p) => `inbound|${p}`);
-    this.sidecar = new SidecarSupervisor(command, statePaths(this.dir).proxyLog, (status) => {
+    const ids = process.getuid?.() === 0 ? { uid: this.state.proxy.uid, gid: this.state.proxy.gid } : {};
+    this.sidecar = new SidecarSupervisor(command, ids, statePaths(this.dir).proxyLog, (status) => {
       this.runtime.sidecar = status;
       this.saveRuntime();
       if (status.state === 'running' && status.pid !== undefined && status.pid !== this.readinessFor) {
@@ -235,7 +256,7 @@ export class NodeAgent {
         void this.report();
       }
     });
-    this.sidecar.start();
+    this.sidecar.start(warm);
   }
 
   /** Polls the sidecar's admin port until it applied a config holding every inbound listener of this workload. */

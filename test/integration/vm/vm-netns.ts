@@ -98,6 +98,8 @@ export async function startMesh(defer: Defer, lan: Lan, options: { logLevel?: st
 export interface Vm {
   ns: string;
   address: string;
+  /** This VM's port on the LAN bridge (in the LAN's namespace). */
+  lanPort: string;
   /** A world-readable scratch directory of this VM (its agent's state dir is `stateDir` inside). */
   dir: string;
   stateDir: string;
@@ -119,12 +121,15 @@ export interface VmOptions {
   app?: string;
 }
 
-/** An HTTP app on 9080 (`/health` fails while the flag file exists; anything else answers the VM's name and path). */
+/**
+ * An HTTP app on 9080: `/health` fails while the flag file exists; anything else answers the VM's name, the
+ * path and the peer address it saw (127.0.0.1 when its sidecar delivered the request, the caller's otherwise).
+ */
 export const HTTP_APP = `
 const fs = require('node:fs');
 require('node:http').createServer((q, s) => {
   if (q.url === '/health') return s.writeHead(fs.existsSync(process.env.JIBE_FAIL_FLAG) ? 503 : 200).end();
-  s.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ vm: process.env.JIBE_VM, path: q.url }));
+  s.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ vm: process.env.JIBE_VM, path: q.url, from: q.socket.remoteAddress }));
 }).listen(9080, '0.0.0.0', () => console.log('ready'));
 `;
 
@@ -181,7 +186,7 @@ export async function startVm(defer: Defer, lan: Lan, index: number, options: Vm
       });
     });
   return {
-    ns, address, dir, stateDir: path.join(dir, 'state'), failFlag,
+    ns, address, lanPort: `v${index}`, dir, stateDir: path.join(dir, 'state'), failFlag,
     save: async () => (await run('ip', ['netns', 'exec', ns, 'iptables-save'])).stdout,
     exec,
     jibe: (args) => exec(process.execPath, [JIBE, ...args]),
@@ -235,10 +240,14 @@ export interface WireCapture {
   stop(): Promise<{ text: string; packets: number }>;
 }
 
-/** tcpdump on the LAN bridge, for traffic between two addresses (starts capturing before it resolves). */
-export async function captureWire(defer: Defer, lan: Lan, a: string, b: string, dir: string): Promise<WireCapture> {
+/**
+ * tcpdump on `vm`'s port of the LAN bridge, for its traffic with `peer` (capturing when this resolves). On a
+ * bridge port, not the bridge: br0 itself sees only frames flooded or addressed to it, not those it forwards.
+ * Immediate mode: otherwise packets wait in the kernel's ring for a block timeout, and a stop within it loses them.
+ */
+export async function captureWire(defer: Defer, lan: Lan, vm: Vm, peer: string, dir: string): Promise<WireCapture> {
   const file = path.join(dir, `wire-${randomBytes(3).toString('hex')}.pcap`);
-  const child = spawn('ip', ['netns', 'exec', lan.ns, 'tcpdump', '-i', 'br0', '-U', '-n', '-w', file, `host ${a} and host ${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', lan.ns, 'tcpdump', '-i', vm.lanPort, '--immediate-mode', '-U', '-n', '-w', file, `host ${vm.address} and host ${peer}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   defer(() => {
     child.kill('SIGINT');

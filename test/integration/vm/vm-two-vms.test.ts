@@ -138,14 +138,14 @@ function defineTests(): void {
     await waitFor(async () => (await workloads(mesh)).find((w) => w.name === 'productpage-vm' && w.health === 'healthy'), `A to serve\n${both()}`, 90_000);
 
     // The wire between A and B, read while only A talks to B (the host's own calls below cross it too).
-    const wire = await captureWire(defer, lan, vmA.address, vmB.address, vmA.dir);
+    const wire = await captureWire(defer, lan, vmB, vmA.address, vmA.dir);
 
     // 1. The unmodified app in A, plain HTTP by name.
     const ok = await waitFor(async () => {
       const r = await curl(vmA, 'http://ratings:9080/ratings/0');
       return r.status === 200 ? r : undefined;
     }, `A's call to ratings to succeed\n${both()}`, 60_000);
-    assert.deepEqual(JSON.parse(ok.body), { vm: vmB.ns, path: '/ratings/0' }, 'answered by the ratings app in B');
+    assert.deepEqual(JSON.parse(ok.body), { vm: vmB.ns, path: '/ratings/0', from: '127.0.0.1' }, 'answered by the ratings app in B, handed over by B\'s sidecar');
 
     // 2. The hop was mutual TLS, with A's identity, seen by B's sidecar.
     const mB = await metrics(vmB);
@@ -165,7 +165,7 @@ function defineTests(): void {
 
     // What crossed the LAN between A and B: packets, none of them the request or the echo in plaintext.
     const seen = await wire.stop();
-    assert.ok(seen.packets > 10, `tcpdump saw the traffic between A and B (${seen.packets} packets)`);
+    assert.ok(seen.packets > 10, `tcpdump saw the traffic between A and B (${seen.packets} packets):\n${seen.text.slice(0, 3000)}`);
     assert.doesNotMatch(seen.text, /GET \/ratings\/0|ping over tcp|"path":"\/ratings\/0"/, 'no plaintext HTTP or echo payload on the wire');
 
     // 4. Anyone else is refused by B: plaintext from outside the mesh, and a mesh certificate of another identity.

@@ -10,6 +10,7 @@ import { registerProxy } from '../../../cli/commands/proxy.ts';
 import { workloadTakesMtls } from '../../../core/mesh/build-tls.ts';
 import type { Workload } from '../../../core/model/workload.ts';
 import { sidecarCommand } from '../../../agents/node/agent-sidecar.ts';
+import { PROXY_NODE_FLAGS } from '../../../proxy/proxy-node-flags.ts';
 import { mergeOptions } from '../../../agents/node/node-agent.ts';
 import type { JoinOptions } from '../../../agents/node/node-agent.ts';
 import type { AgentState } from '../../../agents/node/agent-state.ts';
@@ -34,14 +35,15 @@ function proxyCommand(): Command {
 }
 
 function proxyArgs(args: string[]): string[] {
-  const i = args.indexOf('proxy');
-  assert.ok(i > 0, 'the command runs `jibe proxy`');
-  return args.slice(i + 1);
+  assert.equal(args[0], 'proxy', 'the command runs `jibe proxy`');
+  return args.slice(1);
 }
 
 describe('sidecarCommand', () => {
   it('runs a capture-mode sidecar with the agent\'s certificate and TLS discovery; every flag is one `jibe proxy` knows', () => {
-    const { args, env } = sidecarCommand('/opt/jibe/cli/jibe.ts', { ...SPEC, inboundCapturePort: 15006 });
+    const { args, nodeArgs, entry } = sidecarCommand('/opt/jibe/cli/jibe.ts', { ...SPEC, inboundCapturePort: 15006 });
+    assert.equal(entry, '/opt/jibe/cli/jibe.ts');
+    assert.deepEqual(nodeArgs, [...PROXY_NODE_FLAGS]);
     const argv = proxyArgs(args);
     const proxy = proxyCommand();
     proxy.parse(argv, { from: 'user' });
@@ -56,7 +58,6 @@ describe('sidecarCommand', () => {
     assert.equal(opts.outboundPort, 15001);
     assert.equal(opts.certDir, SPEC.certDir);
     assert.equal(opts.controlPlaneId, SPEC.controlPlane);
-    assert.deepEqual(env, {});
   });
 
   it('without capture: no capture flags (the sidecar is an explicit outbound proxy)', () => {
