@@ -24,7 +24,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   'scale-convergence': () => import('./scale-convergence.bench.ts'),
   'telemetry-overhead': () => import('./telemetry-overhead.bench.ts'),
   mtls: () => import('./mtls.bench.ts'),
-  mtls: () => import('./mtls.bench.ts'),
+  'mixed-path': () => import('./mixed-path.bench.ts'),
 };
 
 /** Run only when named: the soak takes its full five minutes whatever the flags. */
