@@ -17,6 +17,7 @@ import { registerPlugins } from '../../cli/plugins.ts';
 import { startControlPlane } from '../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../core/mesh/mesh-snapshot.ts';
+import type { RegistryAggregator } from '../../core/registry/registry-aggregator.ts';
 import { kubePath } from '../../platforms/kubernetes/kube-client.ts';
 import type { KubeClient } from '../../platforms/kubernetes/kube-client.ts';
 import { startProxy } from '../../proxy/proxy.ts';
@@ -141,12 +142,19 @@ export async function run(argv: string[]): Promise<void> {
 
     const toMesh: number[] = [];
     const toProxy: number[] = [];
+    // Whether each measured change reached the mesh as health-only (the incremental path) or as "anything changed".
+    const paths = { incremental: 0, full: 0 };
+    const measuring = { on: false };
+    (mesh as unknown as { registry: RegistryAggregator }).registry.onChange((change) => {
+      if (measuring.on) void (change.endpoints ? paths.incremental++ : paths.full++);
+    });
     for (let c = 0; c < changes; c++) {
       const s = (c * 37) % services;
       const i = c % PER_SERVICE;
       const address = addressOf(s, i);
       const healthy = () => mesh.snapshot().workloads.some((w) => w.platform === 'kubernetes' && w.address === address && w.health === 'healthy');
       const path = kubePath('discovery.k8s.io/v1', 'endpointslices', nsOf(s), `svc-${s}-abcde`);
+      measuring.on = true;
       const t0 = performance.now();
       await client.request('PUT', path, { body: slice(s, i) });
       while (healthy()) await delay(2);
@@ -154,6 +162,7 @@ export async function run(argv: string[]): Promise<void> {
       const version = mesh.snapshot().version;
       while ((await syncedVersion()) < version) await delay(5);
       toProxy.push(performance.now() - t0);
+      measuring.on = false;
       if ((c + 1) % 10 === 0) log(`${c + 1}/${changes} changes; last: mesh ${toMesh[c].toFixed(0)} ms, sidecar ${toProxy[c].toFixed(0)} ms`);
       // Back to all-ready outside the measurement, so every change starts from the same state.
       await client.request('PUT', path, { body: slice(s) });
@@ -165,6 +174,7 @@ export async function run(argv: string[]): Promise<void> {
     const fmt = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(0)} ms, p90 ${percentile(xs, 90).toFixed(0)} ms, p99 ${percentile(xs, 99).toFixed(0)} ms, max ${xs[xs.length - 1].toFixed(0)} ms`;
     log(`slice change → mesh view: ${fmt(toMesh)}`);
     log(`slice change → sidecar ACKed: ${fmt(toProxy)}`);
+    log(`registry changes during the measured changes: ${paths.incremental} health-only (incremental), ${paths.full} full`);
     const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
     log(`uptime: ${uptime}`);
     if (record) {
@@ -180,6 +190,7 @@ export async function run(argv: string[]): Promise<void> {
         `| First config of a sidecar that calls every service | ${proxySyncMs.toFixed(0)} ms | — |`,
         `| EndpointSlice change → mesh view | ${fmt(toMesh)} | — |`,
         `| EndpointSlice change → affected sidecar ACKed its new config | ${fmt(toProxy)} | p99 < ${GOAL_MS} ms (${percentile(toProxy, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`,
+        `| Registry changes during the measured changes: health-only (incremental path) / full | ${paths.incremental} / ${paths.full} | all health-only |`,
       ].join('\n');
       writeSection(SECTION_TITLE, body);
       log(`written to ${BENCHMARKS_FILE}`);

@@ -22,6 +22,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   'consul-sync': () => import('./consul-sync.bench.ts'),
   'kubernetes-sync': () => import('./kubernetes-sync.bench.ts'),
   'scale-convergence': () => import('./scale-convergence.bench.ts'),
+  'three-registries': () => import('./three-registries.bench.ts'),
   'telemetry-overhead': () => import('./telemetry-overhead.bench.ts'),
   mtls: () => import('./mtls.bench.ts'),
   'mixed-path': () => import('./mixed-path.bench.ts'),
