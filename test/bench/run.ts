@@ -24,6 +24,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   'scale-convergence': () => import('./scale-convergence.bench.ts'),
   'three-registries': () => import('./three-registries.bench.ts'),
   'telemetry-overhead': () => import('./telemetry-overhead.bench.ts'),
+  'vm-join': () => import('./vm-join.bench.ts'),
   mtls: () => import('./mtls.bench.ts'),
   'mixed-path': () => import('./mixed-path.bench.ts'),
 };
