@@ -3,7 +3,8 @@
 import 'reflect-metadata';
 import { container } from 'tsyringe';
 import type { DependencyContainer } from 'tsyringe';
-import { AUTHENTICATOR, CONFIG_STORE, PLATFORM_REGISTRY, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
+import type { PolicyAdapterKind, PolicyProviderConfig } from '../core/model/policy-adapter.ts';
+import { AUTHENTICATOR, CONFIG_STORE, PLATFORM_REGISTRY, POLICY_ADAPTER, STATE_STORE } from '../core/plugins/plugin-tokens.ts';
 import { consulAuthenticatorPlugin, consulConfigStorePlugin, consulRegistryPlugin, consulStateStorePlugin } from '../platforms/consul/plugin.ts';
 import { vmRegistryPlugin } from '../platforms/vm/plugin.ts';
 import { kubernetesAuthenticatorPlugin, kubernetesConfigStorePlugin, kubernetesRegistryPlugin, kubernetesStateStorePlugin } from '../platforms/kubernetes/plugin.ts';
@@ -44,5 +45,57 @@ export function registerPlugins(c: DependencyContainer = container.createChildCo
     },
   });
   c.register(AUTHENTICATOR, { useValue: kubernetesAuthenticatorPlugin });
+  // Policy adapter kinds: the proxy creates one adapter per MeshConfig extension provider.
+  c.register(POLICY_ADAPTER, {
+    useValue: {
+      name: 'ext-authz-http',
+      create: async (p) => {
+        const e = ofKind(p, 'ext-authz-http');
+        const { createExtAuthzAdapter } = await import('../proxy/security/policy-adapter-ext-authz.ts');
+        return createExtAuthzAdapter(e.name, {
+          url: e.url,
+          timeoutMs: e.timeoutMs,
+          failOpen: e.failOpen,
+          statusOnError: e.statusOnError,
+          includeRequestHeaders: e.includeRequestHeaders,
+          headersToUpstream: e.headersToUpstream,
+          headersToDownstream: e.headersToDownstream,
+        });
+      },
+    },
+  });
+  c.register(POLICY_ADAPTER, {
+    useValue: {
+      name: 'deny-expression',
+      create: async (p) => {
+        const d = ofKind(p, 'deny-expression');
+        return (await import('../proxy/security/policy-adapter-expression.ts')).createDenyExpressionAdapter(d.name, d.expression);
+      },
+    },
+  });
+  c.register(POLICY_ADAPTER, {
+    useValue: {
+      name: 'list',
+      create: async (p) => {
+        const l = ofKind(p, 'list');
+        return (await import('../proxy/security/policy-adapter-lists.ts')).createListAdapter(l.name, { attribute: l.attribute, values: l.values, mode: l.mode });
+      },
+    },
+  });
+  c.register(POLICY_ADAPTER, {
+    useValue: {
+      name: 'quota',
+      create: async (p) => {
+        const q = ofKind(p, 'quota');
+        return (await import('../proxy/security/policy-adapter-quota.ts')).createQuotaAdapter(q.name, q);
+      },
+    },
+  });
   return c;
+}
+
+/** The proxy picks the plugin by `kind`; a mismatch is a wiring bug, said plainly rather than mis-read. */
+function ofKind<K extends PolicyAdapterKind>(p: PolicyProviderConfig, kind: K): Extract<PolicyProviderConfig, { kind: K }> {
+  if (p.kind !== kind) throw new Error(`the ${kind} plugin was given a ${p.kind} provider`);
+  return p as Extract<PolicyProviderConfig, { kind: K }>;
 }

@@ -8,6 +8,7 @@ import type { PeerCertificate } from 'node:tls';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { JibeError } from '../core/errors/errors.ts';
+import type { PolicyAdapterPlugin } from '../core/model/policy-adapter.ts';
 import type { ConfigUpdate, MeshResource, ProxyNode, ProxyResource } from '../core/model/proxy-config.ts';
 import { startAdminServer } from './admin/admin-server.ts';
 import type { AdminServer } from './admin/admin-server.ts';
@@ -19,7 +20,9 @@ import { overrideListeners } from './config/listener-overrides.ts';
 import type { ListenerOverrides } from './config/listener-overrides.ts';
 import type { ResourceMap, StateContext } from './config/proxy-state.ts';
 import { forwardRequest } from './http/forward-request.ts';
-import { PolicyAdapterRegistry } from './security/policy-adapter.ts';
+import type { PolicyAdapter, PolicyAdapterRegistry } from './security/policy-adapter.ts';
+import { ProviderAdapters } from './security/policy-adapter-providers.ts';
+import type { AdapterChange } from './security/policy-adapter-providers.ts';
 import { createSecurityInterceptor, securityDeps } from './security/security-interceptor.ts';
 import { compileSecurity } from './security/security-validation.ts';
 import type { HttpListener } from './listeners/listener-http.ts';
@@ -67,8 +70,13 @@ export interface ProxyOptions {
   loadBalancers?: LoadBalancerRegistry;
   /** Bind config listeners (inbound, gateway) elsewhere than the config says. */
   listenerOverrides?: ListenerOverrides;
-  /** Adapters CUSTOM AuthorizationPolicies name as their provider (none by default: such policies are refused at apply). */
+  /** Adapters registered in code, besides those the mesh config's extensionProviders create. */
   policyAdapters?: PolicyAdapterRegistry;
+  /**
+   * Adapter kinds (cli/plugins.ts POLICY_ADAPTER) that turn the mesh resource's
+   * extensionProviders into adapters; none = a config naming a provider is rejected.
+   */
+  policyAdapterPlugins?: PolicyAdapterPlugin<PolicyAdapter>[];
   /**
    * Sidecars under iptables capture: connections on the outbound port are
    * served by their original destination (virtual outbound listeners,
@@ -133,7 +141,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let resources: ResourceMap = new Map();
   let ready = false;
   // JWT and authorization run first on the inbound path, before any other feature spends work on a request.
-  const security = securityDeps(options.policyAdapters ?? new PolicyAdapterRegistry());
+  const providerAdapters = new ProviderAdapters(options.policyAdapters, options.policyAdapterPlugins ?? []);
+  const security = securityDeps(providerAdapters.current);
 
   const random = options.random ?? Math.random;
   const now = options.now ?? (() => performance.now());
@@ -174,10 +183,15 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const previous = holder.current;
     let next: ProxyState;
     let nextResources: ResourceMap;
+    let adapters: AdapterChange | undefined;
     try {
       ({ resources: nextResources, state: next } = applyUpdate(resources, overrideListeners(update, options.listenerOverrides), ctx, previous));
-      compileSecurity(nextResources.values(), next.version, security);
+      // Policy adapters are rebuilt only when the providers changed, so quotas keep their buckets across pushes.
+      if (providerAdapters.changed(next.mesh.extensionProviders)) adapters = await providerAdapters.prepare(next.mesh.extensionProviders);
+      const nextSecurity = adapters === undefined ? security : { ...security, adapters: adapters.registry };
+      compileSecurity(nextResources.values(), next.version, nextSecurity);
     } catch (err) {
+      adapters?.abort();
       stats.config_update_rejected++;
       throw err;
     }
@@ -185,12 +199,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     try {
       txn = await listeners.prepare(next);
     } catch (err) {
+      adapters?.abort();
       stats.config_update_rejected++;
       for (const name of next.clusters.keys()) if (!previous.clusters.has(name)) stats.clusters.delete(name);
       throw err;
     }
     holder.current = next;
     resources = nextResources;
+    if (adapters !== undefined) {
+      adapters.commit();
+      security.adapters = adapters.registry;
+    }
     txn.commit();
     releaseUnused(previous, next, stats);
     // Roots pushed by the control plane (root rotation) are trusted from the next connection on.
@@ -224,6 +243,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       await admin?.close();
       await metricsServer?.close();
       await telemetry.close();
+      providerAdapters.close();
       logger.info({ node: options.node.id }, 'proxy stopped');
     })().finally(resolveClosed);
     return closing;

@@ -1,6 +1,8 @@
 // `jibe proxy`: runs a sidecar or a gateway proxy fed by the discovery stream.
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
+import type { PolicyAdapterPlugin } from '../../core/model/policy-adapter.ts';
+import type { PolicyAdapter } from '../../proxy/security/policy-adapter.ts';
 import type { RunningIdentity } from '../../proxy/identity/identity-source.ts';
 import { collect, parseLabels, parsePort, parsePortMap, parsePortOrOff, portOrUndefined } from '../options.ts';
 import { waitForSignal } from './control-plane.ts';
@@ -42,6 +44,7 @@ export function registerProxy(program: Command): void {
     .action(async (opts) => {
       const { pino } = await import('pino');
       const { startProxy } = await import('../../proxy/proxy.ts');
+      const policyAdapterPlugins = await loadPolicyAdapterPlugins();
       const type = opts.type === 'gateway' ? 'gateway' : 'sidecar';
       if (opts.type !== type) throw new Error(`--type must be sidecar or gateway, not "${opts.type}"`);
       if (type === 'sidecar' && !opts.workload) throw new Error('a sidecar needs --workload (the workload it fronts)');
@@ -64,6 +67,8 @@ export function registerProxy(program: Command): void {
           version: '0.1.0',
         },
         discoveryAddress: opts.discovery,
+        // Adapters come from the mesh's extensionProviders, built by these kind plugins on each config change.
+        policyAdapterPlugins,
         outboundPort: type === 'sidecar' ? opts.outboundPort : undefined,
         adminPort: opts.adminPort,
         bindAddress: opts.bind,
@@ -124,4 +129,11 @@ function parsePositiveMs(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a whole number of milliseconds > 0, got "${value}"`);
   return n;
+}
+
+/** The policy adapter kinds from the one plugin list (each loads its implementation only when a provider uses it). */
+async function loadPolicyAdapterPlugins(): Promise<Array<PolicyAdapterPlugin<PolicyAdapter>>> {
+  const { registerPlugins } = await import('../plugins.ts');
+  const { policyAdapterPlugins } = await import('../../core/plugins/plugin-tokens.ts');
+  return policyAdapterPlugins(registerPlugins()) as Array<PolicyAdapterPlugin<PolicyAdapter>>;
 }

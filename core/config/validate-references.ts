@@ -4,7 +4,7 @@
 // Gateways. A DestinationRule for an unknown host is allowed, as in Istio: the
 // service may simply not be deployed yet.
 import { JibeError } from '../errors/errors.ts';
-import { DEFAULT_NAMESPACE, resourceKey } from '../model/resource.ts';
+import { DEFAULT_NAMESPACE, resourceKey, ROOT_NAMESPACE } from '../model/resource.ts';
 import type { Resource, ResourceSource } from '../model/resource.ts';
 import { resolveHost } from '../model/service.ts';
 import { asArray, asObject, asString, eachObject } from './checks/check-context.ts';
@@ -41,13 +41,24 @@ interface Targets {
 export function validateReferences(resources: Resource[], knownHosts: Set<string>, sources?: Map<string, ResourceSource>): JibeError[] {
   const targets = indexTargets(resources, knownHosts);
   const errors: JibeError[] = [];
+  let providers: string[] | undefined;
   for (const r of resources) {
-    if (r?.kind !== 'VirtualService' && r?.kind !== 'RateLimit') continue;
+    if (r?.kind !== 'VirtualService' && r?.kind !== 'RateLimit' && r?.kind !== 'AuthorizationPolicy') continue;
     const spec = asObject(r.spec);
     if (!spec) continue;
     const namespace = namespaceOf(r);
     const key = resourceKey({ kind: r.kind, metadata: { name: String(r.metadata?.name), namespace } });
     const report = (field: string, message: string) => errors.push(new JibeError('JIBE_ERR_REFERENCE', message, { ...sources?.get(key), resource: key, field }));
+    if (r.kind === 'AuthorizationPolicy') {
+      const name = asString(asObject(spec.provider)?.name);
+      if (spec.action !== 'CUSTOM' || name === undefined) continue;
+      providers ??= extensionProviderNames(resources);
+      if (!providers.includes(name)) {
+        const known = providers.length ? `; the MeshConfig defines ${providers.join(', ')}${closest(name, providers) ? ` (did you mean ${JSON.stringify(closest(name, providers))}?)` : ''}` : '; the MeshConfig defines none';
+        report('spec.provider.name', `extension provider ${JSON.stringify(name)} is not defined in MeshConfig spec.extensionProviders${known}`);
+      }
+      continue;
+    }
     if (r.kind === 'RateLimit') {
       // Limits are enforced by the host's own sidecars: without the service there is nothing to limit.
       checkDestination({ host: spec.host }, namespace, 'spec', targets, report);
@@ -66,6 +77,17 @@ export function validateReferences(resources: Resource[], knownHosts: Set<string
     }
   }
   return errors;
+}
+
+/** Names of the MeshConfig's extension providers (the one in the root namespace). */
+function extensionProviderNames(resources: Resource[]): string[] {
+  const mesh = resources.find((r) => r?.kind === 'MeshConfig' && r.metadata?.namespace === ROOT_NAMESPACE);
+  const names: string[] = [];
+  for (const p of asArray(asObject(mesh?.spec)?.extensionProviders)) {
+    const name = asString(asObject(p)?.name);
+    if (name) names.push(name);
+  }
+  return names;
 }
 
 function namespaceOf(r: Resource): string {

@@ -3,6 +3,7 @@
 // content gives the same resources in the same order, whatever order the
 // registries and the config store produced it in — so per-resource content
 // hashes change only when content does, and pushes carry only real changes.
+import { attachExtensionProviders } from './build-extension-providers.ts';
 import { buildGatewayConfig } from './build-gateway-config.ts';
 import { buildSidecarConfig } from './build-sidecar-config.ts';
 import { meshResource } from './build-sidecar-listeners.ts';
@@ -37,6 +38,7 @@ export function buildProxyConfig(snapshot: MeshSnapshot, node: ProxyNode): Proxy
         hint: 'a proxy is either a sidecar or a gateway',
       });
   }
+  attachExtensionProviders(resources, snapshot);
   return resources.sort(compareResources);
 }
 

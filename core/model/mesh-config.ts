@@ -10,6 +10,7 @@
 //     defaultRetryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s }
 //     accessLog: { encoding: JSON }
 //     tracing: { sampling: 1, zipkinAddress: zipkin.jibe-system:9411 }
+import type { ExtensionProvider } from './policy-adapter.ts';
 import type { Resource } from './resource.ts';
 
 export type OutboundTrafficPolicyMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -36,6 +37,11 @@ export interface MeshConfigSpec {
   accessLog?: AccessLogSettings;
   /** Tracing of every proxy (Istio's defaultConfig.tracing with a Zipkin collector). Absent: the proxies' flags. */
   tracing?: TracingSettings;
+  /**
+   * Policy adapters CUSTOM AuthorizationPolicies name as `provider.name`
+   * (Istio's extensionProviders; envoyExtAuthzHttp plus Jibe's in-process kinds).
+   */
+  extensionProviders?: ExtensionProvider[];
 }
 
 export interface AccessLogSettings {

@@ -5,6 +5,8 @@
 // Resources are keyed by (type, name). Cluster names follow Istio:
 // `outbound|<port>|<subset>|<host>` and `inbound|<port>||`.
 
+import type { PolicyProviderConfig } from './policy-adapter.ts';
+
 export type ResourceType = 'listener' | 'route' | 'cluster' | 'endpoints' | 'mesh';
 
 /** A string matcher after compilation (regex is RE2-like syntax, full match as Istio). */
@@ -261,6 +263,8 @@ export interface MeshResource {
   tracing?: { sampling: number; zipkinAddress?: string };
   /** PEM roots of the mesh CA (two during a root rotation's overlap); proxies trust these besides their certificate's bundle. */
   trustBundle?: string[];
+  /** MeshConfig `extensionProviders` this proxy's CUSTOM policies name (only those); absent = none. */
+  extensionProviders?: PolicyProviderConfig[];
 }
 
 /** RING_HASH: DestinationRule consistentHash (see ClusterResource.consistentHash). */

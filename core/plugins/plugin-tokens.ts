@@ -6,6 +6,7 @@ import type { Authenticator } from '../ca/authenticator.ts';
 import { JibeError } from '../errors/errors.ts';
 import type { ConfigStore } from '../config/config-store.ts';
 import type { MeshSettings } from '../mesh/mesh-snapshot.ts';
+import type { PolicyAdapterPlugin } from '../model/policy-adapter.ts';
 import type { PlatformRegistry } from '../registry/platform-registry.ts';
 import type { WorkloadRegistrar } from '../registry/workload-registrar.ts';
 import type { StateStore } from '../state/state-store.ts';
@@ -37,6 +38,24 @@ export const PLATFORM_REGISTRY: InjectionToken<Plugin<PlatformRegistry & Partial
 
 /** Credential checkers the CA trusts; every registered one is active (each handles its own credential type). */
 export const AUTHENTICATOR: InjectionToken<Plugin<Authenticator>> = Symbol('Authenticator');
+
+/**
+ * Policy adapter kinds (ext-authz-http, deny-expression, list, quota): the
+ * proxy turns each MeshConfig extension provider into an adapter with the
+ * plugin of its kind. Their factories take the provider's config, not a PluginContext.
+ */
+export const POLICY_ADAPTER: InjectionToken<PolicyAdapterPlugin> = Symbol('PolicyAdapter');
+
+/** The registered policy adapter kinds. @throws JibeError JIBE_ERR_PLUGIN_DUPLICATE when two share a name. */
+export function policyAdapterPlugins(container: DependencyContainer): PolicyAdapterPlugin[] {
+  const plugins = container.isRegistered(POLICY_ADAPTER) ? container.resolveAll(POLICY_ADAPTER) : [];
+  const seen = new Set<string>();
+  for (const p of plugins) {
+    if (seen.has(p.name)) throw new JibeError('JIBE_ERR_PLUGIN_DUPLICATE', `two policy adapter plugins are registered as "${p.name}"`, { hint: 'register each adapter kind once in cli/plugins.ts' });
+    seen.add(p.name);
+  }
+  return plugins;
+}
 
 /** Every plugin registered under a token, checked for duplicate names. */
 export function pluginsOf<T>(container: DependencyContainer, token: InjectionToken<Plugin<T>>): Plugin<T>[] {

@@ -18,6 +18,8 @@ export interface ExtAuthzOptions {
   headersToUpstream?: string[];
   /** Service response headers sent to the client on deny (default: all but hop-by-hop). */
   headersToDownstream?: string[];
+  /** Status answered when the service cannot be reached and failOpen is off (Istio statusOnError, default 403). */
+  statusOnError?: number;
 }
 
 const ALWAYS_SENT = ['authorization', 'host'];
@@ -31,7 +33,7 @@ export function createExtAuthzAdapter(name: string, options: ExtAuthzOptions): P
   const include = [...new Set([...ALWAYS_SENT, ...(options.includeRequestHeaders ?? []).map((h) => h.toLowerCase())])];
   const toUpstream = (options.headersToUpstream ?? []).map((h) => h.toLowerCase());
   const toDownstream = options.headersToDownstream?.map((h) => h.toLowerCase());
-  const failure: PolicyVerdict = options.failOpen ? { allow: true } : { allow: false, status: 403, body: 'RBAC: access denied' };
+  const failure: PolicyVerdict = options.failOpen ? { allow: true } : { allow: false, status: options.statusOnError ?? 403, body: 'RBAC: access denied' };
 
   return {
     name,

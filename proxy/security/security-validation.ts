@@ -79,6 +79,12 @@ export function compileSecurity(resources: Iterable<ProxyResource>, version: str
     if (r.type !== 'listener' || (r.authz === undefined && r.jwt === undefined)) continue;
     try {
       listenerSecurity(r, deps);
+      // Checked on every update, not only when the listener compiles: the adapters may change under an unchanged listener.
+      for (const p of r.authz?.custom ?? []) {
+        if (!deps.adapters.has(p.provider ?? '')) {
+          throw new Error(`${p.name}: provider ${JSON.stringify(p.provider)} is not a registered policy adapter (registered: ${deps.adapters.names().join(', ') || 'none'})`);
+        }
+      }
     } catch (e) {
       causes.push(new JibeError('JIBE_ERR_CONFIG_REJECTED', (e as Error).message, { resource: `listener/${r.name}` }));
     }
