@@ -54,8 +54,8 @@ export async function run(argv: string[]): Promise<void> {
   const problem = bookinfoMeshProblem();
   if (problem) throw new Error(`the mixed-path benchmark cannot run here: ${problem}`);
   const fortio = requirePeerBinary('fortio');
-  const rounds = Number(values.rounds ?? (values.smoke ? 1 : 3));
-  const durationSeconds = Number(values.duration ?? (values.smoke ? 5 : 20));
+  const rounds = Number(values.rounds ?? (values.smoke ? 1 : 5));
+  const durationSeconds = Number(values.duration ?? (values.smoke ? 5 : 30));
   const qps = Number(values.qps);
   const connections = Number(values.connections);
   const command = `node_modules/.bin/node test/bench/run.ts mixed-path${argv.length ? ` ${argv.join(' ')}` : ''}`;
@@ -83,7 +83,7 @@ export async function run(argv: string[]): Promise<void> {
     for (const p of PATHS) await runLoad(fortio, { url: url(p.key), connections, qps, durationSeconds: 3, cpus: '0-1', jsonFile: join(dir, `warm-${p.key}.json`) });
     for (let round = 0; round < rounds; round++) {
       for (const p of round % 2 === 0 ? PATHS : [...PATHS].reverse()) {
-        const result = await runLoad(fortio, { url: url(p.key), connections, qps, durationSeconds, uniform: true, cpus: '0-1', jsonFile: join(dir, `${p.key}-${round}.json`) });
+        const result = await runLoad(fortio, { url: url(p.key), connections, qps, durationSeconds, uniform: true, resolution: 0.0001, cpus: '0-1', jsonFile: join(dir, `${p.key}-${round}.json`) });
         results.get(p.key)!.push(result);
         log(`round ${round + 1} ${p.key}: ${result.actualQps.toFixed(1)} qps, ${result.errors} errors, ${PERCENTILES.map((q) => `p${q} ${ms(result.percentiles.get(q)).toFixed(1)} ms`).join(', ')}`);
       }
@@ -107,7 +107,7 @@ export async function run(argv: string[]): Promise<void> {
   const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
   const body = `Command: \`${command}\` (${new Date().toISOString().slice(0, 10)}; ${machineDescription()}; \`uptime\` at the end: ${uptime}).
 
-Two BookInfo meshes side by side (test/e2e/fixtures/bookinfo-mesh.ts, the harness of test/e2e/bookinfo-three-platforms.test.ts), each with its own \`jibe control-plane --platforms vm,consul,kubernetes\`, kube-apiserver + etcd and Consul dev agent; reviews pinned to v3, so each page is gateway → productpage → reviews-v3 → ratings (plus details, a WorkloadEntry without sidecar, in both), every sidecar hop mTLS. Kubernetes pods are network namespaces with the app and \`jibe proxy\` (explicit outbound port); the VM is a namespace joined with \`jibe agent join\` (iptables capture); ratings in Consul has its sidecar on the host. fortio \`load -c ${connections} -qps ${qps} -uniform -t ${durationSeconds}s\` on the gateway's \`/productpage\`, ${rounds} round(s) per path interleaved (order alternating), after a 3 s warm-up each; medians of the rounds' percentiles. Nothing is pinned: both meshes share the 2 cores with each other and with other work, so compare the two rows, not absolute numbers.
+Two BookInfo meshes side by side (test/e2e/fixtures/bookinfo-mesh.ts, the harness of test/e2e/bookinfo-three-platforms.test.ts), each with its own \`jibe control-plane --platforms vm,consul,kubernetes\`, kube-apiserver + etcd and Consul dev agent; reviews pinned to v3, so each page is gateway → productpage → reviews-v3 → ratings (plus details, a WorkloadEntry without sidecar, in both), every sidecar hop mTLS. Kubernetes pods are network namespaces with the app and \`jibe proxy\` (explicit outbound port); the VM is a namespace joined with \`jibe agent join\` (iptables capture); ratings in Consul has its sidecar on the host. fortio \`load -c ${connections} -qps ${qps} -uniform -r 0.0001 -t ${durationSeconds}s\` on the gateway's \`/productpage\`, ${rounds} round(s) per path interleaved (order alternating), after a 3 s warm-up each; medians of the rounds' percentiles. Nothing is pinned: both meshes share the 2 cores with each other and with other work, so compare the two rows, not absolute numbers.
 
 | Path | p50 ms | p90 ms | p99 ms | qps | errors / requests |
 | --- | --- | --- | --- | --- | --- |
