@@ -1,11 +1,16 @@
 // The node agent: joins a VM to the mesh and keeps it there.
 //
 // join, in an order that installs nothing for a token that is refused:
+//   0. the sidecar's process starts loading (as the proxy's user), to be given its arguments in step 4
 //   1. the token is parsed and the control plane proven against its pinned root (agent-control-plane.ts)
 //   2. a key is made here and the token traded for a certificate (one use of the token)
 //   3. state is written (agent-state.ts); capture installed (root), then root is dropped
-//   4. the sidecar is started and supervised, the workload registered over mTLS with host facts
+//   4. the app's health is probed, the workload registered over mTLS with host facts (tlsMode=istio,
+//      inbound on the app's ports) — unhealthy until the sidecar serves — and the sidecar started and supervised
 //   5. health is checked and reported; a heartbeat re-registers when the control plane forgot the workload
+// With `--registry consul` (agent-registry-consul.ts) steps 4-5 publish to the local Consul agent instead:
+// Consul's own check on the app's health URL judges health, the heartbeat re-registers what Consul forgot,
+// and a stopped agent puts its instances in Consul maintenance.
 // A second join with the same state directory resumes from the kept certificate (no second token use).
 // While the control plane is unreachable, everything keeps running on the current certificate
 // and the proxy's last config; reports and renewal retry.
@@ -33,6 +38,7 @@ import {
   chownStateDir, ensureStateDir, readAgentState, readCertificate, runningAgentPid, statePaths, writeAgentState, writeCertificate, writeFileAtomic, writeRuntimeStatus,
 } from './agent-state.ts';
 import type { AgentRuntimeStatus, AgentState } from './agent-state.ts';
+import type { AgentConsulRegistry } from './agent-registry-consul.ts';
 
 export interface JoinOptions {
   /** Needed for a first join; ignored when resuming from the state directory. */
@@ -45,6 +51,13 @@ export interface JoinOptions {
   address?: string;
   health?: Partial<HealthCheckOptions> & { url: string };
   heartbeatMs?: number;
+  /**
+   * Where the workload is published: the control plane's vm registry (default) or the local Consul agent.
+   * Unset on a resume keeps the registry the agent joined with.
+   */
+  registry?: { kind: 'vm' } | { kind: 'consul'; address?: string; tokenFile?: string };
+  /** The control plane's discovery TLS port; learnt from the registration answer in the vm registry, else 15012. */
+  discoveryTlsPort?: number;
   capture: boolean;
   proxy: boolean;
   proxyUid: number;
@@ -87,6 +100,8 @@ export class NodeAgent {
   /** The sidecar pid readiness is being awaited for. */
   private readinessFor: number | undefined;
   private stopping = false;
+  /** Set with `--registry consul`: Consul holds the registration and judges health. */
+  private consul: AgentConsulRegistry | undefined;
 
   private constructor(dir: string, state: AgentState, identity: IdentityManager, log: (m: string) => void) {
     this.dir = dir;
@@ -128,6 +143,9 @@ export class NodeAgent {
       }
       return host;
     };
+    if (kept && options.registry && (kept.registry?.kind ?? 'vm') !== options.registry.kind) {
+      throw new JibeError('JIBE_ERR_AGENT', `this VM joined with --registry ${kept.registry?.kind ?? 'vm'}; it cannot switch to ${options.registry.kind} in place`, { hint: 'run `jibe agent leave` first (it deregisters from the old registry), then join again' });
+    }
     const keptCert = kept ? readCertificate(dir, kept.identity.spiffeId) : undefined;
     const resumable = kept && keptCert && keptCert.expiresAt.getTime() > Date.now();
 
@@ -163,13 +181,26 @@ export class NodeAgent {
       writeAgentState(dir, state);
       options.log(`joined as ${state.identity.spiffeId}; certificate valid until ${cert.expiresAt.toISOString()}`);
     }
+    if (options.discoveryTlsPort !== undefined) state.controlPlane.discoveryTlsPort = options.discoveryTlsPort;
     const problems = validateRegistration(state.registration);
+    if (state.registry?.kind === 'consul' && state.proxy.enabled && state.registration.services.length > 1) {
+      problems.push(new JibeError('JIBE_ERR_WORKLOAD_INVALID', 'with --registry consul and the sidecar, a VM serves one --service: each is its own Consul instance, and one sidecar fronts one instance', { field: 'service', hint: 'register one service per VM, or join with --no-proxy' }));
+    }
     if (problems.length) {
       identity.stop();
       throw new JibeError('JIBE_ERR_WORKLOAD_INVALID', 'the workload registration is invalid', { causes: problems });
     }
 
     const agent = new NodeAgent(dir, state, identity, options.log);
+    if (state.registry?.kind === 'consul') {
+      try {
+        const { AgentConsulRegistry } = await import('./agent-registry-consul.ts');
+        agent.consul = new AgentConsulRegistry(state.registry, options.log);
+      } catch (err) {
+        identity.stop();
+        throw err;
+      }
+    }
     await agent.run(options, warm);
     return agent;
   }
@@ -198,7 +229,8 @@ export class NodeAgent {
         this.runtime.user = { uid: this.state.proxy.uid, gid: this.state.proxy.gid };
       }
       // The app's health first (one probe), so the registration carries it.
-      if (this.state.healthCheck) {
+      // With Consul, Consul's own check on the same URL judges health; probing here too would only disagree.
+      if (this.state.healthCheck && !this.consul) {
         this.checker = new HealthChecker(this.state.healthCheck, 'healthy', (health, reason) => {
           this.log(`workload is ${health} (${reason})`);
           this.health = health;
@@ -213,11 +245,20 @@ export class NodeAgent {
       // config then already holds the inbound listeners of this workload. Until the sidecar serves them the
       // workload is reported unhealthy, so no peer is sent to a capture port nobody answers on.
       this.proxyReady = !this.state.proxy.enabled;
-      await this.register().catch((err: Error) => {
-        // Unreachable: keep going, the heartbeat registers later. Refused: the join fails.
-        if (isJibeError(err) && err.code === 'JIBE_ERR_CONTROL_PLANE_UNREACHABLE') this.log(`registration deferred: ${err.message}`);
-        else throw err;
-      });
+      if (this.consul) {
+        await this.registerInConsul().catch((err: Error) => {
+          // A resumed agent knows its instances (and so its sidecar's workload): it keeps serving and the
+          // heartbeat registers once Consul answers. A first join cannot name its workload without Consul.
+          if (this.state.registry?.instances?.length && isJibeError(err) && err.code === 'JIBE_ERR_CONSUL') this.log(`Consul registration deferred: ${err.message}`);
+          else throw err;
+        });
+      } else {
+        await this.register().catch((err: Error) => {
+          // Unreachable: keep going, the heartbeat registers later. Refused: the join fails.
+          if (isJibeError(err) && err.code === 'JIBE_ERR_CONTROL_PLANE_UNREACHABLE') this.log(`registration deferred: ${err.message}`);
+          else throw err;
+        });
+      }
       if (this.state.proxy.enabled) this.startSidecar(options.jibeEntry, warm);
       this.heartbeat = setInterval(() => void this.report(), this.state.heartbeatMs);
       this.saveRuntime();
@@ -234,7 +275,9 @@ export class NodeAgent {
     const cp = parseHostPort(this.state.controlPlane.address)!;
     const command = sidecarCommand(jibeEntry, {
       namespace: this.state.identity.namespace,
-      workload: this.state.registration.name,
+      // In Consul the workload is the instance Consul names (`<id>.<node>.<datacenter>`); one per sidecar.
+      workload: this.consul ? this.state.registry!.instances![0].workload : this.state.registration.name,
+      platform: this.consul ? 'consul' : 'vm',
       discovery: `${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${this.state.controlPlane.discoveryTlsPort ?? DEFAULT_DISCOVERY_TLS_PORT}`,
       certDir: statePaths(this.dir).certDir,
       controlPlane: this.state.controlPlane.spiffeId,
@@ -307,8 +350,37 @@ export class NodeAgent {
     return answer.workload;
   }
 
+  /** Publishes the workload's services (and sidecar) in Consul, with Consul's check on the app's health URL. */
+  async registerInConsul(): Promise<void> {
+    const instances = await this.consul!.register(this.state);
+    this.state.registry = { ...this.state.registry!, instances };
+    writeAgentState(this.dir, this.state);
+    this.runtime.lastRegistration = new Date().toISOString();
+    this.saveRuntime();
+    this.log(`registered in Consul at ${this.state.registry.address}: ${instances.map((i) => `${i.id} (mesh workload ${i.workload})`).join(', ')}`);
+  }
+
+  /** The heartbeat with Consul: health is Consul's; only a registration Consul lost (wiped agent) needs the agent. */
+  private consulHeartbeat(): Promise<void> {
+    this.reporting = this.reporting.then(async () => {
+      const at = new Date().toISOString();
+      try {
+        if (!this.state.registry?.instances?.length || !(await this.consul!.present())) {
+          this.log('Consul does not hold this workload\'s instances (agent restarted without its data?); registering again');
+          await this.registerInConsul();
+        }
+        this.runtime.lastReport = { at, ok: true };
+      } catch (err) {
+        this.runtime.lastReport = { at, ok: false, error: (err as Error).message };
+      }
+      this.saveRuntime();
+    });
+    return this.reporting;
+  }
+
   /** Reports health (also the heartbeat); re-registers when the control plane no longer knows the workload. */
   report(): Promise<void> {
+    if (this.consul) return this.consulHeartbeat();
     this.reporting = this.reporting.then(async () => {
       const { namespace, name } = { namespace: this.state.identity.namespace, name: this.state.registration.name };
       const at = new Date().toISOString();
@@ -345,7 +417,9 @@ export class NodeAgent {
     this.checker?.stop();
     this.identity.stop();
     await this.reporting.catch(() => undefined);
-    if (reportDown && this.identity.current) {
+    if (reportDown && this.consul) {
+      await this.consul.maintenance().catch((err: Error) => this.log(`could not put the Consul instances in maintenance: ${err.message}`));
+    } else if (reportDown && this.identity.current) {
       this.health = 'unhealthy';
       await this.report().catch(() => undefined);
     }
@@ -425,6 +499,7 @@ export function mergeOptions(state: AgentState, options: JoinOptions): AgentStat
     proxy: { ...state.proxy, enabled: options.proxy, uid: options.proxyUid, gid: options.proxyGid },
     healthCheck: options.health ? { ...DEFAULT_HEALTH_CHECK, ...options.health } : state.healthCheck,
     heartbeatMs: options.heartbeatMs ?? state.heartbeatMs,
+    registry: mergeRegistry(state.registry, options.registry),
   };
 }
 
@@ -432,4 +507,16 @@ export function mergeOptions(state: AgentState, options: JoinOptions): AgentStat
 function withHostFacts(state: AgentState, host: HostFactsResult): AgentState {
   const address = state.registration.address || host.primaryAddress || '';
   return { ...state, registration: { ...state.registration, address, name: state.registration.name || workloadNameFromHost(host.facts.hostname), host: host.facts } };
+}
+
+/** The registry the agent publishes to: a resume without --registry keeps it; a new address or token file replaces the old. */
+function mergeRegistry(kept: AgentState['registry'], wanted: JoinOptions['registry']): AgentState['registry'] {
+  if (wanted === undefined) return kept;
+  if (wanted.kind === 'vm') return undefined;
+  return {
+    kind: 'consul',
+    address: wanted.address ?? kept?.address ?? process.env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500',
+    ...(wanted.tokenFile ?? kept?.tokenFile ? { tokenFile: wanted.tokenFile ?? kept?.tokenFile } : {}),
+    ...(kept?.instances ? { instances: kept.instances } : {}),
+  };
 }
