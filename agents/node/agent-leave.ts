@@ -4,6 +4,8 @@
 // remove every capture rule (iptables-save as before join, byte for byte), and
 // delete the state (key included). Local cleanup happens even when the
 // control plane cannot be reached; that is reported, not hidden.
+// An agent that joined with `--registry consul` is deregistered from its
+// Consul agent instead (each instance, and with it its sidecar).
 import fs from 'node:fs';
 import { JibeError } from '../../core/errors/errors.ts';
 import { captureStatus, removeCapture } from '../capture/capture-apply.ts';
@@ -19,6 +21,8 @@ export interface LeaveResult {
   workload: { namespace: string; name: string };
   /** The control plane's TLS API address the agent used. */
   controlPlane: string;
+  /** Where the workload was registered; with Consul, its address and the instance IDs. */
+  registry?: { kind: 'consul'; address: string; instances: string[]; failed: string[] };
   deregistered: boolean;
   deregisterError?: string;
   captureRemoved: boolean;
@@ -44,7 +48,13 @@ export async function leave(dir: string, options: { captureExec?: CommandRunner;
   const cert = readCertificate(dir, state.identity.spiffeId);
   const { namespace } = state.identity;
   const name = state.registration.name;
-  if (cert && name) {
+  if (state.registry?.kind === 'consul') {
+    const { deregisterFromConsul } = await import('./agent-registry-consul.ts');
+    const outcome = await deregisterFromConsul(state.registry, log);
+    result.registry = { kind: 'consul', address: state.registry.address, instances: (state.registry.instances ?? []).map((i) => i.id), failed: outcome.failed };
+    result.deregistered = outcome.error === undefined;
+    if (outcome.error !== undefined) result.deregisterError = outcome.error;
+  } else if (cert && name) {
     try {
       await callControlPlane(state.controlPlane.address, 'DELETE', `/api/v1/vm/workloads/${namespace}/${name}`, undefined, {
         roots: cert.trustBundle,
@@ -77,7 +87,20 @@ export async function leave(dir: string, options: { captureExec?: CommandRunner;
  */
 export function formatLeaveResult(r: LeaveResult): { stdout: string; stderr: string } {
   const id = `${r.workload.namespace}/${r.workload.name}`;
-  if (!r.deregisterError) return { stdout: `left the mesh: ${id} deregistered, capture ${r.captureRemoved ? 'removed' : 'was not installed'}, agent state deleted\n`, stderr: '' };
+  const where = r.registry ? ` from Consul (${r.registry.instances.join(', ') || 'no instances'})` : '';
+  if (!r.deregisterError) return { stdout: `left the mesh: ${id} deregistered${where}, capture ${r.captureRemoved ? 'removed' : 'was not installed'}, agent state deleted\n`, stderr: '' };
+  if (r.registry) {
+    return {
+      stdout: `left the mesh locally: the agent and its proxy are stopped, ${r.captureRemoved ? 'every capture rule is removed' : 'no capture was installed'}, the key, certificate and agent state are deleted\n`,
+      stderr: [
+        `warning: Consul at ${r.registry.address} was not told (${r.deregisterError})`,
+        `  ${r.registry.failed.join(', ')} stay registered there (in maintenance if the agent was running, so no peer is sent here).`,
+        '  One manual step remains; once Consul answers run:',
+        ...r.registry.failed.map((instance) => `    jibe consul deregister ${instance} --consul-address ${r.registry!.address} --ignore-missing`),
+        '',
+      ].join('\n'),
+    };
+  }
   return {
     stdout: `left the mesh locally: the agent and its proxy are stopped, ${r.captureRemoved ? 'every capture rule is removed' : 'no capture was installed'}, the key, certificate and agent state are deleted\n`,
     stderr: [
@@ -97,6 +120,10 @@ export interface AgentStatusReport {
   workload?: string;
   address?: string;
   controlPlane?: string;
+  /** `control plane` (its vm registry) or `consul <address>: <instance IDs>`. */
+  registry?: string;
+  /** With Consul: the instances' health as Consul's checks judge it. */
+  consulHealth?: string;
   certificate?: { expiresAt: string; expired: boolean };
   capture?: { enabled: boolean; state: CaptureState | 'unknown (needs root)' };
   agent: { running: boolean; pid?: number };
@@ -114,12 +141,19 @@ export async function agentStatus(dir: string, options: { captureExec?: CommandR
       ? { enabled: true, state: (await captureStatus(state.capture.options ?? {}, { exec: options.captureExec })).state }
       : { enabled: true, state: 'unknown (needs root)' };
   }
+  const consulHealth = state.registry?.kind === 'consul'
+    ? await import('./agent-registry-consul.ts').then((m) => m.consulInstanceHealth(state.registry!))
+    : undefined;
   return {
     joined: true,
+    ...(consulHealth === undefined ? {} : { consulHealth }),
     identity: state.identity.spiffeId,
     workload: `${state.identity.namespace}/${state.registration.name}`,
     address: state.registration.address,
     controlPlane: state.controlPlane.address,
+    registry: state.registry?.kind === 'consul'
+      ? `consul ${state.registry.address}: ${(state.registry.instances ?? []).map((i) => `${i.id} (workload ${i.workload})`).join(', ') || 'not registered yet'}`
+      : 'control plane (vm registry)',
     ...(cert ? { certificate: { expiresAt: cert.expiresAt.toISOString(), expired: cert.expiresAt.getTime() <= Date.now() } } : {}),
     capture,
     agent: { running: pid !== undefined, pid },
@@ -135,11 +169,12 @@ export function formatAgentStatus(r: AgentStatusReport): string {
     ['identity', r.identity ?? ''],
     ['workload', `${r.workload} at ${r.address}`],
     ['control plane', r.controlPlane ?? ''],
+    ['registry', r.registry ?? 'control plane (vm registry)'],
     ['certificate', r.certificate ? `${r.certificate.expired ? 'EXPIRED' : 'valid'} until ${r.certificate.expiresAt}` : 'none'],
     ['capture', r.capture?.enabled ? String(r.capture.state) : 'off'],
     ['agent', r.agent.running ? `running (pid ${r.agent.pid})` : 'not running'],
     ['proxy', rt?.sidecar && r.agent.running ? `${rt.sidecar.state}${rt.sidecar.pid ? ` (pid ${rt.sidecar.pid})` : ''}, ${rt.sidecar.restarts} restart(s)` : r.agent.running ? 'off' : 'not running'],
-    ['health', rt ? `${rt.health}${rt.healthReason ? ` (${rt.healthReason})` : ''}` : 'unknown'],
+    ['health', r.consulHealth ?? (rt ? `${rt.health}${rt.healthReason ? ` (${rt.healthReason})` : ''}` : 'unknown')],
     ['last registration', rt?.lastRegistration ?? 'never'],
     ['last report', rt?.lastReport ? `${rt.lastReport.at} ${rt.lastReport.ok ? 'ok' : `failed: ${rt.lastReport.error}`}` : 'never'],
   ];

@@ -22,6 +22,8 @@ import type { LaunchMessage } from './agent-sidecar-launcher.ts';
 export interface SidecarSpec {
   namespace: string;
   workload: string;
+  /** The platform the workload is registered on: `vm` (default) or `consul` (`--registry consul`). */
+  platform?: string;
   /** `host:port` of the discovery stream (TLS, 15012). */
   discovery: string;
   certDir: string;
@@ -48,7 +50,7 @@ export function sidecarCommand(jibeEntry: string, spec: SidecarSpec): SidecarCom
       '--type', 'sidecar',
       '--namespace', spec.namespace,
       '--workload', spec.workload,
-      '--platform', 'vm',
+      '--platform', spec.platform ?? 'vm',
       '--discovery', spec.discovery,
       // Always TLS, whatever the port: the VM reaches discovery only on the control plane's TLS port.
       '--discovery-tls',

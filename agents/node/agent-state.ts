@@ -31,6 +31,19 @@ export interface AgentState {
   healthCheck?: HealthCheckOptions;
   heartbeatMs: number;
   joinedAt: string;
+  /** Where the workload is registered; absent = the control plane's vm registry (agents that joined before this existed). */
+  registry?: ConsulRegistryState;
+}
+
+/** `--registry consul`: the local Consul agent holds the registration (agent-registry-consul.ts). */
+export interface ConsulRegistryState {
+  kind: 'consul';
+  /** Consul's HTTP API, e.g. http://127.0.0.1:8500. */
+  address: string;
+  /** Read at each use; the token itself is never copied into the state. */
+  tokenFile?: string;
+  /** What the last registration put into Consul, so leave removes exactly those. */
+  instances?: Array<{ id: string; workload: string }>;
 }
 
 export interface AgentRuntimeStatus {

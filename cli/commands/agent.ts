@@ -1,5 +1,6 @@
 // `jibe agent join|status|leave`: the node agent that joins a VM to the mesh
 // (agents/node). join runs in the foreground (systemd: deploy/vm/jibe-agent.service).
+// `--registry consul` publishes the VM in the local Consul agent instead of the control plane's vm registry.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { parseLabels, parsePort } from '../options.ts';
@@ -29,6 +30,11 @@ function parseMs(value: string): number {
   return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 's' || m[2] === undefined ? 1000 : 1);
 }
 
+function parseRegistry(value: string): 'vm' | 'consul' {
+  if (value !== 'vm' && value !== 'consul') throw new InvalidArgumentError(`"${value}" is not a registry: vm or consul`);
+  return value;
+}
+
 export function registerAgent(program: Command): void {
   const agent = program.command('agent').description('the node agent: join this VM to the mesh, show its state, leave');
   agent
@@ -45,6 +51,10 @@ export function registerAgent(program: Command): void {
     .option('--health-failures <n>', 'consecutive failures before the VM leaves the endpoints', (v) => parsePort(v), 3)
     .option('--heartbeat <duration>', 'how often health is re-reported (and a lost registration noticed)', parseMs, 10_000)
     .option('--state-dir <dir>', 'where the agent keeps its key, certificate and state', DEFAULT_STATE_DIR)
+    .option('--registry <registry>', 'where the workload is registered: vm (the control plane\'s own) or consul (the local Consul agent, whose check then judges health); default: vm, or what a resumed agent joined with', parseRegistry)
+    .option('--consul-address <url>', 'with --registry consul: the Consul agent\'s HTTP API (default CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)')
+    .option('--consul-token-file <file>', 'with --registry consul: a file holding the Consul ACL token (default CONSUL_HTTP_TOKEN)')
+    .option('--discovery-port <port>', 'the control plane\'s discovery TLS port (default: told at registration with the vm registry, else 15012)', parsePort)
     .option('--no-capture', 'do not install iptables capture (then the agent need not run as root)')
     .option('--no-proxy', 'do not start the sidecar (registration and health only)')
     .option('--proxy-uid <uid>', 'the proxy\'s user: exempt from capture; the agent continues as it after capture', (v) => parsePort(v), 1337)
@@ -53,6 +63,10 @@ export function registerAgent(program: Command): void {
     .action(async (opts) => {
       const { NodeAgent } = await import('../../agents/node/node-agent.ts');
       const log = (m: string) => process.stdout.write(`${new Date().toISOString()} ${m}\n`);
+      if ((opts.consulAddress !== undefined || opts.consulTokenFile !== undefined) && opts.registry !== 'consul') {
+        const { JibeError } = await import('../../core/errors/errors.ts');
+        throw new JibeError('JIBE_ERR_AGENT', '--consul-address and --consul-token-file only apply with --registry consul', { hint: 'add --registry consul, or drop them' });
+      }
       const running = await NodeAgent.join({
         token: opts.token,
         stateDir: opts.stateDir,
@@ -62,6 +76,8 @@ export function registerAgent(program: Command): void {
         address: opts.address,
         health: opts.health ? { url: opts.health, intervalMs: opts.healthInterval, timeoutMs: opts.healthTimeout, failureThreshold: opts.healthFailures } : undefined,
         heartbeatMs: opts.heartbeat,
+        registry: opts.registry === 'consul' ? { kind: 'consul', address: opts.consulAddress, tokenFile: opts.consulTokenFile } : opts.registry === 'vm' ? { kind: 'vm' } : undefined,
+        discoveryTlsPort: opts.discoveryPort,
         capture: opts.capture,
         proxy: opts.proxy,
         proxyUid: opts.proxyUid,

@@ -27,6 +27,12 @@ export interface ConsulServiceSpec {
   /** `http://…` / `https://…` (HTTP check) or `tcp://host:port`. */
   check?: string;
   checkInterval?: string;
+  /** Default 2s. */
+  checkTimeout?: string;
+  /** Consecutive failures before the check turns critical (Consul's FailuresBeforeCritical; default 1). */
+  checkFailures?: number;
+  /** Consecutive successes before it passes again (Consul's SuccessBeforePassing; default 1). */
+  checkSuccesses?: number;
   /** The Jibe sidecar: its inbound port (CAPTURE_PORT = traffic capture), or false for none. */
   sidecar?: false | { port?: number };
 }
@@ -47,6 +53,10 @@ export function validateServiceSpec(spec: ConsulServiceSpec, where = ''): JibeEr
   if (spec?.namespace !== undefined && !DNS_LABEL.test(spec.namespace)) bad('namespace', `namespace ${JSON.stringify(spec.namespace)} is not a DNS label`);
   for (const key of Object.keys(spec?.meta ?? {})) if (!META_KEY.test(key)) bad(`meta.${key}`, `Consul Meta keys are 1-64 letters, digits, _ or -; ${JSON.stringify(key)} is not`);
   if (spec?.check !== undefined && !/^(https?|tcp):\/\/[^\s]+$/.test(spec.check)) bad('check', `check ${JSON.stringify(spec.check)} is not http://…, https://… or tcp://host:port`);
+  for (const field of ['checkFailures', 'checkSuccesses'] as const) {
+    const n = spec?.[field];
+    if (n !== undefined && (!Number.isInteger(n) || n < 1)) bad(field, `${field} must be a positive integer`);
+  }
   if (spec?.sidecar && spec.sidecar.port !== undefined && !isPort(spec.sidecar.port)) bad('sidecar.port', 'sidecar port must be 1-65535');
   return errors;
 }
@@ -60,10 +70,13 @@ export function agentRegistration(spec: ConsulServiceSpec): Record<string, unkno
   const body: Record<string, unknown> = { ID: id, Name: spec.service, Port: spec.port, Tags: spec.tags ?? [], Meta: meta };
   if (spec.address) body.Address = spec.address;
   if (spec.check) {
-    const interval = spec.checkInterval ?? '10s';
+    const timing: Record<string, unknown> = { Interval: spec.checkInterval ?? '10s', Timeout: spec.checkTimeout ?? '2s' };
+    // Consul counts from 0 (0 and 1 both mean "the first result counts"); omitted keeps the agent's default.
+    if (spec.checkFailures !== undefined) timing.FailuresBeforeCritical = spec.checkFailures;
+    if (spec.checkSuccesses !== undefined) timing.SuccessBeforePassing = spec.checkSuccesses;
     body.Check = spec.check.startsWith('tcp://')
-      ? { Name: `${spec.service} TCP`, TCP: spec.check.slice('tcp://'.length), Interval: interval, Timeout: '2s' }
-      : { Name: `${spec.service} HTTP`, HTTP: spec.check, Interval: interval, Timeout: '2s' };
+      ? { Name: `${spec.service} TCP`, TCP: spec.check.slice('tcp://'.length), ...timing }
+      : { Name: `${spec.service} HTTP`, HTTP: spec.check, ...timing };
   }
   if (spec.sidecar !== false) {
     const port = spec.sidecar?.port ?? CAPTURE_PORT;
