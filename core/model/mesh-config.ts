@@ -10,6 +10,11 @@
 //     defaultRetryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s }
 //     accessLog: { encoding: JSON }
 //     tracing: { sampling: 1, zipkinAddress: zipkin.jibe-system:9411 }
+//     extensionProviders:          # named by CUSTOM AuthorizationPolicies' provider.name
+//     - name: ext-authz
+//       envoyExtAuthzHttp: { service: ext-authz.foo.svc.cluster.local, port: 8000, includeRequestHeadersInCheck: [x-ext-authz] }
+//     - name: no-bots
+//       denyExpression: { expression: 'request.headers[user-agent] contains "bot"' }
 import type { ExtensionProvider } from './policy-adapter.ts';
 import type { Resource } from './resource.ts';
 
