@@ -13,6 +13,7 @@ import type { ProxyState } from '../config/proxy-state.ts';
 import type { ListenerKind } from '../http/listener-context.ts';
 import { ResponseFlag } from '../http/response-flags.ts';
 import { debugEnabled } from '../proxy-logger.ts';
+import { authorizeConnection } from '../security/authz-connection.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
@@ -145,6 +146,15 @@ export class ConnectionRouter {
   /** Relays to one cluster of the listener's tcpRoute (NR without one, NC for an unknown cluster). */
   relay(resource: ListenerResource, socket: Socket, head?: Buffer): TcpSession {
     const session = this.session(socket);
+    if (resource.authz !== undefined && resource.direction !== 'outbound' && !session.downstream.destroyed) {
+      // L4 AuthorizationPolicy, decided before the upstream is dialled.
+      const record = authorizeConnection(resource, socket, session.peerPrincipal, this.options.stats, this.options.logger);
+      session.authz = record;
+      if (record?.result === 'denied') {
+        session.deny(record, resource.tcpRoute?.clusters[0]?.cluster);
+        return session;
+      }
+    }
     const state = this.options.holder.current;
     const picked = resource.tcpRoute === undefined ? undefined : pickWeightedCluster(resource.tcpRoute.clusters, this.random);
     if (picked === undefined) {

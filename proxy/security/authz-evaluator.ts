@@ -4,12 +4,34 @@
 // matches and its `not…` form matches none. Strings use Istio's patterns:
 // exact, `pre*`, `*suf`, `*` (present). Order: CUSTOM, DENY, ALLOW; with no
 // ALLOW policy the request is allowed, with some, one must match.
+// On TCP (`compileAuthzL4`) only L4 attributes exist, and Istio's rule for
+// HTTP-only fields applies: an ALLOW rule using one is dropped (matches
+// nothing), a DENY or AUDIT rule ignores those parts (matches more broadly).
 import { BlockList, isIP } from 'node:net';
 import type { CompiledAuthorization, CompiledAuthzPolicy } from '../../core/model/proxy-config.ts';
 import { parseConditionKey } from '../../core/model/security.ts';
-import type { RequestAttributes } from './request-attributes.ts';
 
-type Predicate = (a: RequestAttributes) => boolean;
+/**
+ * What policies read: RequestAttributes for HTTP, ConnectionAttributes for TCP
+ * (where the HTTP-only fields are empty and, compiled by compileAuthzL4, never read).
+ */
+export interface AuthzAttributes {
+  readonly sourceIp: string;
+  /** Peer SPIFFE ID without `spiffe://`; '' without mTLS. */
+  readonly sourcePrincipal: string;
+  readonly sourceNamespace: string;
+  readonly destinationPort: number;
+  readonly requestPrincipal: string;
+  readonly method: string;
+  readonly path: string;
+  readonly host: string;
+  values(base: string, args: readonly string[]): string[];
+}
+
+type Predicate = (a: AuthzAttributes) => boolean;
+type Rule = CompiledAuthzPolicy['rules'][number];
+/** How a rule is read: as written (HTTP), or its L4 view with HTTP-only parts dropping the rule (ALLOW) or ignored (DENY, AUDIT). */
+type View = 'http' | 'l4-drop' | 'l4-ignore';
 type StringTest = (value: string) => boolean;
 
 export interface CompiledPolicy {
@@ -31,11 +53,25 @@ export type AuthzDecision =
 
 /** @throws Error naming the policy and field when a rule cannot be compiled (bad CIDR, unknown key). */
 export function compileAuthz(c: CompiledAuthorization): AuthzEngine {
-  return { custom: c.custom.map(compilePolicy), deny: c.deny.map(compilePolicy), allow: c.allow.map(compilePolicy), audit: c.audit.map(compilePolicy) };
+  const http = (p: CompiledAuthzPolicy) => compilePolicy(p, 'http');
+  return { custom: c.custom.map(http), deny: c.deny.map(http), allow: c.allow.map(http), audit: c.audit.map(http) };
+}
+
+/**
+ * The same policies as a TCP connection sees them (Istio's TCP RBAC filter).
+ * CUSTOM policies are left out: Istio runs CUSTOM on TCP only through an
+ * ext_authz gRPC provider, and Jibe's adapters judge HTTP requests — the
+ * caller reports them as skipped (`engine.custom` stays empty).
+ * @throws Error naming the policy and field when a rule cannot be compiled.
+ */
+export function compileAuthzL4(c: CompiledAuthorization): AuthzEngine {
+  const drop = (p: CompiledAuthzPolicy) => compilePolicy(p, 'l4-drop');
+  const ignore = (p: CompiledAuthzPolicy) => compilePolicy(p, 'l4-ignore');
+  return { custom: [], deny: c.deny.map(ignore), allow: c.allow.map(drop), audit: c.audit.map(ignore) };
 }
 
 /** DENY then ALLOW (CUSTOM is asked by the caller first, since its provider may answer asynchronously). */
-export function evaluateAuthz(engine: AuthzEngine, a: RequestAttributes): AuthzDecision {
+export function evaluateAuthz(engine: AuthzEngine, a: AuthzAttributes): AuthzDecision {
   for (const p of engine.deny) if (p.matches(a)) return { allowed: false, policy: p.name, reason: 'deny' };
   if (engine.allow.length === 0) return { allowed: true, policy: undefined };
   for (const p of engine.allow) if (p.matches(a)) return { allowed: true, policy: p.name };
@@ -43,30 +79,65 @@ export function evaluateAuthz(engine: AuthzEngine, a: RequestAttributes): AuthzD
 }
 
 /** The first CUSTOM policy whose rules match: its provider decides. */
-export function matchingCustom(engine: AuthzEngine, a: RequestAttributes): CompiledPolicy | undefined {
+export function matchingCustom(engine: AuthzEngine, a: AuthzAttributes): CompiledPolicy | undefined {
   for (const p of engine.custom) if (p.matches(a)) return p;
   return undefined;
 }
 
 /** AUDIT policies that match (they only mark the request for the access log). */
-export function matchingAudit(engine: AuthzEngine, a: RequestAttributes): string | undefined {
+export function matchingAudit(engine: AuthzEngine, a: AuthzAttributes): string | undefined {
   for (const p of engine.audit) if (p.matches(a)) return p.name;
   return undefined;
 }
 
-function compilePolicy(p: CompiledAuthzPolicy): CompiledPolicy {
-  const rules = p.rules.map((r, i) => {
+function compilePolicy(p: CompiledAuthzPolicy, view: View): CompiledPolicy {
+  const rules: Predicate[] = [];
+  for (const [i, r] of p.rules.entries()) {
     try {
-      return compileRule(r);
+      const rule = view === 'http' ? r : l4Rule(r, view === 'l4-ignore');
+      if (rule !== undefined) rules.push(compileRule(rule));
     } catch (e) {
       throw new Error(`${p.name} rules[${i}]: ${(e as Error).message}`);
     }
-  });
+  }
   const matches: Predicate = rules.length === 0 ? () => false : rules.length === 1 ? rules[0] : (a) => rules.some((r) => r(a));
   return { name: p.name, provider: p.provider, matches };
 }
 
-function compileRule(rule: CompiledAuthzPolicy['rules'][number]): Predicate {
+const HTTP_SOURCE_FIELDS = new Set(['requestPrincipals', 'notRequestPrincipals']);
+const HTTP_OPERATION_FIELDS = new Set(['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths']);
+/** Condition keys a TCP connection has (Istio's "HTTP, TCP" keys). */
+const L4_CONDITION_KEYS = new Set(['source.ip', 'remote.ip', 'source.namespace', 'source.principal', 'destination.ip', 'destination.port', 'connection.sni']);
+
+/**
+ * A rule's L4 view: undefined when it uses an HTTP-only field and `ignore` is
+ * off (Istio drops such ALLOW rules on TCP), else the rule without those fields
+ * (so a DENY `to: [{operation: {methods: [GET]}}]` denies every connection).
+ */
+function l4Rule(rule: Rule, ignore: boolean): Rule | undefined {
+  let http = false;
+  const strip = (fields: Record<string, string[]>, httpOnly: Set<string>): Record<string, string[]> => {
+    const out: Record<string, string[]> = {};
+    for (const [k, v] of Object.entries(fields)) {
+      if (httpOnly.has(k)) http = true;
+      else out[k] = v;
+    }
+    return out;
+  };
+  const from = rule.from?.map((f) => ({ source: strip(f.source ?? {}, HTTP_SOURCE_FIELDS) }));
+  const to = rule.to?.map((t) => ({ operation: strip(t.operation ?? {}, HTTP_OPERATION_FIELDS) }));
+  const when = rule.when?.filter((c) => {
+    const key = parseConditionKey(c.key);
+    // Unknown keys stay, so compiling them fails as it does for HTTP.
+    if (key === undefined || L4_CONDITION_KEYS.has(key.base)) return true;
+    http = true;
+    return false;
+  });
+  if (http && !ignore) return undefined;
+  return { ...(from ? { from } : {}), ...(to ? { to } : {}), ...(when ? { when } : {}) };
+}
+
+function compileRule(rule: Rule): Predicate {
   const parts: Predicate[] = [];
   if (rule.from?.length) parts.push(any(rule.from.map((f) => compileSource(f.source))));
   if (rule.to?.length) parts.push(any(rule.to.map((t) => compileOperation(t.operation))));
@@ -85,7 +156,7 @@ function all(list: Predicate[]): Predicate {
 }
 
 /** A field and its not-form over one attribute. */
-function field(values: string[] | undefined, notValues: string[] | undefined, test: (list: string[]) => (v: string) => boolean, get: (a: RequestAttributes) => string): Predicate[] {
+function field(values: string[] | undefined, notValues: string[] | undefined, test: (list: string[]) => (v: string) => boolean, get: (a: AuthzAttributes) => string): Predicate[] {
   const out: Predicate[] = [];
   if (values !== undefined) {
     const t = test(values);

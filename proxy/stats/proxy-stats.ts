@@ -80,6 +80,9 @@ export class ProxyStats {
   tcp_blackhole_cx_total = 0;
   /** A connection that would reach the proxy itself again (capture loop) was refused. */
   tcp_loop_refused = 0;
+  /** Inbound TCP connections AuthorizationPolicy allowed / reset (Envoy's tcp rbac.allowed / rbac.denied). */
+  tcp_rbac_allowed = 0;
+  tcp_rbac_denied = 0;
   /** Protocol sniffing saw nothing in time (server-first protocol) and fell back to TCP. */
   protocol_sniff_timeout = 0;
   /** Resilience filters: local rate limit, fault injection, CORS. */

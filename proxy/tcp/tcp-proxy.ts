@@ -15,6 +15,8 @@ import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import { ResponseFlag, formatResponseFlags } from '../http/response-flags.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { ClusterStats, ProxyStats } from '../stats/proxy-stats.ts';
+import type { ConnectionAuthzRecord } from '../security/authz-connection.ts';
+import { peerIdentityOf } from '../tls/tls-inbound.ts';
 import { ALPN_TCP } from '../tls/tls-upstream.ts';
 import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
 
@@ -52,6 +54,10 @@ export class TcpSession {
   clusterName = '';
   upstreamKey = '';
   readonly startTime = performance.now();
+  /** Verified SPIFFE ID of the downstream peer when this proxy terminated mesh mTLS on it; undefined for plaintext. */
+  readonly peerPrincipal: string | undefined;
+  /** How AuthorizationPolicy decided the connection (inbound listeners with policies). */
+  authz: ConnectionAuthzRecord | undefined = undefined;
   private readonly ctx: TcpProxyContext;
   private host: UpstreamHost | undefined;
   private clusterStats: ClusterStats | undefined;
@@ -63,6 +69,7 @@ export class TcpSession {
 
   constructor(downstream: Socket, ctx: TcpProxyContext) {
     this.downstream = downstream;
+    this.peerPrincipal = peerIdentityOf(downstream);
     this.ctx = ctx;
     ctx.stats.tcp_downstream_cx_total++;
     ctx.stats.tcp_downstream_cx_active++;
@@ -77,6 +84,14 @@ export class TcpSession {
     this.flags |= flag;
     if (clusterName !== '') this.clusterName = clusterName;
     this.downstream.destroy();
+  }
+
+  /** Authorization refused the connection: reset at once, before any byte is relayed (Envoy's network RBAC closes without flushing). */
+  deny(record: ConnectionAuthzRecord, clusterName = ''): void {
+    this.authz = record;
+    // Named so the connection is counted under the workload it was for.
+    if (clusterName !== '') this.clusterName = clusterName;
+    reset(this.downstream);
   }
 
   /** Cuts both sides now (proxy shutdown after the drain deadline). */

@@ -321,11 +321,14 @@ export class ProxyTelemetry {
   }
 
   private tcpIdentity(session: TcpSession): IdentitySeries {
-    const key = session.clusterName + '\u0000' + session.upstreamKey;
+    // The verified mTLS peer (terminated by this proxy) is the source of an inbound connection.
+    const principal = session.peerPrincipal;
+    const key = session.clusterName + '\u0000' + session.upstreamKey + '\u0000' + (principal ?? '');
     let ids = this.tcp.get(key);
     if (ids !== undefined) return ids;
     if (session.clusterName.startsWith('inbound|')) {
-      ids = this.metrics.identity(identityLabels('destination', UNKNOWN_PEER, this.self, serviceIdentity('', this.self.namespace), 'none'));
+      const peer = principal === undefined ? UNKNOWN_PEER : { ...UNKNOWN_PEER, principal };
+      ids = this.metrics.identity(identityLabels('destination', peer, this.self, serviceIdentity('', this.self.namespace), principal !== undefined ? 'mutual_tls' : 'none'));
     } else {
       const cluster = this.options.state?.().clusters.get(session.clusterName);
       const endpoint = cluster !== undefined ? findEndpoint(cluster, session.upstreamKey) : undefined;
