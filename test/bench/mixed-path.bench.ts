@@ -98,6 +98,10 @@ export async function run(argv: string[]): Promise<void> {
     const pct = PERCENTILES.map((q) => median(list.map((r) => ms(r.percentiles.get(q)))));
     return { pct, qps: median(list.map((r) => r.actualQps)), errors: list.reduce((n, r) => n + r.errors, 0), requests: list.reduce((n, r) => n + r.requests, 0) };
   };
+  const range = (key: string, q: number) => {
+    const v = results.get(key)!.map((r) => ms(r.percentiles.get(q)));
+    return `${Math.min(...v).toFixed(1)}–${Math.max(...v).toFixed(1)} ms`;
+  };
   const mixed = row('mixed');
   const single = row('kubernetes');
   const lines = PATHS.map((p) => {
@@ -113,7 +117,7 @@ Two BookInfo meshes side by side (test/e2e/fixtures/bookinfo-mesh.ts, the harnes
 | --- | --- | --- | --- | --- | --- |
 ${lines.join('\n')}
 
-Mixed minus one platform: p50 ${(mixed.pct[0] - single.pct[0]).toFixed(1)} ms, p90 ${(mixed.pct[1] - single.pct[1]).toFixed(1)} ms, p99 ${(mixed.pct[2] - single.pct[2]).toFixed(1)} ms.
+Mixed minus one platform: p50 ${(mixed.pct[0] - single.pct[0]).toFixed(1)} ms, p90 ${(mixed.pct[1] - single.pct[1]).toFixed(1)} ms, p99 ${(mixed.pct[2] - single.pct[2]).toFixed(1)} ms. Per-round ranges: ${PATHS.map((p) => `${p.key} p50 ${range(p.key, 50)}, p99 ${range(p.key, 99)}`).join('; ')} — where the ranges overlap, the difference is the shared machine's, not the platforms'.
 `;
   process.stdout.write(`\n${body}\n`);
   if (values.smoke) {
