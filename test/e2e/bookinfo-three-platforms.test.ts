@@ -99,6 +99,11 @@ describe('BookInfo across Kubernetes, Consul and a VM in one mesh (issue 9)', { 
     assert.equal(by['reviews-v3']?.platform, 'vm');
     assert.equal(by['reviews-v3'].address, mesh.vm!.address);
     assert.ok(all.some((w) => w.platform === 'consul' && w.labels.app === 'ratings'), JSON.stringify(all.map((w) => `${w.name} ${w.platform}`)));
+    const { services } = (await (await fetch(`${mesh.api}/api/v1/services`)).json()) as { services: Array<{ hostname: string; platforms: string[] }> };
+    const platforms = (host: string) => services.find((s) => s.hostname === `${host}.default.svc.cluster.local`)?.platforms.sort();
+    assert.deepEqual(platforms('reviews'), ['kubernetes', 'vm'], 'one reviews service from two platforms');
+    assert.deepEqual(platforms('ratings'), ['consul']);
+    assert.ok(platforms('details'), `details from the ServiceEntry: ${JSON.stringify(services)}`);
     const capture = await mesh.vm!.save();
     assert.match(capture, /-A JIBE_INBOUND -p tcp -m tcp --dport 9080 .*-j JIBE_IN_REDIRECT/, 'the VM captures its inbound port');
   });
