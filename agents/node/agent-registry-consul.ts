@@ -100,7 +100,10 @@ function readTokenFile(file: string): string {
   }
 }
 
-/** The Consul side of a running agent: registration, the heartbeat's presence check, maintenance on stop, deregistration. */
+/**
+ * The Consul side of a running agent: registration, the heartbeat's presence check, maintenance on stop.
+ * It keeps only the connection; which instances exist is the agent state's (`registry.instances`).
+ */
 export class AgentConsulRegistry {
   private readonly registry: ConsulRegistryState;
   private readonly log: (message: string) => void;
@@ -130,21 +133,21 @@ export class AgentConsulRegistry {
     const instances: Array<{ id: string; workload: string }> = [];
     for (const spec of consulServiceSpecs(state)) {
       const registered = await registerService(client, spec);
-      await client.put(`/v1/agent/service/maintenance/${pathSegment(registered.id)}`, undefined, { query: { enable: false } });
+      await client.put(`/v1/agent/service/maintenance/${pathSegment(registered.id)}`, undefined, { query: { enable: 'false' } });
       instances.push(registered);
     }
     // A service dropped from the command line since the last run would otherwise stay behind.
     const kept = new Set(instances.map((i) => i.id));
-    for (const old of this.registry.instances ?? []) {
+    for (const old of state.registry?.instances ?? []) {
       if (!kept.has(old.id) && (await deregisterService(client, old.id))) this.log(`deregistered ${old.id} from Consul (no longer served here)`);
     }
     return instances;
   }
 
   /** Whether Consul still holds every instance (a dev or wiped agent forgets them); false = register again. */
-  async present(): Promise<boolean> {
+  async present(instances: ReadonlyArray<{ id: string }>): Promise<boolean> {
     const client = this.client();
-    for (const { id } of this.registry.instances ?? []) {
+    for (const { id } of instances) {
       const res = await client.get(`/v1/agent/service/${pathSegment(id)}`, { accept: [404] });
       if (res.status === 404) return false;
     }
@@ -152,10 +155,10 @@ export class AgentConsulRegistry {
   }
 
   /** The agent stops (not leaves): Consul's maintenance mode makes the instances critical until it resumes. */
-  async maintenance(): Promise<void> {
+  async maintenance(instances: ReadonlyArray<{ id: string }>): Promise<void> {
     const client = this.client();
-    for (const { id } of this.registry.instances ?? []) {
-      await client.put(`/v1/agent/service/maintenance/${pathSegment(id)}`, undefined, { query: { enable: true, reason: MAINTENANCE_REASON }, accept: [404] });
+    for (const { id } of instances) {
+      await client.put(`/v1/agent/service/maintenance/${pathSegment(id)}`, undefined, { query: { enable: 'true', reason: MAINTENANCE_REASON }, accept: [404] });
     }
   }
 }

@@ -264,6 +264,11 @@ export class NodeAgent {
       this.saveRuntime();
     } catch (err) {
       await this.shutdown(false);
+      // A join that failed must not leave a healthy-looking instance in Consul with no agent behind it.
+      if (this.consul && this.state.registry?.instances?.length) {
+        const { deregisterFromConsul } = await import('./agent-registry-consul.ts');
+        await deregisterFromConsul(this.state.registry, this.log);
+      }
       if (installedNow) await removeCapture({ exec: options.captureExec }).catch(() => undefined);
       fs.rmSync(statePaths(dir).pid, { force: true });
       throw err;
@@ -365,7 +370,8 @@ export class NodeAgent {
     this.reporting = this.reporting.then(async () => {
       const at = new Date().toISOString();
       try {
-        if (!this.state.registry?.instances?.length || !(await this.consul!.present())) {
+        const instances = this.state.registry?.instances ?? [];
+        if (!instances.length || !(await this.consul!.present(instances))) {
           this.log('Consul does not hold this workload\'s instances (agent restarted without its data?); registering again');
           await this.registerInConsul();
         }
@@ -418,7 +424,7 @@ export class NodeAgent {
     this.identity.stop();
     await this.reporting.catch(() => undefined);
     if (reportDown && this.consul) {
-      await this.consul.maintenance().catch((err: Error) => this.log(`could not put the Consul instances in maintenance: ${err.message}`));
+      await this.consul.maintenance(this.state.registry?.instances ?? []).catch((err: Error) => this.log(`could not put the Consul instances in maintenance: ${err.message}`));
     } else if (reportDown && this.identity.current) {
       this.health = 'unhealthy';
       await this.report().catch(() => undefined);
