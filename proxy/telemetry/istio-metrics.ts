@@ -4,7 +4,7 @@
 // proxy-telemetry.ts) and then only adds numbers: prom-client's own
 // `labels(...).inc()` hashes a label object per call, which costs more than
 // the rest of the recording together.
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { BYTES_BUCKETS, DURATION_BUCKETS_MS, HistogramData } from './telemetry-histogram.ts';
 import { ISTIO_LABELS, UNKNOWN } from './telemetry-labels.ts';
 import type { IstioLabels, identityLabels } from './telemetry-labels.ts';
@@ -110,14 +110,14 @@ interface CollectedMetric {
 }
 
 export class IstioMetrics {
-  readonly registry: Registry;
   readonly requestSeries: RequestSeries[] = [];
   readonly tcpSeries: TcpSeries[] = [];
   private readonly identities = new Map<string, IdentitySeries>();
   private overflow: IdentitySeries | undefined;
+  private readonly collected: CollectedMetric[] = [];
+  private registry$: Promise<Registry> | undefined;
 
-  constructor(registry: Registry = new Registry()) {
-    this.registry = registry;
+  constructor() {
     const req = this.requestSeries;
     const tcp = this.tcpSeries;
     this.counter('istio_requests_total', 'Requests, by Istio standard labels.', () => req.map((s) => ({ value: s.requests, labels: s.labels })));
@@ -145,9 +145,24 @@ export class IstioMetrics {
     return entry;
   }
 
+  /**
+   * The prom-client registry over our series, loaded at the first scrape: a
+   * sidecar nobody scrapes never carries prom-client (about 18 MB of VmRSS,
+   * 6.5 MB of it private, measured in the sidecar benchmark).
+   */
+  prometheusRegistry(): Promise<Registry> {
+    this.registry$ ??= import('prom-client').then(({ Registry }) => {
+      const registry = new Registry();
+      // prom-client's registry renders any object with name/help/type/get(); ours read the series only when asked.
+      for (const metric of this.collected) registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+      return registry;
+    });
+    return this.registry$;
+  }
+
   /** Prometheus text format (what `/stats/prometheus` serves). */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  async render(): Promise<string> {
+    return (await this.prometheusRegistry()).metrics();
   }
 
   private counter(name: string, help: string, values: () => MetricValue[]): void {
@@ -173,8 +188,7 @@ export class IstioMetrics {
   }
 
   private register(metric: CollectedMetric): void {
-    // prom-client's registry renders any object with name/help/type/get(); ours read the series only when asked.
-    this.registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+    this.collected.push(metric);
   }
 }
 

@@ -15,7 +15,9 @@ import { ISTIO_LABELS } from '../../../proxy/telemetry/telemetry-labels.ts';
 const DIR = fileURLToPath(new URL('../../../deploy/observability/grafana/', import.meta.url));
 const PROMQL_FUNCTIONS = new Set(['sum', 'rate', 'increase', 'histogram_quantile', 'round', 'by', 'without', 'label_values', 'le', 'avg', 'max', 'min', 'count', 'topk', 'irate']);
 
-function exportedNames(registry: Registry = new IstioMetrics().registry): Set<string> {
+const PROXY_REGISTRY = await new IstioMetrics().prometheusRegistry();
+
+function exportedNames(registry: Registry = PROXY_REGISTRY): Set<string> {
   const names = new Set<string>();
   for (const metric of registry.getMetricsAsArray()) {
     const { name, type } = metric as unknown as { name: string; type: string };
