@@ -7,7 +7,8 @@
 //    a connection made to the port itself (no redirect: the app uses the
 //    sidecar as an explicit HTTP proxy) goes to the outbound HTTP listener;
 //  - inbound: the inbound listener of the original destination port; none →
-//    relayed to the app as is (Istio's InboundPassthroughCluster).
+//    relayed to the app as is (Istio's InboundPassthroughCluster), after the
+//    workload's AuthorizationPolicies (as Istio's passthrough filter chains).
 // Loops are refused: a relay must never reach the proxy again, either
 // because the destination is one of the proxy's own ports on this host, or
 // because the proxy's own outgoing connection was captured back to it (its
@@ -16,7 +17,9 @@
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Server, Socket } from 'node:net';
+import type { ListenerResource } from '../../core/model/proxy-config.ts';
 import { ResponseFlag } from '../http/response-flags.ts';
+import { authorizeConnection } from '../security/authz-connection.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
@@ -175,6 +178,21 @@ export class CaptureListener {
     if (direct) return this.noRoute(socket);
     const listener = index.inboundByPort.get(dst.port);
     if (listener !== undefined) return this.router.route(listener, socket);
+    // Every inbound listener carries the workload's policies (only destination.port differs): any one judges an undeclared port.
+    let policies: ListenerResource | undefined;
+    for (const r of index.inboundByPort.values()) {
+      if (r.authz === undefined) continue;
+      policies = r;
+      break;
+    }
+    if (policies !== undefined) {
+      const record = authorizeConnection(policies, socket, undefined, stats, this.options.logger, { destinationPort: dst.port, name: INBOUND_PASSTHROUGH_CLUSTER });
+      if (record?.result === 'denied') {
+        const session = this.router.session(socket);
+        session.deny(record, INBOUND_PASSTHROUGH_CLUSTER);
+        return;
+      }
+    }
     this.passthrough(socket, dst, INBOUND_PASSTHROUGH_CLUSTER);
   }
 

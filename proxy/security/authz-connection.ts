@@ -97,32 +97,48 @@ export function listenerL4Authz(r: ListenerResource, logger: ProxyLogger): Liste
   return s;
 }
 
+/** For connections judged by another listener's policies (inbound passthrough to an undeclared port). */
+export interface ConnectionAuthzOptions {
+  /** `destination.port` and operation `ports` (default: the listener's workload port). */
+  destinationPort?: number;
+  /** Name for logs (default: the listener's). */
+  name?: string;
+}
+
 /**
  * Decides a connection on an inbound listener with policies: undefined when
  * the listener has none (nothing to record), else the record — the caller
  * resets the connection when `result` is `denied`.
  */
-export function authorizeConnection(r: ListenerResource, socket: Socket, peer: string | undefined, stats: ProxyStats, logger: ProxyLogger): ConnectionAuthzRecord | undefined {
+export function authorizeConnection(
+  r: ListenerResource,
+  socket: Socket,
+  peer: string | undefined,
+  stats: ProxyStats,
+  logger: ProxyLogger,
+  options: ConnectionAuthzOptions = {},
+): ConnectionAuthzRecord | undefined {
+  const name = options.name ?? r.name;
   let l4: ListenerL4Authz | undefined;
   try {
     l4 = listenerL4Authz(r, logger);
   } catch (err) {
     // The config was validated at apply; a policy that still fails to compile must not open the port.
     stats.tcp_rbac_denied++;
-    logger.error({ listener: r.name, err: (err as Error).message }, 'AuthorizationPolicy cannot be compiled for TCP: connection refused');
+    logger.error({ listener: name, err: (err as Error).message }, 'AuthorizationPolicy cannot be compiled for TCP: connection refused');
     return { policy: undefined, result: 'denied' };
   }
   if (l4 === undefined) return undefined;
-  const a = new ConnectionAttributes(socket, peer, l4.destinationPort);
+  const a = new ConnectionAttributes(socket, peer, options.destinationPort ?? l4.destinationPort);
   const d = evaluateAuthz(l4.engine, a);
   const audit = l4.engine.audit.length ? matchingAudit(l4.engine, a) : undefined;
   const record: ConnectionAuthzRecord = { policy: d.policy, result: d.allowed ? 'allowed' : 'denied', ...(audit ? { audit } : {}) };
   if (!d.allowed) {
     stats.tcp_rbac_denied++;
-    logger.info({ listener: r.name, sourceIp: a.sourceIp, sourcePrincipal: a.sourcePrincipal || '-', policy: d.policy ?? '-', reason: d.reason }, 'rbac connection denied');
+    logger.info({ listener: name, sourceIp: a.sourceIp, sourcePrincipal: a.sourcePrincipal || '-', policy: d.policy ?? '-', reason: d.reason }, 'rbac connection denied');
   } else {
     stats.tcp_rbac_allowed++;
-    if (audit !== undefined) logger.info({ listener: r.name, sourceIp: a.sourceIp, sourcePrincipal: a.sourcePrincipal || '-', audit, policy: d.policy }, 'authz audit');
+    if (audit !== undefined) logger.info({ listener: name, sourceIp: a.sourceIp, sourcePrincipal: a.sourcePrincipal || '-', audit, policy: d.policy }, 'authz audit');
   }
   return record;
 }
