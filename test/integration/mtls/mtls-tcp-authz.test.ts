@@ -110,10 +110,12 @@ describe('AuthorizationPolicy on a TCP port', () => {
   });
 
   it('records the mTLS peer in the TCP metrics: connection_security_policy="mutual_tls" and source_principal', async () => {
+    await configure(undefined);
+    assert.equal(await mtls(certB), 'ping');
     const text = await proxy.telemetry.render();
     const opened = text.split('\n').filter((l) => l.startsWith('istio_tcp_connections_opened_total{'));
     assert.ok(
-      opened.some((l) => l.includes('reporter="destination"') && l.includes('connection_security_policy="mutual_tls"') && l.includes(`source_principal="${PRODUCTPAGE}"`)),
+      opened.some((l) => l.includes('reporter="destination"') && l.includes('connection_security_policy="mutual_tls"') && l.includes(`source_principal="${RATINGS}"`)),
       opened.join('\n'),
     );
   });
