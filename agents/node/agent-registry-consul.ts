@@ -21,8 +21,12 @@
 //   else `key=value` tags (Consul refuses `.` and `/` in Meta keys), so
 //   `security.istio.io/tlsMode=istio` travels as a tag; with the sidecar's
 //   `jibe-sidecar` registration it makes peers dial the VM with mesh mTLS.
-// - with capture the sidecar is registered on the inbound capture port with
-//   Meta `jibe-capture=true`: peers dial the app port, iptables redirects it.
+// - with capture the sidecar is registered on the app's own port: that is
+//   where peers dial and iptables hands the connection to the sidecar, and the
+//   mesh then reads `inboundPorts {app: app}`, the very layout the vm registry
+//   path registers (node-agent.ts mergeOptions), so the sidecar gets its
+//   `inbound|<port>` listeners. (The capture-port form, Meta `jibe-capture`,
+//   maps to a proxy with no inbound ports, for which no listener is built.)
 import fs from 'node:fs';
 import { JibeError } from '../../core/errors/errors.ts';
 import { protocolFromPort } from '../../core/model/service.ts';
@@ -64,7 +68,7 @@ export function consulServiceSpecs(state: AgentState): ConsulServiceSpec[] {
       namespace: state.identity.namespace,
       tags: [...tags],
       meta: appPort === s.port ? { ...meta } : { ...meta, [META_SERVICE_PORT]: String(s.port) },
-      sidecar: meshed ? { port: state.proxy.inboundPort } : false,
+      sidecar: meshed ? { port: appPort } : false,
     };
     if (protocol !== 'unknown') spec.protocol = protocol;
     if (check) {

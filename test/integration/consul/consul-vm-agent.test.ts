@@ -99,12 +99,14 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     assert.equal(minted.status, 200);
     const stateDir = path.join(work, 'state');
 
-    agent = spawn(process.execPath, [JIBE, 'agent', 'join', '--token', token, '--service', `reviews:${appPort}`, '--labels', 'version=v3',
+    const start = (args: string[]) => {
+      agent = spawn(process.execPath, [JIBE, 'agent', 'join', ...args, '--no-capture', '--no-proxy', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      agent.stdout!.on('data', (d: Buffer) => (agentOutput += d));
+      agent.stderr!.on('data', (d: Buffer) => (agentOutput += d));
+    };
+    start(['--token', token, '--service', `reviews:${appPort}`, '--labels', 'version=v3',
       '--health', `http://127.0.0.1:${appPort}/health`, '--health-interval', '1s', '--health-failures', '1', '--heartbeat', '500ms',
-      '--registry', 'consul', '--consul-address', consul.address, '--no-capture', '--no-proxy',
-      '--state-dir', stateDir, '--address', '127.0.0.1', '--name', 'reviews-vm'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (agentOutput += d));
-    agent.stderr!.on('data', (d: Buffer) => (agentOutput += d));
+      '--registry', 'consul', '--consul-address', consul.address, '--address', '127.0.0.1', '--name', 'reviews-vm']);
     const why = () => `\nagent output:\n${agentOutput}`;
 
     const name = `reviews-reviews-vm.${consul.nodeName}.${consul.datacenter}`.toLowerCase();
@@ -139,6 +141,16 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     healthy = true;
     await waitUntil(`healthy again once Consul's check passes${why()}`, () => seen('healthy'), 30_000);
 
+    // Stopping the agent (systemctl stop) puts the instance in Consul maintenance; a join without a token resumes it.
+    const running = agent!;
+    running.kill('SIGTERM');
+    if (running.exitCode === null && running.signalCode === null) await once(running, 'exit');
+    await waitUntil(`unhealthy while the agent is stopped${why()}`, () => seen('unhealthy'), 30_000);
+    assert.match((await jibe(['agent', 'status', '--state-dir', stateDir])).stdout, /health: +reviews-reviews-vm maintenance/);
+    start([]);
+    await waitUntil(`healthy once the agent resumed${why()}`, () => seen('healthy'), 30_000);
+    assert.match(agentOutput, /resuming as spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/);
+
     // A Consul agent that forgot the instance (wiped, or a dev agent restarted) gets it back from the heartbeat.
     await consul.client().put('/v1/agent/service/deregister/reviews-reviews-vm');
     await waitUntil(`re-registered after Consul lost it${why()}`, async () => (await consul.client().get('/v1/agent/service/reviews-reviews-vm', { accept: [404] })).status === 200 || undefined, 30_000)
@@ -148,7 +160,7 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     const left = await jibe(['agent', 'leave', '--state-dir', stateDir]);
     assert.equal(left.code, 0, `${left.stdout}${left.stderr}`);
     assert.match(left.stdout, /deregistered from Consul \(reviews-reviews-vm\)/);
-    if (agent.exitCode === null && agent.signalCode === null) await once(agent, 'exit');
+    if (agent!.exitCode === null && agent!.signalCode === null) await once(agent!, 'exit');
     const catalog = (await consul.client().get<Record<string, string[]>>('/v1/catalog/services')).body;
     assert.deepEqual(Object.keys(catalog).filter((s) => s.startsWith('reviews')), [], 'leave removed the instance from Consul');
     await waitUntil('the VM gone from the mesh after leave', async () => ((await workloads()).some((x) => x.name === name) || (await services()).some((s) => s.hostname === REVIEWS) ? undefined : true), 30_000);

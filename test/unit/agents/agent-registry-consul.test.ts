@@ -64,7 +64,7 @@ describe('the VM agent registering in Consul', () => {
     assert.equal(s.registry?.kind, 'consul');
     const [spec] = consulServiceSpecs(s);
     assert.equal(spec.id, 'reviews-reviews-vm');
-    assert.deepEqual(spec.sidecar, { port: 15006 });
+    assert.deepEqual(spec.sidecar, { port: 9080 }, 'with capture the sidecar takes the app port\'s connections');
     assert.equal(spec.check, 'http://127.0.0.1:9080/health');
     assert.equal(spec.checkInterval, '1000ms');
     assert.equal(spec.checkFailures, 2);
@@ -79,7 +79,8 @@ describe('the VM agent registering in Consul', () => {
     assert.equal(w.address, '198.51.100.3');
     assert.equal(w.labels.version, 'v3');
     assert.equal(w.labels['app.kubernetes.io/part-of'], 'bookinfo');
-    assert.deepEqual(w.proxy, {}, 'capture: peers dial the app port');
+    assert.deepEqual(w.proxy, { inboundPorts: { 9080: 9080 } }, 'capture: peers dial the app port, and the sidecar gets its inbound listener');
+    assert.deepEqual(w.proxy, s.registration.proxy, 'the same inbound layout the vm registry path registers');
     assert.equal(workloadTakesMtls(w), true);
     assert.deepEqual(seen.services.map((x) => [x.hostname, x.ports]), [['reviews.shop.svc.cluster.local', [{ name: 'http-9080', port: 9080, protocol: 'http' }]]]);
     assert.equal(w.health, 'healthy');
