@@ -27,6 +27,11 @@
 //   path registers (node-agent.ts mergeOptions), so the sidecar gets its
 //   `inbound|<port>` listeners. (The capture-port form, Meta `jibe-capture`,
 //   maps to a proxy with no inbound ports, for which no listener is built.)
+//
+// With Consul ACLs, the token (--consul-token-file, else CONSUL_HTTP_TOKEN) needs:
+//   service "<name>" { policy = "write" }               per --service (register, maintenance, deregister)
+//   service "<name>-sidecar-proxy" { policy = "write" } with the sidecar
+//   agent "<this node>" { policy = "read" }             the node and datacenter name the mesh workload
 import fs from 'node:fs';
 import { JibeError } from '../../core/errors/errors.ts';
 import { protocolFromPort } from '../../core/model/service.ts';
@@ -137,6 +142,13 @@ export class AgentConsulRegistry {
     const instances: Array<{ id: string; workload: string }> = [];
     for (const spec of consulServiceSpecs(state)) {
       const registered = await registerService(client, spec);
+      // Without agent:read Consul does not say the node, and a sidecar would subscribe for a workload that does not exist.
+      if (registered.workload === registered.id.toLowerCase() && state.proxy.enabled) {
+        await deregisterService(client, registered.id).catch(() => undefined);
+        throw new JibeError('JIBE_ERR_CONSUL', `Consul did not tell this agent its node name (GET /v1/agent/self refused), so the sidecar cannot name its workload`, {
+          hint: 'give the Consul token agent:read on this node (agent "<node>" { policy = "read" })',
+        });
+      }
       await client.put(`/v1/agent/service/maintenance/${pathSegment(registered.id)}`, undefined, { query: { enable: 'false' } });
       instances.push(registered);
     }

@@ -123,3 +123,17 @@ describe('the VM agent registering in Consul', () => {
     assert.equal(mergeOptions(joined, options({ registry: { kind: 'vm' } })).registry, undefined);
   });
 });
+
+describe('leaving Consul', () => {
+  it('a Consul that could not be told gets the exact jibe consul deregister steps, per instance', async () => {
+    const { formatLeaveResult } = await import('../../../agents/node/agent-leave.ts');
+    const base = { workload: { namespace: 'default', name: 'reviews-vm' }, controlPlane: '198.51.100.1:15015', captureRemoved: true };
+    const ok = formatLeaveResult({ ...base, deregistered: true, registry: { kind: 'consul', address: 'http://127.0.0.1:8500', instances: ['reviews-reviews-vm'], failed: [] } });
+    assert.match(ok.stdout, /deregistered from Consul \(reviews-reviews-vm\)/);
+    assert.equal(ok.stderr, '');
+    const down = formatLeaveResult({ ...base, deregistered: false, deregisterError: 'Consul at http://127.0.0.1:8500 could not be reached', registry: { kind: 'consul', address: 'http://127.0.0.1:8500', instances: ['a-vm', 'b-vm'], failed: ['a-vm', 'b-vm'] } });
+    assert.match(down.stdout, /left the mesh locally/);
+    assert.match(down.stderr, /jibe consul deregister a-vm --consul-address http:\/\/127\.0\.0\.1:8500 --ignore-missing\n {4}jibe consul deregister b-vm/);
+    assert.doesNotMatch(down.stderr, /jibe workload deregister/, 'the control plane has nothing to remove');
+  });
+});
