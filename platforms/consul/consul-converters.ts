@@ -156,8 +156,11 @@ export function toWorkload(entry: ConsulHealthEntry, sidecar: ConsulHealthEntry 
   if (locality) workload.locality = locality;
   if (sidecar) {
     if (!isPort(sidecar.Service.Port)) return problem(`its Jibe sidecar ${sidecar.Service.ID} has no port`);
-    // With traffic capture peers dial the app port and the node redirects it; else they dial the sidecar's own port.
-    workload.proxy = sidecar.Service.Meta?.[META_CAPTURE] === 'true' ? {} : { inboundPorts: { [appPort]: sidecar.Service.Port } };
+    // With traffic capture peers dial the app port and the node redirects it to the
+    // sidecar, whose inbound listener then serves that same port (as a VM agent's
+    // does); else peers dial the sidecar's own port.
+    const listenPort = sidecar.Service.Meta?.[META_CAPTURE] === 'true' ? appPort : sidecar.Service.Port;
+    workload.proxy = { inboundPorts: { [appPort]: listenPort } };
     // Traffic goes through the sidecar: a sidecar that is down makes the instance unreachable.
     passing &&= isPassing(sidecar.Checks, options.warningIsHealthy);
   }
