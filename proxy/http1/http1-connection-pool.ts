@@ -84,9 +84,9 @@ export class Http1Connection<T> implements Http1ResponseHandler {
   }
 
   /** Sets what the response will be parsed as; call before writing the request head. */
-  expectResponse(head: boolean): void {
+  expectResponse(head: boolean, upgrade = false): void {
     this.responseComplete = false;
-    this.parser.expect(head);
+    this.parser.expect(head, upgrade);
   }
 
   onResponseHead(status: number, headers: string[]): void {
