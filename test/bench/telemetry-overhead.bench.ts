@@ -208,10 +208,14 @@ export async function run(argv: string[]): Promise<void> {
   }
   const cpuOff = median(measured[0].cpuMicros);
   const rpsOff = median(measured[0].maxRps);
+  // The machine's load drifts by ±20% between rounds (off alone has ranged 61–122 µs), far more than the
+  // log's few µs; each round's variant against the same round's off cancels the drift both share.
+  const pairedCost = (i: number): number => median(measured[i].cpuMicros.map((c, r) => c / measured[0].cpuMicros[r] - 1));
+  const perRound = (i: number): string => measured[i].cpuMicros.map((c, r) => pct(c / measured[0].cpuMicros[r] - 1)).join(', ');
   const rows = variants.map((v, i) => {
     const m = measured[i];
     const cpu = median(m.cpuMicros);
-    const cpuVs = i === 0 ? '—' : `${pct(cpu / cpuOff - 1)}`;
+    const cpuVs = i === 0 ? `(${Math.min(...m.cpuMicros).toFixed(1)}–${Math.max(...m.cpuMicros).toFixed(1)})` : `${pct(pairedCost(i))} (rounds: ${perRound(i)})`;
     if (cpuOnly) return `| ${v.name} | \`${v.args('<zipkin>').join(' ')}\` | ${cpu.toFixed(1)} | ${cpuVs} |`;
     const q = (p: number): string => median(m.latency.map((l) => (l.percentiles.get(p) ?? NaN) * 1000)).toFixed(3);
     const rpsVs = i === 0 ? '—' : pct(median(m.maxRps) / rpsOff - 1);
@@ -224,13 +228,13 @@ export async function run(argv: string[]): Promise<void> {
   const metricsOnly = variants.findIndex((v) => v.key === 'metrics');
   const verdicts: string[] = [];
   if (both > 0) {
-    const cpuCost = median(measured[both].cpuMicros) / cpuOff - 1;
+    const cpuCost = pairedCost(both);
     const rpsCost = cpuOnly ? NaN : 1 - median(measured[both].maxRps) / rpsOff;
     const within = (cpuOnly || rpsCost < BUDGET) && cpuCost < BUDGET;
     verdicts.push(`Metrics + access log: **${pct(cpuCost)} CPU per request**${cpuOnly ? '' : `, **${pct(-rpsCost)} max throughput**`} (${within ? 'within' : 'OVER'} the ${BUDGET * 100}% budget).`);
   }
   if (metricsOnly > 0) {
-    const cpuCost = median(measured[metricsOnly].cpuMicros) / cpuOff - 1;
+    const cpuCost = pairedCost(metricsOnly);
     const hookShare = (hookNs('metrics') - hookNs('off')) / 1000 / cpuOff;
     verdicts.push(
       `Metrics alone: **${pct(cpuCost)} CPU per request** in the sidecar (within the run-to-run noise of a shared machine); the recording itself costs ${(hookNs('metrics') - hookNs('off')).toFixed(0)} ns per request, **${pct(hookShare)} of the sidecar's ${cpuOff.toFixed(1)} µs** (${hookShare < METRICS_BUDGET ? 'within' : 'OVER'} "a few percent", taken as ${METRICS_BUDGET * 100}%).`,
@@ -247,12 +251,12 @@ export async function run(argv: string[]): Promise<void> {
   if (smoke || values['no-write'] || values.profile) return;
   const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
   const header = cpuOnly
-    ? ['| Sidecar | Flags | CPU µs/request @' + qps + ' rps | vs off |', '|---|---|---|---|']
-    : ['| Sidecar | Flags | CPU µs/request @' + qps + ' rps | vs off | Max rps | vs off | p50 / p90 / p99 ms @' + qps + ' rps |', '|---|---|---|---|---|---|---|'];
+    ? ['| Sidecar | Flags | CPU µs/request @' + qps + ' rps | vs off (median of per-round ratios) |', '|---|---|---|---|']
+    : ['| Sidecar | Flags | CPU µs/request @' + qps + ' rps | vs off (median of per-round ratios) | Max rps | vs off | p50 / p90 / p99 ms @' + qps + ' rps |', '|---|---|---|---|---|---|---|'];
   writeSection(
     SECTION,
     [
-      `\`npm run bench -- telemetry-overhead${argv.length === 0 ? '' : ' ' + argv.join(' ')}\` (${rounds} alternating rounds; per round and variant ${cpuSecondsPerRun} s at ${qps} rps for the proxy's CPU time per request${cpuOnly ? '' : `, then ${throughputSeconds} s at max rate and ${latencySeconds} s at ${qps} rps`}; fortio, ${connections} keep-alive connections, 1 KiB responses, \`Host: upstream:8080\`). Same sidecar setup as the http-sidecar benchmark: \`jibe proxy\` from dist/ fed by \`jibe control-plane\`, proxy on core ${PROXY_CPUS}, fortio, the control plane and the benchmark (which drains the access log pipe) on core ${LOAD_CPUS}. Medians over the rounds. CPU µs/request is the sidecar's user + system time over the run (/proc/<pid>/stat) divided by the requests it served: the figure a shared machine disturbs least.`,
+      `\`npm run bench -- telemetry-overhead${argv.length === 0 ? '' : ' ' + argv.join(' ')}\` (${rounds} alternating rounds; per round and variant ${cpuSecondsPerRun} s at ${qps} rps for the proxy's CPU time per request${cpuOnly ? '' : `, then ${throughputSeconds} s at max rate and ${latencySeconds} s at ${qps} rps`}; fortio, ${connections} keep-alive connections, 1 KiB responses, \`Host: upstream:8080\`). Same sidecar setup as the http-sidecar benchmark: \`jibe proxy\` from dist/ fed by \`jibe control-plane\`, proxy on core ${PROXY_CPUS}, fortio, the control plane and the benchmark (which drains the access log pipe) on core ${LOAD_CPUS}. Medians over the rounds (off: its range); a variant's CPU cost is the median over rounds of its ratio to the same round's off. CPU µs/request is the sidecar's user + system time over the run (/proc/<pid>/stat) divided by the requests it served: the figure a shared machine disturbs least.`,
       '',
       ...header,
       ...rows,

@@ -61,6 +61,16 @@ test('a JSON line parses to the entry, in pino field order, ending in a newline'
   assert.equal(parsed.start_time, '2026-11-22T05:08:25.007Z');
 });
 
+test('consecutive lines to different upstreams and callers each carry their own (the last fragments are not reused blindly)', () => {
+  const a = entry();
+  const b = entry({
+    upstream_host: '10.0.0.2:9080', upstream_cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local', route_name: 'reviews-"v2"',
+    identity: { ...a.identity, source_workload: 'ratings-v1', reporter: 'destination' },
+  });
+  const c = entry({ upstream_host: '', upstream_cluster: '', route_name: '' });
+  for (const e of [a, a, b, a, c, b, b, c]) assert.deepEqual(JSON.parse(formatJsonLine(e)), expected(e));
+});
+
 test('values that need escaping are escaped; optional fields left undefined are absent', () => {
   const nasty = 'a"b\\c\nd\u0001e\ud800f/é';
   const e = entry({ path: `/x?q=${nasty}`, authority: nasty, user_agent: nasty, x_request_id: '' });
