@@ -32,6 +32,10 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
   /** Registrations loaded at start count as seen then: the agent's next heartbeat is due within its interval. */
   private startedAt = Date.now();
   private listener: ((events: RegistryEvent[]) => void) | undefined;
+  /** Which registrations serve each derived service host (insertion order = registration order), so a change re-derives only the hosts it touches. */
+  private readonly serviceMembers = new Map<string, Set<string>>();
+  /** The derived services as last reported, to send only the ones a change actually altered. */
+  private readonly services = new Map<string, Service>();
   private readonly state: StateStore;
   private readonly options: VmRegistryOptions;
 
@@ -49,7 +53,8 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     }
     this.startedAt = Date.now();
     this.listener = listener;
-    this.emit();
+    this.reindex();
+    listener([{ kind: 'sync', services: [...this.services.values()], workloads: [...this.registrations.values()].map((r) => this.toWorkload(r)) }]);
     this.pruner.start();
   }
 
@@ -66,18 +71,27 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     const registration: WorkloadRegistration = { ...input, namespace: input.namespace ?? 'default', health: input.health ?? 'healthy' };
     const key = `${registration.namespace}/${registration.name}`;
     await this.state.put(PREFIX + key, registration);
+    const previous = this.registrations.get(key);
     this.registrations.set(key, registration);
     this.lastSeen.set(key, Date.now());
-    this.emit();
-    return this.toWorkload(registration);
+    const workload = this.toWorkload(registration);
+    const { upserts, deletes } = this.updateServices(key, previous, registration);
+    // Services first: a workload upsert never names a host the view does not have yet.
+    this.emit([...upserts, { kind: 'workload', op: 'upsert', workload }, ...deletes]);
+    return workload;
   }
 
   async deregister(namespace: string, name: string): Promise<boolean> {
     const key = `${namespace}/${name}`;
     const existed = await this.state.delete(PREFIX + key);
+    const previous = this.registrations.get(key);
     const known = this.registrations.delete(key);
     this.lastSeen.delete(key);
-    if (known) this.emit();
+    if (previous) {
+      // A service this workload alone gave a port loses that port (upsert) or, with its last workload, goes (delete).
+      const { upserts, deletes } = this.updateServices(key, previous, undefined);
+      this.emit([{ kind: 'workload', op: 'delete', namespace, name }, ...upserts, ...deletes]);
+    }
     return existed || known;
   }
 
@@ -91,7 +105,8 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     const updated = { ...registration, health };
     await this.state.put(PREFIX + key, updated);
     this.registrations.set(key, updated);
-    this.emit();
+    // Only health differs: the aggregator patches endpoints instead of rebuilding every proxy's config.
+    this.emit([{ kind: 'workload', op: 'upsert', workload: this.toWorkload(updated) }]);
   }
 
   /** The registration as stored (the VM API checks who owns it). */
@@ -118,32 +133,75 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
     return [...this.registrations.values()].map((r) => this.toWorkload(r));
   }
 
-  /** The VM view is small; resending it whole keeps the registry trivially consistent. */
-  private emit(): void {
-    if (!this.listener) return;
-    const workloads = [...this.registrations.values()].map((r) => this.toWorkload(r));
-    this.listener([{ kind: 'sync', services: this.deriveServices(), workloads }]);
+  /** Changes go out as per-object events, so a health flip or one registration stays incremental at 10,000 VMs. */
+  private emit(events: RegistryEvent[]): void {
+    if (!this.listener || events.length === 0) return;
+    this.listener(events);
   }
 
-  /** Services are the union of what the registered workloads declare they serve. */
-  private deriveServices(): Service[] {
-    const services = new Map<string, Service>();
-    for (const r of this.registrations.values()) {
+  /** Rebuilds the service index from all registrations (the first sync). */
+  private reindex(): void {
+    this.serviceMembers.clear();
+    this.services.clear();
+    for (const [key, r] of this.registrations) {
+      for (const hostname of this.hostsOf(r)) this.members(hostname).add(key);
+    }
+    for (const hostname of this.serviceMembers.keys()) this.services.set(hostname, this.deriveService(hostname)!);
+  }
+
+  /** Moves `key` between the hosts `before` and `after` serve and returns events for the services that changed. */
+  private updateServices(key: string, before: WorkloadRegistration | undefined, after: WorkloadRegistration | undefined): { upserts: RegistryEvent[]; deletes: RegistryEvent[] } {
+    const oldHosts = before ? this.hostsOf(before) : new Set<string>();
+    const newHosts = after ? this.hostsOf(after) : new Set<string>();
+    for (const hostname of oldHosts) if (!newHosts.has(hostname)) this.serviceMembers.get(hostname)?.delete(key);
+    for (const hostname of newHosts) this.members(hostname).add(key);
+    const upserts: RegistryEvent[] = [];
+    const deletes: RegistryEvent[] = [];
+    for (const hostname of new Set([...oldHosts, ...newHosts])) {
+      const service = this.deriveService(hostname);
+      const known = this.services.get(hostname);
+      if (!service) {
+        this.serviceMembers.delete(hostname);
+        if (known) {
+          this.services.delete(hostname);
+          deletes.push({ kind: 'service', op: 'delete', hostname });
+        }
+      } else if (!known || !sameService(known, service)) {
+        this.services.set(hostname, service);
+        upserts.push({ kind: 'service', op: 'upsert', service });
+      }
+    }
+    return { upserts, deletes };
+  }
+
+  private members(hostname: string): Set<string> {
+    let set = this.serviceMembers.get(hostname);
+    if (!set) this.serviceMembers.set(hostname, (set = new Set()));
+    return set;
+  }
+
+  private hostsOf(r: WorkloadRegistration): Set<string> {
+    const namespace = r.namespace ?? 'default';
+    return new Set(r.services.map((s) => canonicalHost(s.name, namespace, this.options.domain)));
+  }
+
+  /** A service is the union of what its registered workloads declare they serve; undefined when none does any more. */
+  private deriveService(hostname: string): Service | undefined {
+    let service: Service | undefined;
+    for (const key of this.serviceMembers.get(hostname) ?? []) {
+      const r = this.registrations.get(key);
+      if (!r) continue;
       const namespace = r.namespace ?? 'default';
       for (const s of r.services) {
-        const hostname = canonicalHost(s.name, namespace, this.options.domain);
-        let service = services.get(hostname);
-        if (!service) {
-          service = { hostname, name: s.name, namespace, ports: [], platforms: ['vm'], location: 'MESH_INTERNAL', resolution: 'STATIC' };
-          services.set(hostname, service);
-        }
+        if (canonicalHost(s.name, namespace, this.options.domain) !== hostname) continue;
+        service ??= { hostname, name: s.name, namespace, ports: [], platforms: ['vm'], location: 'MESH_INTERNAL', resolution: 'STATIC' };
         if (!service.ports.some((p) => p.port === s.port)) {
           service.ports.push({ name: s.portName ?? `http-${s.port}`, port: s.port, protocol: portProtocol(s) });
-          service.ports.sort((a, b) => a.port - b.port);
         }
       }
     }
-    return [...services.values()];
+    service?.ports.sort((a, b) => a.port - b.port);
+    return service;
   }
 
   private toWorkload(r: WorkloadRegistration): Workload {
@@ -171,4 +229,9 @@ export class VmRegistry implements PlatformRegistry, WorkloadRegistrar, ApiExten
       ...(r.host ? { host: r.host } : {}),
     };
   }
+}
+
+function sameService(a: Service, b: Service): boolean {
+  return a.name === b.name && a.namespace === b.namespace && a.ports.length === b.ports.length
+    && a.ports.every((p, i) => p.port === b.ports[i].port && p.name === b.ports[i].name && p.protocol === b.ports[i].protocol);
 }
