@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { JibeError } from '../../core/errors/errors.ts';
-import { DEFAULT_SERVER } from '../api-client.ts';
+import { adminCall, DEFAULT_SERVER } from '../api-client.ts';
 import { formatTable } from '../table.ts';
 import { DEFAULT_DATA_DIR } from './control-plane.ts';
 
@@ -16,33 +16,6 @@ interface AdminOptions {
   dataDir: string;
 }
 
-async function adminCall<T>(opts: AdminOptions, method: string, apiPath: string, body?: unknown): Promise<T> {
-  const { readAdminToken } = await import('../../core/api/admin-token.ts');
-  let admin: string;
-  try {
-    admin = await readAdminToken(opts.dataDir);
-  } catch (err) {
-    throw new JibeError('JIBE_ERR_FILE_READ', `cannot read the admin token in ${opts.dataDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-      hint: "run this on the control plane's host as the user that runs it, or pass --data-dir",
-    });
-  }
-  let res: Response;
-  try {
-    res = await fetch(new URL(apiPath, opts.server), {
-      method,
-      headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (err) {
-    throw new JibeError('JIBE_ERR_CONTROL_PLANE_UNREACHABLE', `the control plane at ${opts.server} did not answer (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message})`, {
-      hint: 'start it with `jibe up` or `jibe control-plane`, or pass --server',
-    });
-  }
-  const payload = (await res.json().catch(() => ({}))) as { error?: unknown };
-  if (!res.ok) throw JibeError.fromJSON(payload.error ?? { code: 'JIBE_ERR_BAD_REQUEST', message: `HTTP ${res.status}` });
-  return payload as T;
-}
 
 async function readPem(file: string, flag: string): Promise<string> {
   try {

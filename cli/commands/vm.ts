@@ -3,8 +3,7 @@
 // where the operator can read it (the control plane's host).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { JibeError } from '../../core/errors/errors.ts';
-import { DEFAULT_SERVER } from '../api-client.ts';
+import { adminCall, DEFAULT_SERVER } from '../api-client.ts';
 import { collect, parseLabels } from '../options.ts';
 import { formatTable } from '../table.ts';
 import { DEFAULT_DATA_DIR } from './control-plane.ts';
@@ -22,33 +21,6 @@ function parseUses(value: string): number | null {
   return n;
 }
 
-async function adminCall<T>(opts: { server: string; dataDir: string }, method: string, path: string, body?: unknown): Promise<T> {
-  const { readAdminToken } = await import('../../core/api/admin-token.ts');
-  let admin: string;
-  try {
-    admin = await readAdminToken(opts.dataDir);
-  } catch (err) {
-    throw new JibeError('JIBE_ERR_FILE_READ', `cannot read the admin token in ${opts.dataDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-      hint: 'run this on the control plane\'s host as the user that runs it, or pass --data-dir',
-    });
-  }
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, opts.server), {
-      method,
-      headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (err) {
-    throw new JibeError('JIBE_ERR_CONTROL_PLANE_UNREACHABLE', `the control plane at ${opts.server} did not answer (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message})`, {
-      hint: 'start it with `jibe control-plane`, or pass --server',
-    });
-  }
-  const payload = (await res.json().catch(() => ({}))) as { error?: unknown };
-  if (!res.ok) throw JibeError.fromJSON(payload.error ?? { code: 'JIBE_ERR_BAD_REQUEST', message: `HTTP ${res.status}` });
-  return payload as T;
-}
 
 export function registerVm(program: Command): void {
   const vm = program.command('vm').description('virtual machines: join tokens');
