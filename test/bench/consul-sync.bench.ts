@@ -12,10 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { registerPlugins } from '../../cli/plugins.ts';
-import { startControlPlane } from '../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../core/mesh/mesh-snapshot.ts';
 import type { RegistryAggregator } from '../../core/registry/registry-aggregator.ts';
 import { startProxy } from '../../proxy/proxy.ts';
 import type { RunningProxy } from '../../proxy/proxy.ts';
@@ -23,6 +20,7 @@ import type { ConsulClient } from '../../platforms/consul/consul-client.ts';
 import { startConsulAgent } from '../integration/consul/consul-agent.ts';
 import type { ConsulAgent } from '../integration/consul/consul-agent.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { startTestControlPlane } from '../helpers/control-plane.ts';
 
 export const name = 'consul-sync';
 export const description = 'Consul, 1,000 services / 10,000 instances: control-plane memory, first sync, health change → mesh and proxy (issue 6)';
@@ -96,15 +94,8 @@ export async function run(argv: string[]): Promise<void> {
     globalThis.gc?.();
     const before = process.memoryUsage();
     started = performance.now();
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
       platforms: ['vm', 'consul'],
       pluginOptions: { consul: { address: agent.address } },
       logger: pino({ level: 'warn' }),

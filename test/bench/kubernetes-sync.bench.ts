@@ -13,10 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { registerPlugins } from '../../cli/plugins.ts';
-import { startControlPlane } from '../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../core/mesh/mesh-snapshot.ts';
 import type { RegistryAggregator } from '../../core/registry/registry-aggregator.ts';
 import { kubePath } from '../../platforms/kubernetes/kube-client.ts';
 import type { KubeClient } from '../../platforms/kubernetes/kube-client.ts';
@@ -26,6 +23,7 @@ import { startTestCluster } from '../integration/kubernetes/kube-test-cluster.ts
 import type { TestCluster } from '../integration/kubernetes/kube-test-cluster.ts';
 import { ensureNamespace } from '../integration/kubernetes/kube-setup.ts';
 import { BENCHMARKS_FILE, machineDescription, writeSection } from './benchmarks-md.ts';
+import { startTestControlPlane } from '../helpers/control-plane.ts';
 
 export const name = 'kubernetes-sync';
 export const description = 'Kubernetes, 1,000 Services / 10,000 endpoints: control-plane memory, first sync, EndpointSlice change → mesh and proxy (issue 7)';
@@ -96,15 +94,8 @@ export async function run(argv: string[]): Promise<void> {
     globalThis.gc?.();
     const before = process.memoryUsage();
     started = performance.now();
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
       platforms: ['vm', 'kubernetes'],
       pluginOptions: { kubernetes: { kubeconfig: cluster.kubeconfigPath, namespace: 'bench-0' } },
       logger: pino({ level: 'warn' }),

@@ -14,10 +14,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Service } from '../../../core/model/service.ts';
 import type { Workload } from '../../../core/model/workload.ts';
 import { deregisterService, registerService } from '../../../platforms/consul/consul-registration.ts';
@@ -25,6 +22,7 @@ import { startProxy } from '../../../proxy/proxy.ts';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
 import { consulSkipReason, startConsulAgent, waitUntil } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const RATINGS = 'ratings.default.svc.cluster.local';
 
@@ -111,15 +109,8 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     dir = await mkdtemp(join(tmpdir(), 'jibe-consul-'));
     const memory = memoryLogger();
     logs = memory.lines;
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
       platforms: ['vm', 'consul'],
       pluginOptions: { consul: { address: agent.address } },
       logger: memory.logger,

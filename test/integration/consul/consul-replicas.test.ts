@@ -7,18 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { isJibeError } from '../../../core/errors/errors.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Resource } from '../../../core/model/resource.ts';
 import type { Workload } from '../../../core/model/workload.ts';
 import { CONSUL_ACL_TOKEN_TYPE, ConsulAclAuthenticator } from '../../../platforms/consul/authenticator-consul-acl.ts';
 import { registerService } from '../../../platforms/consul/consul-registration.ts';
 import { consulSkipReason, startConsulAgent, waitUntil } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 /** The control plane's minimal policy, as documented in platforms/consul/README.md. */
 const CONTROL_PLANE_RULES = `
@@ -36,18 +33,12 @@ describe('two control-plane replicas on one Consul with ACLs', { skip: consulSki
   async function start(consulToken: string): Promise<RunningControlPlane> {
     const dir = await mkdtemp(join(tmpdir(), 'jibe-consul-replica-'));
     dirs.push(dir);
-    const cp = await startControlPlane({
-      container: registerPlugins(),
+    const cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
       configStore: 'consul',
       stateStore: 'consul',
       platforms: ['vm', 'consul'],
       pluginOptions: { consul: { address: agent.address, token: consulToken } },
-      logger: pino({ level: 'silent' }),
     });
     planes.push(cp);
     return cp;

@@ -21,13 +21,13 @@ import pino from 'pino';
 import { normalizeIptablesSave } from '../../../agents/capture/iptables-state.ts';
 import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { HTTP_APP, joinVm, mint, startLan, startVm, vmEnvironmentProblem, workloads } from '../vm/vm-netns.ts';
 import type { Defer, JoinedAgent, Lan, Mesh, Vm } from '../vm/vm-netns.ts';
 import { consulSkipReason, startConsulAgent } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
 const RATINGS = 'spiffe://cluster.local/ns/default/sa/ratings';
@@ -44,7 +44,7 @@ if (problem && process.env.CI === 'true') {
 /** The control plane on the host with the vm and consul platforms; TLS API and discovery on the LAN. */
 async function startMesh(defer: Defer, lan: Lan, consul: ConsulAgent): Promise<Mesh> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jibe-consul-vm-cp-'));
-  const cp = await startControlPlane({
+  const cp = await startTestControlPlane({
     container: registerPlugins(), dataDir, settings: DEFAULT_MESH_SETTINGS, host: '127.0.0.1', discoveryPort: 0, discoveryTlsPort: 0,
     apiPort: 0, apiTlsPort: 0, apiTlsHost: lan.hostAddress, configStore: 'file', stateStore: 'file', platforms: ['vm', 'consul'],
     pluginOptions: { consul: { address: consul.address } }, logger: pino({ level: 'silent' }),

@@ -21,13 +21,13 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Service } from '../../../core/model/service.ts';
 import type { Workload } from '../../../core/model/workload.ts';
 import { consulSkipReason, startConsulAgent, waitUntil } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const JIBE = path.join(import.meta.dirname, '..', '..', '..', 'cli', 'jibe.ts');
 const REVIEWS = 'reviews.default.svc.cluster.local';
@@ -65,7 +65,7 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'jibe-consul-vm-'));
     // Run as root, the agent continues as the proxy's user, which must reach its state directory.
     fs.chmodSync(work, 0o755);
-    cp = await startControlPlane({
+    cp = await startTestControlPlane({
       container: registerPlugins(), dataDir, settings: DEFAULT_MESH_SETTINGS, host: '127.0.0.1', discoveryPort: 0, discoveryTlsPort: 0,
       apiPort: 0, apiTlsPort: 0, apiTlsHost: '127.0.0.1', configStore: 'file', stateStore: 'file', platforms: ['vm', 'consul'],
       pluginOptions: { consul: { address: consul.address } }, logger: pino({ level: 'silent' }),

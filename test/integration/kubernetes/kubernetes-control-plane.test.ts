@@ -16,10 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { IdentityManager } from '../../../proxy/identity/identity-manager.ts';
 import { identityFromToken } from '../../../proxy/identity/identity-source.ts';
 import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY, CA_ROOT_MOUNT_PATH, injectPod } from '../../../platforms/kubernetes/inject-pod.ts';
@@ -32,6 +29,7 @@ import { JIBE_WEBHOOK_CONFIGS, webhookConfigPath } from '../../../platforms/kube
 import { clusterUnavailable, freePort, startTestCluster } from './kube-test-cluster.ts';
 import type { TestCluster } from './kube-test-cluster.ts';
 import { ensureNamespace, ensureServiceAccount, eventually, installCrds, serviceAccountToken } from './kube-setup.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const problem = clusterUnavailable();
 const JIBE = fileURLToPath(new URL('../../../cli/jibe.ts', import.meta.url));
@@ -52,13 +50,8 @@ if (problem && process.env.CI === 'true') {
     const start = async (identity: string, port: number) => {
       const dataDir = await mkdtemp(join(tmpdir(), `jibe-kube-cp-${identity}-`));
       dirs.push(dataDir);
-      const cp = await startControlPlane({
-        container: registerPlugins(),
+      const cp = await startTestControlPlane({
         dataDir,
-        settings: DEFAULT_MESH_SETTINGS,
-        host: '127.0.0.1',
-        discoveryPort: 0,
-        apiPort: 0,
         apiTlsPort: 0,
         discoveryTlsPort: 0,
         configStore: 'kubernetes',
@@ -67,7 +60,6 @@ if (problem && process.env.CI === 'true') {
         pluginOptions: {
           kubernetes: { kubeconfig: cluster.kubeconfigPath, namespace: 'jibe-system', webhookPort: port, identity, maintenanceIntervalMs: 300, lease: { durationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 } },
         },
-        logger: pino({ level: 'silent' }),
       });
       planes.set(identity, cp);
       return cp;

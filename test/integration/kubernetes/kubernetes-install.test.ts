@@ -12,11 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { KubeApiError, kubePath } from '../../../platforms/kubernetes/kube-client.ts';
 import type { KubeClient } from '../../../platforms/kubernetes/kube-client.ts';
 import { installManifests } from '../../../platforms/kubernetes/kube-install.ts';
@@ -27,6 +23,7 @@ import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY } from '../../../platforms/kubernetes/in
 import { clusterUnavailable, freePort, startTestCluster } from './kube-test-cluster.ts';
 import type { TestCluster } from './kube-test-cluster.ts';
 import { eventually, serviceAccountToken } from './kube-setup.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const JIBE = fileURLToPath(new URL('../../../cli/jibe.ts', import.meta.url));
 const problem = clusterUnavailable();
@@ -122,18 +119,12 @@ if (problem && process.env.CI === 'true') {
         ]);
         await admin.request('PATCH', webhookConfigPath(ref), { body: ops, contentType: 'application/json-patch+json' });
       }
-      cp = await startControlPlane({
-        container: registerPlugins(),
+      cp = await startTestControlPlane({
         dataDir,
-        settings: DEFAULT_MESH_SETTINGS,
-        host: '127.0.0.1',
-        discoveryPort: 0,
-        apiPort: 0,
         configStore: 'kubernetes',
         stateStore: 'kubernetes',
         platforms: ['kubernetes', 'vm'],
         pluginOptions: { kubernetes: { kubeconfig, namespace: 'jibe-system', webhookPort, identity: 'replica-1', maintenanceIntervalMs: 500, lease: { durationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 } } },
-        logger: pino({ level: 'silent' }),
       });
       await eventually(async () => {
         for (const ref of JIBE_WEBHOOK_CONFIGS) {

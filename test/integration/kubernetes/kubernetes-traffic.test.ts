@@ -16,10 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { kubePath } from '../../../platforms/kubernetes/kube-client.ts';
 import type { KubeClient } from '../../../platforms/kubernetes/kube-client.ts';
 import { startProxy } from '../../../proxy/proxy.ts';
@@ -27,6 +24,7 @@ import type { RunningProxy } from '../../../proxy/proxy.ts';
 import { clusterUnavailable, startTestCluster } from './kube-test-cluster.ts';
 import type { TestCluster } from './kube-test-cluster.ts';
 import { ensureNamespace, ensureServiceAccount, eventually } from './kube-setup.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const run = promisify(execFile);
 
@@ -150,18 +148,10 @@ if (problem && process.env.CI === 'true') {
       await client.apply(slicePath, slice(pods[0]), { fieldManager: 'jibe-test' });
 
       dataDir = await mkdtemp(join(tmpdir(), 'jibe-kube-traffic-'));
-      cp = await startControlPlane({
-        container: registerPlugins(),
+      cp = await startTestControlPlane({
         dataDir,
-        settings: DEFAULT_MESH_SETTINGS,
-        host: '127.0.0.1',
-        discoveryPort: 0,
-        apiPort: 0,
-        configStore: 'file',
-        stateStore: 'file',
         platforms: ['vm', 'kubernetes'],
         pluginOptions: { kubernetes: { kubeconfig: cluster.kubeconfigPath, namespace: 'jibe-system' } },
-        logger: pino({ level: 'silent' }),
       });
       // The calling workload: a registered VM workload whose sidecar runs here.
       const put = await fetch(`http://127.0.0.1:${cp.ports.api}/api/v1/workloads`, {

@@ -14,13 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
 import { parseDocuments } from '../../../core/config/load-documents.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { ListenerResource } from '../../../core/model/proxy-config.ts';
 import { startProxy } from '../../../proxy/proxy.ts';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
@@ -29,6 +25,7 @@ import type { Upstream } from '../../unit/proxy/proxy-test-helpers.ts';
 import { capturingLogger } from './mtls-fixtures.ts';
 import { hasOpenssl, makeOperatorPki } from './operator-certs.ts';
 import type { OperatorPki } from './operator-certs.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const HOST = 'bookinfo.example.com';
 const JIBE = fileURLToPath(new URL('../../../cli/jibe.ts', import.meta.url));
@@ -137,17 +134,8 @@ describe('gateway TLS termination with operator certificates', () => {
     pki = await makeOperatorPki(HOST);
     dir = await mkdtemp(join(tmpdir(), 'jibe-gateway-tls-'));
     app = await startUpstream('productpage');
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
-      platforms: ['vm'],
-      logger: pino({ level: 'silent' }),
     });
     api = `http://127.0.0.1:${cp.ports.api}`;
     admin = await readAdminToken(dir);

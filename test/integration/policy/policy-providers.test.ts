@@ -18,9 +18,7 @@ import { pino } from 'pino';
 import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
 import { parseDocuments } from '../../../core/config/load-documents.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { MeshResource } from '../../../core/model/proxy-config.ts';
 import { policyAdapterPlugins } from '../../../core/plugins/plugin-tokens.ts';
 import { startProxy } from '../../../proxy/proxy.ts';
@@ -29,6 +27,7 @@ import type { PolicyAdapter } from '../../../proxy/security/policy-adapter.ts';
 import type { PolicyAdapterPlugin } from '../../../core/model/policy-adapter.ts';
 import { freePort, request, startUpstream } from '../../unit/proxy/proxy-test-helpers.ts';
 import type { Upstream } from '../../unit/proxy/proxy-test-helpers.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const HOST = 'shop.example.com';
 
@@ -180,17 +179,8 @@ describe('extension providers from MeshConfig through the control plane', () => 
     app = await startUpstream('shop');
     authz = await startExtAuthz();
     silent = await startSilentAuthz();
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
-      platforms: ['vm'],
-      logger: pino({ level: 'silent' }),
     });
     api = `http://127.0.0.1:${cp.ports.api}`;
     admin = await readAdminToken(dir);

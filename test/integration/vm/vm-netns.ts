@@ -21,10 +21,10 @@ import { pino } from 'pino';
 import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
 import { parseDocuments } from '../../../core/config/load-documents.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Workload } from '../../../core/model/workload.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 export const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '../../..');
@@ -84,7 +84,7 @@ export interface Mesh {
 /** The control plane on the host; its TLS API and TLS discovery on the host's LAN address. */
 export async function startMesh(defer: Defer, lan: Lan, options: { logLevel?: string } = {}): Promise<Mesh> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jibe-vm-cp-'));
-  const cp = await startControlPlane({
+  const cp = await startTestControlPlane({
     container: registerPlugins(), dataDir, settings: DEFAULT_MESH_SETTINGS, host: '127.0.0.1', discoveryPort: 0, discoveryTlsPort: 0,
     apiPort: 0, apiTlsPort: 0, apiTlsHost: lan.hostAddress, configStore: 'file', stateStore: 'file', platforms: ['vm'], logger: pino({ level: options.logLevel ?? 'silent' }),
   });

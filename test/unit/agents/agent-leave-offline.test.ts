@@ -12,10 +12,10 @@ import { it } from 'node:test';
 import { pino } from 'pino';
 import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { formatLeaveResult } from '../../../agents/node/agent-leave.ts';
 import { NodeAgent } from '../../../agents/node/node-agent.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../../..');
 
@@ -37,7 +37,7 @@ it('leave with the control plane down: local cleanup, exit 1, and the manual ste
     fs.rmSync(dataDir, { recursive: true, force: true });
     fs.rmSync(path.dirname(stateDir), { recursive: true, force: true });
   });
-  const open = () => startControlPlane({
+  const open = () => startTestControlPlane({
     container: registerPlugins(), dataDir, settings: DEFAULT_MESH_SETTINGS, host: '127.0.0.1',
     discoveryPort: 0, apiPort: 0, apiTlsPort: 0, configStore: 'file', stateStore: 'file', platforms: ['vm'], logger: pino({ level: 'silent' }),
   });

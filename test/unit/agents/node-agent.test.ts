@@ -14,7 +14,6 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Workload } from '../../../core/model/workload.ts';
@@ -24,6 +23,7 @@ import { NodeAgent } from '../../../agents/node/node-agent.ts';
 import type { JoinOptions } from '../../../agents/node/node-agent.ts';
 import { readCertificate } from '../../../agents/node/agent-state.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../../..');
 
@@ -36,7 +36,7 @@ interface Cp {
 
 async function controlPlane(): Promise<Cp> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jibe-agent-cp-'));
-  const cp = await startControlPlane({
+  const cp = await startTestControlPlane({
     container: registerPlugins(), dataDir: dir, settings: DEFAULT_MESH_SETTINGS, host: '127.0.0.1',
     discoveryPort: 0, apiPort: 0, apiTlsPort: 0, configStore: 'file', stateStore: 'file', platforms: ['vm'], logger: pino({ level: 'silent' }),
   });

@@ -7,14 +7,11 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { IdentityManager } from '../../../proxy/identity/identity-manager.ts';
 import { generateKeyAndCsr } from '../../../proxy/identity/workload-key.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const TD = 'cluster.local';
 const REVIEWS = `spiffe://${TD}/ns/default/sa/reviews`;
@@ -27,17 +24,8 @@ describe('control plane certificate API', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'jibe-cert-api-'));
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
-      platforms: ['vm'],
-      logger: pino({ level: 'silent' }),
     });
     api = `http://127.0.0.1:${cp.ports.api}`;
     admin = await readAdminToken(dir);

@@ -7,10 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { controlPlaneSpiffeId } from '../../../core/discovery/discovery-tls.ts';
 import { discoveryService, nodeToWire } from '../../../core/discovery/discovery-protocol.ts';
@@ -20,6 +17,7 @@ import type { ProxyNode } from '../../../core/model/proxy-config.ts';
 import { IdentityManager } from '../../../proxy/identity/identity-manager.ts';
 import type { WorkloadCertificate } from '../../../proxy/identity/identity-manager.ts';
 import { secureNamingProblem } from '../../../proxy/identity/mesh-tls.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const GATEWAY: ProxyNode = { id: 'gateway~default', type: 'gateway', namespace: 'default', labels: { istio: 'ingressgateway' } };
 
@@ -30,18 +28,9 @@ describe('discovery over mutual TLS', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'jibe-discovery-tls-'));
-    cp = await startControlPlane({
-      container: registerPlugins(),
+    cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
       discoveryTlsPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
-      platforms: ['vm'],
-      logger: pino({ level: 'silent' }),
     });
     api = `http://127.0.0.1:${cp.ports.api}`;
   });

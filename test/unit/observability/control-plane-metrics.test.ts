@@ -8,17 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { pino } from 'pino';
-import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
-import { startControlPlane } from '../../../core/control-plane.ts';
 import { DiscoveryServer } from '../../../core/discovery/discovery-server.ts';
-import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { ControlPlaneMetrics } from '../../../core/telemetry/control-plane-metrics.ts';
 import { generateKeyAndCsr } from '../../../proxy/identity/workload-key.ts';
 import { parsePrometheusText, sumSamples } from '../../../proxy/telemetry/prometheus-text.ts';
 import type { Sample } from '../../../proxy/telemetry/prometheus-text.ts';
 import { MapConfigSource, RecordingProxy, SilentProxy, cluster, sidecar, waitFor } from '../discovery/discovery-fixtures.ts';
+import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 async function scrape(metrics: ControlPlaneMetrics): Promise<Sample[]> {
   return parsePrometheusText(await metrics.render());
@@ -96,17 +93,8 @@ describe('a control plane serves its metrics on GET /metrics', () => {
   it('with certificates issued and refused, registry sizes and process metrics', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'jibe-cp-metrics-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
-    const cp = await startControlPlane({
-      container: registerPlugins(),
+    const cp = await startTestControlPlane({
       dataDir: dir,
-      settings: DEFAULT_MESH_SETTINGS,
-      host: '127.0.0.1',
-      discoveryPort: 0,
-      apiPort: 0,
-      configStore: 'file',
-      stateStore: 'file',
-      platforms: ['vm'],
-      logger: pino({ level: 'silent' }),
     });
     t.after(() => cp.close());
     const api = `http://127.0.0.1:${cp.ports.api}`;
