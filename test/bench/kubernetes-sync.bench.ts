@@ -14,16 +14,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import type { RunningControlPlane } from '../../core/control-plane.ts';
-import type { RegistryAggregator } from '../../core/registry/registry-aggregator.ts';
 import { kubePath } from '../../platforms/kubernetes/kube-client.ts';
 import type { KubeClient } from '../../platforms/kubernetes/kube-client.ts';
-import { startProxy } from '../../proxy/proxy.ts';
 import type { RunningProxy } from '../../proxy/proxy.ts';
 import { startTestCluster } from '../integration/kubernetes/kube-test-cluster.ts';
 import type { TestCluster } from '../integration/kubernetes/kube-test-cluster.ts';
 import { ensureNamespace } from '../integration/kubernetes/kube-setup.ts';
 import { BENCHMARKS_FILE, machineDescription, writeSection } from './benchmarks-md.ts';
 import { startTestControlPlane } from '../helpers/control-plane.ts';
+import { countChangePaths, startSyncSidecar } from './sync-sidecar.ts';
 
 export const name = 'kubernetes-sync';
 export const description = 'Kubernetes, 1,000 Services / 10,000 endpoints: control-plane memory, first sync, EndpointSlice change → mesh and proxy (issue 7)';
@@ -108,37 +107,16 @@ export async function run(argv: string[]): Promise<void> {
     const after = process.memoryUsage();
     log(`first full sync ${firstSyncMs.toFixed(0)} ms; heap +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(0)} MiB, rss ${(after.rss / 2 ** 20).toFixed(0)} MiB`);
 
-    // A vm workload whose sidecar is a client of every service: its config carries all endpoints.
-    await fetch(`http://127.0.0.1:${cp.ports.api}/api/v1/workloads`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'client', address: '127.0.0.1', services: [{ name: 'client', port: 9999 }] }),
-    });
-    proxy = await startProxy({
-      node: { id: 'sidecar~client.default', type: 'sidecar', namespace: 'default', workload: 'client', platform: 'vm', labels: {} },
-      discoveryAddress: `127.0.0.1:${cp.ports.discovery}`,
-      outboundPort: 0,
-      adminPort: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    const syncedVersion = async (): Promise<number> => {
-      const res = await fetch(`http://127.0.0.1:${cp!.ports.api}/api/v1/proxies`);
-      const body = (await res.json()) as { proxies: Array<{ id: string; syncedVersion?: string }> };
-      return Number(body.proxies.find((p) => p.id === 'sidecar~client.default')?.syncedVersion ?? 0);
-    };
-    started = performance.now();
-    while ((await syncedVersion()) < mesh.snapshot().version) await delay(20);
-    const proxySyncMs = performance.now() - started;
+    const sidecar = await startSyncSidecar(cp);
+    proxy = sidecar.proxy;
+    const syncedVersion = sidecar.syncedVersion;
+    const proxySyncMs = sidecar.firstSyncMs;
     log(`sidecar with every service synced in ${proxySyncMs.toFixed(0)} ms`);
 
     const toMesh: number[] = [];
     const toProxy: number[] = [];
     // Whether each measured change reached the mesh as health-only (the incremental path) or as "anything changed".
-    const paths = { incremental: 0, full: 0 };
-    const measuring = { on: false };
-    (mesh as unknown as { registry: RegistryAggregator }).registry.onChange((change) => {
-      if (measuring.on) void (change.endpoints ? paths.incremental++ : paths.full++);
-    });
+    const { paths, measuring } = countChangePaths(cp);
     for (let c = 0; c < changes; c++) {
       const s = (c * 37) % services;
       const i = c % PER_SERVICE;
