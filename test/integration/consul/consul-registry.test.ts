@@ -322,9 +322,11 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
         const w = (await consulWorkloads()).find((x) => x.name === workload);
         return w?.health === 'healthy' ? w : undefined;
       }, 40_000);
+      // reviews may still have an instance from an earlier test of this file (its
+      // deregistration reaches the mesh a moment later): wait for this one's answer.
       const reply = await waitUntil('the round trip', async () => {
         const r = await request(productpageSidecar.ports.outbound as number, `reviews.default.svc.cluster.local:${reviewsPort}`, '/reviews/2');
-        return r.status === 200 ? r : undefined;
+        return r.status === 200 && r.body.startsWith('reviews saw') ? r : undefined;
       });
       assert.equal(reply.body, 'reviews saw /reviews/2; productpage said: productpage GET /from-reviews');
     } finally {
