@@ -119,8 +119,10 @@ describe('observability of the local mesh', { skip, timeout: 300_000 }, () => {
       const res = await fetch(`${zipkinUrl}/api/v2/trace/${traceId}`);
       if (!res.ok) return false;
       spans = (await res.json()) as typeof spans;
-      return spans.length >= 6;
-    }, 'the trace to reach zipkin', 30_000);
+      // Each proxy reports its spans in its own batches: wait until every span's parent has arrived too.
+      const known = new Set(spans.map((s) => s.id));
+      return spans.length >= 6 && spans.every((s) => s.parentId === rootSpan || known.has(s.parentId!));
+    }, 'the whole trace (every span and its parent) to reach zipkin', 30_000);
     const ids = new Set(spans.map((s) => s.id));
     for (const s of spans) {
       assert.equal(s.traceId, traceId);
