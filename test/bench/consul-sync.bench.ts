@@ -20,6 +20,7 @@ import type { ConsulAgent } from '../integration/consul/consul-agent.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { startTestControlPlane } from '../helpers/control-plane.ts';
 import { countChangePaths, startSyncSidecar } from './sync-sidecar.ts';
+import { formatLatencies, percentile } from './latency-percentiles.ts';
 
 export const name = 'consul-sync';
 export const description = 'Consul, 1,000 services / 10,000 instances: control-plane memory, first sync, health change → mesh and proxy (issue 6)';
@@ -30,10 +31,6 @@ const GOAL_MS = 1000;
 
 function log(message: string): void {
   process.stdout.write(`[consul-sync] ${message}\n`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 const checkId = (s: number, i: number) => `svc-${s}-${i}-check`;
@@ -140,9 +137,8 @@ export async function run(argv: string[]): Promise<void> {
     }
     toMesh.sort((a, b) => a - b);
     toProxy.sort((a, b) => a - b);
-    const fmt = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(0)} ms, p90 ${percentile(xs, 90).toFixed(0)} ms, p99 ${percentile(xs, 99).toFixed(0)} ms, max ${xs[xs.length - 1].toFixed(0)} ms`;
-    log(`health change → mesh view: ${fmt(toMesh)}`);
-    log(`health change → sidecar ACKed: ${fmt(toProxy)}`);
+    log(`health change → mesh view: ${formatLatencies(toMesh)}`);
+    log(`health change → sidecar ACKed: ${formatLatencies(toProxy)}`);
     log(`registry changes during the measured changes: ${paths.incremental} health-only (incremental), ${paths.full} full`);
     if (record) {
       const body = [
@@ -154,8 +150,8 @@ export async function run(argv: string[]): Promise<void> {
         '| --- | --- | --- |',
         `| Control-plane memory for the Consul view (heap growth after GC; process RSS) | +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(0)} MiB; ${(after.rss / 2 ** 20).toFixed(0)} MiB | — |`,
         `| Time to first full sync (start → all ${services * perService} instances in the mesh view) | ${(firstSyncMs / 1000).toFixed(2)} s | — |`,
-        `| Health change → mesh view | ${fmt(toMesh)} | — |`,
-        `| Health change → affected sidecar ACKed its new config | ${fmt(toProxy)} | p99 < ${GOAL_MS} ms (${percentile(toProxy, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`,
+        `| Health change → mesh view | ${formatLatencies(toMesh)} | — |`,
+        `| Health change → affected sidecar ACKed its new config | ${formatLatencies(toProxy)} | p99 < ${GOAL_MS} ms (${percentile(toProxy, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`,
         `| Registry changes during the measured changes: health-only (incremental path) / full | ${paths.incremental} / ${paths.full} | all health-only |`,
       ].join('\n');
       writeSection(SECTION_TITLE, body);

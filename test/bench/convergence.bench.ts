@@ -17,6 +17,7 @@ import { parseDocuments, type ParsedDocument } from '../../core/config/load-docu
 import { freePort, onInterrupt, startProcess, type ManagedProcess } from './bench-processes.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { REPO_ROOT } from '../peers/paths.ts';
+import { percentile } from './latency-percentiles.ts';
 
 export const name = 'convergence';
 export const description = 'rule change → every proxy of the local mesh (jibe up, 7 proxies) ACKed, p50/p90/p99 (issue 2)';
@@ -325,11 +326,6 @@ async function measureChange(mesh: Mesh, options: Options, split: readonly [numb
   const unpushed = last.proxies.filter((p) => p.type === 'sidecar' && p.pushes <= (pushesBefore.get(p.id) ?? Infinity)).map((p) => p.id);
   if (unpushed.length > 0) throw new Error(`version ${last.version} was ACKed but these sidecars got no push for the change: ${unpushed.join(', ')}`);
   return { applyMs, ackedMs, dataplaneMs: new Map(dataplaneMs), version: last.version };
-}
-
-/** Nearest-rank percentile of an ascending list. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
 interface Summary {

@@ -23,6 +23,7 @@ import { ensureNamespace } from '../integration/kubernetes/kube-setup.ts';
 import { BENCHMARKS_FILE, machineDescription, writeSection } from './benchmarks-md.ts';
 import { startTestControlPlane } from '../helpers/control-plane.ts';
 import { countChangePaths, startSyncSidecar } from './sync-sidecar.ts';
+import { formatLatencies, percentile } from './latency-percentiles.ts';
 
 export const name = 'kubernetes-sync';
 export const description = 'Kubernetes, 1,000 Services / 10,000 endpoints: control-plane memory, first sync, EndpointSlice change → mesh and proxy (issue 7)';
@@ -34,10 +35,6 @@ const GOAL_MS = 1000;
 
 function log(message: string): void {
   process.stdout.write(`[kubernetes-sync] ${message}\n`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 const nsOf = (s: number) => `bench-${s % NAMESPACES}`;
@@ -140,9 +137,8 @@ export async function run(argv: string[]): Promise<void> {
     }
     toMesh.sort((a, b) => a - b);
     toProxy.sort((a, b) => a - b);
-    const fmt = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(0)} ms, p90 ${percentile(xs, 90).toFixed(0)} ms, p99 ${percentile(xs, 99).toFixed(0)} ms, max ${xs[xs.length - 1].toFixed(0)} ms`;
-    log(`slice change → mesh view: ${fmt(toMesh)}`);
-    log(`slice change → sidecar ACKed: ${fmt(toProxy)}`);
+    log(`slice change → mesh view: ${formatLatencies(toMesh)}`);
+    log(`slice change → sidecar ACKed: ${formatLatencies(toProxy)}`);
     log(`registry changes during the measured changes: ${paths.incremental} health-only (incremental), ${paths.full} full`);
     const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
     log(`uptime: ${uptime}`);
@@ -157,8 +153,8 @@ export async function run(argv: string[]): Promise<void> {
         `| Control-plane memory for the Kubernetes view (heap growth after GC; process RSS) | +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(0)} MiB; ${(after.rss / 2 ** 20).toFixed(0)} MiB | — |`,
         `| Time to first full sync (start → all ${services * PER_SERVICE} endpoints in the mesh view) | ${(firstSyncMs / 1000).toFixed(2)} s | — |`,
         `| First config of a sidecar that calls every service | ${proxySyncMs.toFixed(0)} ms | — |`,
-        `| EndpointSlice change → mesh view | ${fmt(toMesh)} | — |`,
-        `| EndpointSlice change → affected sidecar ACKed its new config | ${fmt(toProxy)} | p99 < ${GOAL_MS} ms (${percentile(toProxy, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`,
+        `| EndpointSlice change → mesh view | ${formatLatencies(toMesh)} | — |`,
+        `| EndpointSlice change → affected sidecar ACKed its new config | ${formatLatencies(toProxy)} | p99 < ${GOAL_MS} ms (${percentile(toProxy, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`,
         `| Registry changes during the measured changes: health-only (incremental path) / full | ${paths.incremental} / ${paths.full} | all health-only |`,
       ].join('\n');
       writeSection(SECTION_TITLE, body);

@@ -36,6 +36,7 @@ import { startProxy } from '../../proxy/proxy.ts';
 import type { RunningProxy } from '../../proxy/proxy.ts';
 import { ProxyStats } from '../../proxy/stats/proxy-stats.ts';
 import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { formatLatencies, percentile } from './latency-percentiles.ts';
 
 export const name = 'scale-convergence';
 export const description = '1,000 services / 10,000 endpoints in process, N proxies: health change → every proxy ACKed, incremental vs full rebuild (issues 6, 7, 9)';
@@ -46,15 +47,6 @@ const NAMESPACES = 10;
 
 function log(message: string): void {
   process.stdout.write(`[scale-convergence] ${message}\n`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function fmt(xs: number[]): string {
-  const s = [...xs].sort((a, b) => a - b);
-  return `p50 ${percentile(s, 50).toFixed(0)} ms, p90 ${percentile(s, 90).toFixed(0)} ms, p99 ${percentile(s, 99).toFixed(0)} ms, max ${s[s.length - 1].toFixed(0)} ms`;
 }
 
 /** No rules: the figure is about registry changes. */
@@ -226,9 +218,9 @@ export async function run(argv: string[]): Promise<void> {
     }
     const rows: string[] = [];
     for (const [mode, r] of runs) {
-      log(`${mode}: change → every proxy applied: ${fmt(r.toAll)}`);
-      log(`${mode}: change → each proxy applied: ${fmt(r.perProxy)}`);
-      rows.push(`| ${mode === 'incremental' ? 'Incremental (a health change rebuilds only the endpoints of the services it touched)' : 'Full rebuild per change (`incrementalBuilds: false`, the previous behaviour)'} | ${fmt(r.toAll)} | ${fmt(r.perProxy)} |`);
+      log(`${mode}: change → every proxy applied: ${formatLatencies(r.toAll)}`);
+      log(`${mode}: change → each proxy applied: ${formatLatencies(r.perProxy)}`);
+      rows.push(`| ${mode === 'incremental' ? 'Incremental (a health change rebuilds only the endpoints of the services it touched)' : 'Full rebuild per change (`incrementalBuilds: false`, the previous behaviour)'} | ${formatLatencies(r.toAll)} | ${formatLatencies(r.perProxy)} |`);
     }
     if (record) {
       const inc = runs.get('incremental')!;

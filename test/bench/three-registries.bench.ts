@@ -33,6 +33,7 @@ import { startTestCluster } from '../integration/kubernetes/kube-test-cluster.ts
 import type { TestCluster } from '../integration/kubernetes/kube-test-cluster.ts';
 import { ensureNamespace } from '../integration/kubernetes/kube-setup.ts';
 import { BENCHMARKS_FILE, machineDescription, writeSection } from './benchmarks-md.ts';
+import { formatLatencies, percentile } from './latency-percentiles.ts';
 
 export const name = 'three-registries';
 export const description = 'vm + consul + kubernetes, 1,000 services each: control-plane memory, first sync, health change → every proxy per platform (issue 9)';
@@ -48,11 +49,6 @@ function log(message: string): void {
   process.stdout.write(`[three-registries] ${message}\n`);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-const fmt = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(0)} ms, p90 ${percentile(xs, 90).toFixed(0)} ms, p99 ${percentile(xs, 99).toFixed(0)} ms, max ${xs[xs.length - 1].toFixed(0)} ms`;
 
 // Each platform's services have their own names, so the three views stay 3 × 1,000 hosts (a shared name would merge them into one).
 const consulNode = (s: number, i: number) => `node-${(s * 10 + i) % CONSUL_NODES}`;
@@ -282,7 +278,7 @@ export async function run(argv: string[]): Promise<void> {
       const r = results.get(platform)!;
       r.toMesh.sort((a, b) => a - b);
       r.toProxies.sort((a, b) => a - b);
-      log(`${platform}: health change → mesh ${fmt(r.toMesh)}; → all ${proxyCount} sidecars ACKed ${fmt(r.toProxies)}; registry changes incremental ${r.incremental}, full ${r.full}`);
+      log(`${platform}: health change → mesh ${formatLatencies(r.toMesh)}; → all ${proxyCount} sidecars ACKed ${formatLatencies(r.toProxies)}; registry changes incremental ${r.incremental}, full ${r.full}`);
     }
     const uptimeEnd = execFileSync('uptime', { encoding: 'utf8' }).trim();
     log(`uptime: ${uptimeEnd}`);
@@ -302,7 +298,7 @@ export async function run(argv: string[]): Promise<void> {
         `| First config of ${proxyCount} sidecars that call every service | ${(proxySyncMs / 1000).toFixed(2)} s | — |`,
         ...PLATFORMS.map((p) => {
           const r = results.get(p)!;
-          return `| ${p} health change → all ${proxyCount} sidecars ACKed (→ mesh view: p50 ${percentile(r.toMesh, 50).toFixed(0)} ms, p99 ${percentile(r.toMesh, 99).toFixed(0)} ms; registry changes incremental/full ${r.incremental}/${r.full}) | ${fmt(r.toProxies)} | p99 < ${GOAL_MS} ms (${percentile(r.toProxies, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`;
+          return `| ${p} health change → all ${proxyCount} sidecars ACKed (→ mesh view: p50 ${percentile(r.toMesh, 50).toFixed(0)} ms, p99 ${percentile(r.toMesh, 99).toFixed(0)} ms; registry changes incremental/full ${r.incremental}/${r.full}) | ${formatLatencies(r.toProxies)} | p99 < ${GOAL_MS} ms (${percentile(r.toProxies, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`;
         }),
       ].join('\n');
       writeSection(SECTION_TITLE, body);

@@ -1,0 +1,13 @@
+// Latency figures the registry and convergence benches report alike, so
+// their BENCHMARKS.md rows read the same and use one percentile definition.
+
+/** Nearest-rank percentile of an ascending list. */
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** "p50 … ms, p90 … ms, p99 … ms, max … ms" of samples in any order (the input is not reordered). */
+export function formatLatencies(samples: number[]): string {
+  const s = [...samples].sort((a, b) => a - b);
+  return `p50 ${percentile(s, 50).toFixed(0)} ms, p90 ${percentile(s, 90).toFixed(0)} ms, p99 ${percentile(s, 99).toFixed(0)} ms, max ${s[s.length - 1].toFixed(0)} ms`;
+}
