@@ -1,6 +1,5 @@
 // The control plane: stores, registries, the mesh snapshot, the discovery
 // server and the HTTP API, assembled from the plugins chosen by name.
-import { createHash, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import type { DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
@@ -11,6 +10,7 @@ import { requireAdmin } from './api/api-certificates.ts';
 import { TlsCredentials } from './api/api-credentials.ts';
 import { isApiExtension } from './api/api-routes.ts';
 import type { ApiExtension, ApiExtensionHost } from './api/api-routes.ts';
+import { certificateSha256 } from './ca/ca-signer.ts';
 import { CertificateAuthority } from './ca/certificate-authority.ts';
 import { CsrSigningService } from './ca/csr-signing-service.ts';
 import { ConfigService } from './config/config-service.ts';
@@ -188,7 +188,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       controlPlaneSpiffeId: cpSpiffeId,
       requireAdmin: (req) => requireAdmin({ adminToken }, req),
       // The current root comes first in the bundle; a VM pins it on first contact.
-      rootSha256: () => createHashHex(new X509Certificate(ca.trustBundle()[0]).raw),
+      rootSha256: () => certificateSha256(ca.trustBundle()[0]),
       tlsAddresses: () => (apiTlsPort === undefined ? [] : advertisedAddresses(options.advertiseAddresses, options.apiTlsHost ?? options.host, apiTlsPort)),
       discoveryPorts: () => ({ plain: discoveryPort, ...(discoveryTlsPort === undefined ? {} : { tls: discoveryTlsPort }) }),
     };
@@ -268,10 +268,6 @@ function portError(err: Error & { code?: string }, host: string, port: number, f
     return new JibeError('JIBE_ERR_PORT_IN_USE', `port ${port} on ${host} is already in use`, { hint: `stop the process using it or pass another ${flag}` });
   }
   return err;
-}
-
-function createHashHex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 /**

@@ -1,7 +1,7 @@
 // The certificate and key the CA signs leaves with, checked once when loaded
 // (generated root or an operator's root/intermediate) so signing itself has
 // nothing left to check and nothing to parse.
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { JibeError } from '../errors/errors.ts';
@@ -87,6 +87,11 @@ export function loadSigner(source: SignerSource): Signer {
 
 export function isSelfSigned(cert: X509Certificate): boolean {
   return cert.checkIssued(cert) && cert.verify(cert.publicKey);
+}
+
+/** SHA-256 of a PEM certificate's DER, lowercase hex: the fingerprint a VM pins the root by. */
+export function certificateSha256(pem: string): string {
+  return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
 }
 
 /** Every PEM certificate block in `text`, in order. */
