@@ -48,6 +48,7 @@ export interface Http1PoolOptions {
   keepAliveMs?: number;
 }
 
+/** Both pools (HTTP/1.1, HTTP/2) destroy a dial that outlives connectTimeoutMs with this; its code is what TLS and retry logic classify. */
 export class UpstreamConnectTimeoutError extends Error {
   readonly code = 'UPSTREAM_CONNECT_TIMEOUT';
   constructor(ms: number) {
@@ -269,7 +270,10 @@ function connOf(socket: TaggedSocket): Http1Connection<unknown> {
 
 function onConnectTimeout(conn: Http1Connection<unknown>): void {
   conn.connectTimer = undefined;
-  if (!conn.connected) conn.socket.destroy(new UpstreamConnectTimeoutError(conn.pool.options.connectTimeoutMs));
+  if (!conn.connected) {
+    conn.pool.stats.upstream_cx_connect_timeout++;
+    conn.socket.destroy(new UpstreamConnectTimeoutError(conn.pool.options.connectTimeoutMs));
+  }
 }
 
 function onSocketConnect(this: TaggedSocket): void {

@@ -10,6 +10,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream, Settings } from 'node:http2';
+import { UpstreamConnectTimeoutError } from '../http1/http1-connection-pool.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
 import { ALPN_HTTP2 } from '../tls/tls-upstream.ts';
 import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
@@ -56,13 +57,6 @@ export class Http2SessionEntry {
 
   get hasRoom(): boolean {
     return !this.draining && !this.closed && this.active < this.maxStreams;
-  }
-}
-
-export class Http2ConnectTimeoutError extends Error {
-  readonly code = 'UPSTREAM_CONNECT_TIMEOUT';
-  constructor(ms: number) {
-    super(`upstream connect timeout after ${ms}ms`);
   }
 }
 
@@ -216,7 +210,7 @@ function onConnectTimeout(entry: Http2SessionEntry): void {
   entry.connectTimer = undefined;
   if (!entry.connected) {
     entry.pool.stats.upstream_cx_connect_timeout++;
-    entry.session.destroy(new Http2ConnectTimeoutError(entry.pool.options.connectTimeoutMs));
+    entry.session.destroy(new UpstreamConnectTimeoutError(entry.pool.options.connectTimeoutMs));
   }
 }
 
