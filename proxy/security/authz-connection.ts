@@ -12,7 +12,8 @@ import type { ProxyLogger } from '../proxy-logger.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import { compileAuthzL4, evaluateAuthz, matchingAudit } from './authz-evaluator.ts';
 import type { AuthzAttributes, AuthzEngine } from './authz-evaluator.ts';
-import { normalizeIp } from './request-attributes.ts';
+import { connectionValues, namespaceOfPrincipal, normalizeIp, sourcePrincipalOf } from './request-attributes.ts';
+import type { ConnectionFacts } from './request-attributes.ts';
 
 /** What decided a TCP connection (on `TcpSession.authz`). */
 export interface ConnectionAuthzRecord {
@@ -24,7 +25,7 @@ export interface ConnectionAuthzRecord {
 }
 
 /** A connection as L4 policies see it. */
-export class ConnectionAttributes implements AuthzAttributes {
+export class ConnectionAttributes implements AuthzAttributes, ConnectionFacts {
   readonly sourceIp: string;
   readonly sourcePrincipal: string;
   readonly sourceNamespace: string;
@@ -40,9 +41,8 @@ export class ConnectionAttributes implements AuthzAttributes {
   /** `peer`: the verified SPIFFE ID of the terminated mesh TLS (undefined for plaintext). */
   constructor(socket: Socket, peer: string | undefined, destinationPort: number) {
     this.sourceIp = normalizeIp(socket.remoteAddress ?? '');
-    this.sourcePrincipal = peer === undefined ? '' : peer.startsWith('spiffe://') ? peer.slice(9) : peer;
-    const ns = /\/ns\/([^/]+)\//.exec(this.sourcePrincipal);
-    this.sourceNamespace = ns === null ? '' : ns[1];
+    this.sourcePrincipal = sourcePrincipalOf(peer);
+    this.sourceNamespace = namespaceOfPrincipal(this.sourcePrincipal);
     this.destinationPort = destinationPort;
     this.destinationIp = normalizeIp(socket.localAddress ?? '');
     const servername = (socket as Partial<TLSSocket>).servername;
@@ -50,23 +50,7 @@ export class ConnectionAttributes implements AuthzAttributes {
   }
 
   values(base: string): string[] {
-    switch (base) {
-      case 'source.ip':
-      case 'remote.ip':
-        return [this.sourceIp];
-      case 'source.namespace':
-        return this.sourceNamespace === '' ? [] : [this.sourceNamespace];
-      case 'source.principal':
-        return this.sourcePrincipal === '' ? [] : [this.sourcePrincipal];
-      case 'destination.ip':
-        return this.destinationIp === '' ? [] : [this.destinationIp];
-      case 'destination.port':
-        return [String(this.destinationPort)];
-      case 'connection.sni':
-        return this.sni === '' ? [] : [this.sni];
-      default:
-        return [];
-    }
+    return connectionValues(this, base);
   }
 }
 

@@ -6,15 +6,29 @@ import { isIP } from 'node:net';
 import type { Exchange } from '../http/exchange.ts';
 import { peerPrincipal } from './peer-principal.ts';
 
-export class RequestAttributes {
-  readonly ex: Exchange;
+/** What any connection, HTTP or not, tells policies about its transport (Istio's L4 attributes). */
+export interface ConnectionFacts {
   /** Downstream peer address (IPv4-mapped IPv6 shown as IPv4, as Envoy does). */
   readonly sourceIp: string;
   /** mTLS peer identity without `spiffe://` (`cluster.local/ns/default/sa/sleep`); '' without mTLS. */
   readonly sourcePrincipal: string;
   readonly sourceNamespace: string;
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+  /** Server name the client asked for in its TLS handshake; '' when unknown. */
+  readonly sni: string;
+}
+
+export class RequestAttributes implements ConnectionFacts {
+  readonly ex: Exchange;
+  /** Downstream peer address (IPv4-mapped IPv6 shown as IPv4, as Envoy does). */
+  readonly sourceIp: string;
+  readonly sourcePrincipal: string;
+  readonly sourceNamespace: string;
   readonly destinationPort: number;
   destinationIp: string;
+  // Not read from the downstream TLS socket yet: `connection.sni` rules never match a request.
+  readonly sni = '';
   /** `iss/sub` of the verified JWT; '' when the request carries none. */
   requestPrincipal = '';
   /** Claims of the verified JWT. */
@@ -23,10 +37,8 @@ export class RequestAttributes {
   constructor(ex: Exchange, destinationPort: number) {
     this.ex = ex;
     this.sourceIp = normalizeIp(ex.down.remoteAddress);
-    const spiffe = peerPrincipal(ex);
-    this.sourcePrincipal = spiffe === undefined ? '' : spiffe.startsWith('spiffe://') ? spiffe.slice(9) : spiffe;
-    const ns = /\/ns\/([^/]+)\//.exec(this.sourcePrincipal);
-    this.sourceNamespace = ns === null ? '' : ns[1];
+    this.sourcePrincipal = sourcePrincipalOf(peerPrincipal(ex));
+    this.sourceNamespace = namespaceOfPrincipal(this.sourcePrincipal);
     this.destinationPort = destinationPort;
     this.destinationIp = '';
   }
@@ -73,13 +85,6 @@ export class RequestAttributes {
         const v = this.header(args[0].toLowerCase());
         return v === undefined ? [] : [v];
       }
-      case 'source.ip':
-      case 'remote.ip':
-        return [this.sourceIp];
-      case 'source.namespace':
-        return this.sourceNamespace === '' ? [] : [this.sourceNamespace];
-      case 'source.principal':
-        return this.sourcePrincipal === '' ? [] : [this.sourcePrincipal];
       case 'request.auth.principal':
         return this.requestPrincipal === '' ? [] : [this.requestPrincipal];
       case 'request.auth.audiences':
@@ -88,12 +93,6 @@ export class RequestAttributes {
         return this.claim(['azp']) ?? [];
       case 'request.auth.claims':
         return this.claim(args) ?? [];
-      case 'destination.ip':
-        return this.destinationIp === '' ? [] : [this.destinationIp];
-      case 'destination.port':
-        return [String(this.destinationPort)];
-      case 'connection.sni':
-        return [];
       case 'request.method':
         return [this.method];
       case 'request.path':
@@ -101,9 +100,42 @@ export class RequestAttributes {
       case 'request.host':
         return [this.host];
       default:
-        return [];
+        return connectionValues(this, base);
     }
   }
+}
+
+/** Values of an L4 attribute by Istio key; [] for an absent one or a key that is not L4. */
+export function connectionValues(a: ConnectionFacts, base: string): string[] {
+  switch (base) {
+    case 'source.ip':
+    case 'remote.ip':
+      return [a.sourceIp];
+    case 'source.namespace':
+      return a.sourceNamespace === '' ? [] : [a.sourceNamespace];
+    case 'source.principal':
+      return a.sourcePrincipal === '' ? [] : [a.sourcePrincipal];
+    case 'destination.ip':
+      return a.destinationIp === '' ? [] : [a.destinationIp];
+    case 'destination.port':
+      return [String(a.destinationPort)];
+    case 'connection.sni':
+      return a.sni === '' ? [] : [a.sni];
+    default:
+      return [];
+  }
+}
+
+/** Istio's `source.principal` of a verified SPIFFE ID: the ID without `spiffe://`; '' for a plaintext peer. */
+export function sourcePrincipalOf(spiffeId: string | undefined): string {
+  if (spiffeId === undefined) return '';
+  return spiffeId.startsWith('spiffe://') ? spiffeId.slice(9) : spiffeId;
+}
+
+/** The namespace a principal (`td/ns/x/sa/y`) names; '' when it names none. */
+export function namespaceOfPrincipal(principal: string): string {
+  const ns = /\/ns\/([^/]+)\//.exec(principal);
+  return ns === null ? '' : ns[1];
 }
 
 export function normalizeIp(address: string): string {
