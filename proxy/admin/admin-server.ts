@@ -1,11 +1,12 @@
 // The proxy's admin port (127.0.0.1 by default, as Envoy's): readiness,
 // the running config, counters, and a graceful stop. Off the data path.
-import http from '../http/node-http.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyResource } from '../../core/model/proxy-config.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
+import { METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from '../telemetry/metrics-server.ts';
 import { MAX_TOP_WINDOW_MS } from '../telemetry/telemetry-top.ts';
+import { startHttpEndpoint } from './admin-http-endpoint.ts';
+import type { HttpEndpoint } from './admin-http-endpoint.ts';
 
 export interface AdminSource {
   /** True once a first config was applied. */
@@ -18,29 +19,10 @@ export interface AdminSource {
   quit(): void;
 }
 
-export interface AdminServer {
-  port: number;
-  close(): Promise<void>;
-}
+export type AdminServer = HttpEndpoint;
 
-export async function startAdminServer(address: string, port: number, source: AdminSource): Promise<AdminServer> {
-  const server = http.createServer((req, res) => handle(req, res, source));
-  server.on('clientError', (_err, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new JibeError('JIBE_ERR_PORT_IN_USE', `admin port ${port} is in use`, { hint: 'pass another admin port' }) : err),
-    );
-    server.listen({ host: address, port, exclusive: true }, resolve);
-  });
-  const bound = server.address();
-  return {
-    port: bound !== null && typeof bound === 'object' ? bound.port : port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+export function startAdminServer(address: string, port: number, source: AdminSource): Promise<AdminServer> {
+  return startHttpEndpoint(address, port, (req, res) => handle(req, res, source), 'admin', 'pass another admin port');
 }
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -84,10 +66,10 @@ function handle(req: IncomingMessage, res: ServerResponse, source: AdminSource):
       return send(res, 200, JSON.stringify(source.configDump(), null, 2) + '\n', 'application/json');
     case '/stats':
       return send(res, 200, source.stats.render());
-    case '/stats/prometheus':
+    case METRICS_PATH:
       if (source.prometheus === undefined) return send(res, 404, 'metrics are off\n');
       source.prometheus().then(
-        (body) => send(res, 200, body, 'text/plain; version=0.0.4; charset=utf-8'),
+        (body) => send(res, 200, body, PROMETHEUS_CONTENT_TYPE),
         (err: Error) => send(res, 500, `metrics failed: ${err.message}\n`),
       );
       return;
