@@ -9,7 +9,7 @@
 
 import { Http1ChunkedDecoder } from './http1-body-decoder.ts';
 import { HEAD_TOO_LARGE, Http1HeadReader } from './http1-head-reader.ts';
-import { CR, Http1FieldReader, LF } from './http1-syntax.ts';
+import { CR, Http1FieldReader, IS_TOKEN, LF } from './http1-syntax.ts';
 
 // node:http's default (--max-http-header-size): clients and tests expect 431 beyond it.
 export const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
@@ -261,6 +261,3 @@ function plausibleRequestStart(buf: Buffer): boolean {
   }
   return true;
 }
-
-const IS_TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") IS_TOKEN[c.charCodeAt(0)] = 1;

@@ -6,6 +6,9 @@ export const CR = 13;
 export const LF = 10;
 export const CRLFCRLF = Buffer.from('\r\n\r\n');
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** The same tchar set (RFC 9110 §5.6.2) as a byte table, for code that looks at raw bytes one at a time. */
+export const IS_TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") IS_TOKEN[c.charCodeAt(0)] = 1;
 // Field values: visible ASCII, SP, HTAB and obs-text; no CR, LF, NUL or other controls.
 export const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 

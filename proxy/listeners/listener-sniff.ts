@@ -6,13 +6,14 @@
 // so after a short wait the connection is treated as plain TCP — Istio's
 // protocol detection timeout, 100 ms by default.
 import type { Socket } from 'node:net';
+import { IS_TOKEN } from '../http1/http1-syntax.ts';
+import { sniffHttp2 } from '../http2/node-http2.ts';
 
 export type SniffedProtocol = 'http1' | 'http2' | 'tls' | 'tcp';
 
 /** Istio's default protocolDetectionTimeout. */
 export const DEFAULT_SNIFF_TIMEOUT_MS = 100;
 
-const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** Longest method token looked at; real ones are short (Envoy's inspector reads a bounded prefix too). */
 const MAX_METHOD_LENGTH = 24;
 
@@ -25,8 +26,8 @@ export function classifyPrefix(head: Buffer): SniffedProtocol | undefined {
   const n = head.length;
   if (n === 0) return undefined;
   // The preface starts "PRI " which also looks like a method: check it first.
-  const m = Math.min(n, H2_PREFACE.length);
-  if (head.compare(H2_PREFACE, 0, m, 0, m) === 0) return n >= H2_PREFACE.length ? 'http2' : undefined;
+  const h2 = sniffHttp2(head);
+  if (h2 !== 0) return h2 > 0 ? 'http2' : undefined;
   if (head[0] === 0x16) {
     if (n === 1) return undefined;
     return head[1] === 0x03 ? 'tls' : 'tcp';
@@ -34,16 +35,9 @@ export function classifyPrefix(head: Buffer): SniffedProtocol | undefined {
   for (let i = 0; i < n && i <= MAX_METHOD_LENGTH; i++) {
     const c = head[i];
     if (c === 0x20) return i > 0 ? 'http1' : 'tcp';
-    if (!isTokenChar(c)) return 'tcp';
+    if (!IS_TOKEN[c]) return 'tcp';
   }
   return n > MAX_METHOD_LENGTH ? 'tcp' : undefined;
-}
-
-/** RFC 9110 tchar: methods are tokens. */
-function isTokenChar(c: number): boolean {
-  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
-  // ! # $ % & ' * + - . ^ _ ` | ~
-  return c === 0x21 || (c >= 0x23 && c <= 0x27) || c === 0x2a || c === 0x2b || c === 0x2d || c === 0x2e || c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e;
 }
 
 export interface SniffResult {
