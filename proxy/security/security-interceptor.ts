@@ -113,7 +113,7 @@ function authorize(ex: Exchange, a: RequestAttributes, engine: AuthzEngine | und
     }
     const onVerdict = (v: PolicyVerdict) => {
       if (ex.done) return;
-      if (!v.allow) return deny(ex, custom.name, v.status ?? 403, v.body === undefined ? BODY_RBAC_DENIED : Buffer.from(v.body), v.headers);
+      if (!v.allow) return deny(ex, a, custom.name, v.status ?? 403, v.body === undefined ? BODY_RBAC_DENIED : Buffer.from(v.body), v.headers);
       if (v.headers !== undefined) for (const [k, val] of v.headers) ex.down.rawHeaders.push(k, val);
       decide(ex, a, engine, next);
     };
@@ -127,20 +127,16 @@ function authorize(ex: Exchange, a: RequestAttributes, engine: AuthzEngine | und
 function decide(ex: Exchange, a: RequestAttributes, engine: AuthzEngine, next: Dispatch): void {
   const d = evaluateAuthz(engine, a);
   const audit = engine.audit.length ? matchingAudit(engine, a) : undefined;
-  if (!d.allowed) return deny(ex, d.policy, 403, BODY_RBAC_DENIED, undefined, audit);
+  if (!d.allowed) return deny(ex, a, d.policy, 403, BODY_RBAC_DENIED, undefined, audit);
   if (d.policy !== undefined || audit !== undefined) records.set(ex, { policy: d.policy, result: 'allowed', ...(audit ? { audit } : {}) });
   if (audit !== undefined) ex.listener.logger.info({ path: ex.path, method: ex.method, sourceIp: a.sourceIp, audit, policy: d.policy }, 'authz audit');
   next(ex);
 }
 
-function deny(ex: Exchange, policy: string | undefined, status: number, body: Buffer, headers: Array<[string, string]> | undefined, audit?: string): void {
+function deny(ex: Exchange, a: RequestAttributes, policy: string | undefined, status: number, body: Buffer, headers: Array<[string, string]> | undefined, audit?: string): void {
   records.set(ex, { policy, result: 'denied', ...(audit ? { audit } : {}) });
-  ex.listener.logger.info({ path: ex.path, method: ex.method, sourceIp: normalize(ex), policy: policy ?? '-', status }, 'rbac access denied');
+  ex.listener.logger.info({ path: ex.path, method: ex.method, sourceIp: a.sourceIp, policy: policy ?? '-', status }, 'rbac access denied');
   sendLocalReply(ex, status, body, 0, headers?.flat());
-}
-
-function normalize(ex: Exchange): string {
-  return ex.down.remoteAddress;
 }
 
 /** The shared JWKS cache and adapter registry a proxy's listeners use. */
