@@ -8,9 +8,9 @@
 // made for another control plane (another root) fails here, before anything
 // is written or installed. Every later request is verified the same way and
 // presents the workload certificate (mTLS).
-import { createHash, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
+import { certificateSha256 } from '../../core/ca/ca-signer.ts';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { JoinToken } from '../../platforms/vm/join-token.ts';
 import { spiffeIdOf } from '../../proxy/identity/mesh-tls.ts';
@@ -41,10 +41,6 @@ export async function callControlPlane<T>(address: string, method: string, path:
     throw JibeError.fromJSON((payload as { error?: unknown })?.error ?? { code: 'JIBE_ERR_BAD_REQUEST', message: `HTTP ${status} from ${method} ${path}` });
   }
   return payload as T;
-}
-
-export function sha256Hex(pem: string): string {
-  return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
 }
 
 /** Finds and verifies the control plane the token names; tries its addresses in order. */
@@ -80,7 +76,7 @@ export async function firstContact(token: JoinToken): Promise<FirstContact> {
 
 function safeSha256(pem: string): string | undefined {
   try {
-    return sha256Hex(pem);
+    return certificateSha256(pem);
   } catch {
     return undefined;
   }

@@ -10,7 +10,6 @@
 // The identity is not secret: the VM needs it to ask for its certificate (the CSR names it).
 // The JSON tail leaves room for fields a later version adds.
 import { createHash, randomBytes } from 'node:crypto';
-import { X509Certificate } from 'node:crypto';
 import { JibeError } from '../../core/errors/errors.ts';
 
 export const JOIN_TOKEN_TYPE = 'vm-join-token';
@@ -91,11 +90,6 @@ export function joinTokenId(secretHash: string): string {
   return secretHash.slice(0, 12);
 }
 
-/** SHA-256 of a PEM certificate's DER, hex: what a token pins. */
-export function certificateSha256(pem: string): string {
-  return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
-}
-
 /** `host:port` or `[v6]:port` → parts; undefined when it is neither. */
 export function parseHostPort(address: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(address);
@@ -103,8 +97,4 @@ export function parseHostPort(address: string): { host: string; port: number } |
   const port = Number(m[3]);
   if (port < 1 || port > 65535) return undefined;
   return { host: m[1] ?? m[2], port };
-}
-
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
