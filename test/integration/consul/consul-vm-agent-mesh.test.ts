@@ -23,8 +23,8 @@ import { registerPlugins } from '../../../cli/plugins.ts';
 import { readAdminToken } from '../../../core/api/admin-token.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-import { HTTP_APP, joinVm, mint, startLan, startVm, vmEnvironmentProblem, workloads } from '../vm/vm-netns.ts';
-import type { Defer, JoinedAgent, Lan, Mesh, Vm } from '../vm/vm-netns.ts';
+import { curl, HTTP_APP, joinVm, metrics, mint, series, startLan, startVm, vmEnvironmentProblem, workloads } from '../vm/vm-netns.ts';
+import type { Defer, JoinedAgent, Lan, Mesh } from '../vm/vm-netns.ts';
 import { consulSkipReason, startConsulAgent } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
@@ -78,25 +78,6 @@ async function relayConsul(defer: Defer, lan: Lan, consul: ConsulAgent): Promise
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return `http://${lan.hostAddress}:${(server.address() as net.AddressInfo).port}`;
-}
-
-async function curl(vm: Vm, url: string): Promise<{ status: number; body: string }> {
-  const r = await vm.exec('curl', ['-sS', '--max-time', '10', '-w', '\n%{http_code}', url]);
-  const lines = r.stdout.split('\n');
-  return { status: Number(lines.pop()), body: lines.join('\n') };
-}
-
-async function metrics(vm: Vm): Promise<string[]> {
-  return (await vm.exec('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:15000/stats/prometheus'])).stdout.split('\n');
-}
-
-function series(lines: string[], name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const l of lines) {
-    if (!l.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) total += Number(l.slice(l.lastIndexOf(' ') + 1));
-  }
-  return total;
 }
 
 function defineTests(): void {

@@ -193,6 +193,28 @@ export async function startVm(defer: Defer, lan: Lan, index: number, options: Vm
   };
 }
 
+/** `curl` in the VM: plain HTTP, no proxy settings; status and body. */
+export async function curl(vm: Vm, url: string): Promise<{ status: number; body: string }> {
+  const r = await vm.exec('curl', ['-sS', '--max-time', '10', '-w', '\n%{http_code}', url]);
+  const lines = r.stdout.split('\n');
+  return { status: Number(lines.pop()), body: lines.join('\n') };
+}
+
+/** The Istio metrics of the sidecar in `vm` (its admin port serves them too). */
+export async function metrics(vm: Vm): Promise<string[]> {
+  return (await vm.exec('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:15000/stats/prometheus'])).stdout.split('\n');
+}
+
+/** The sum of a Prometheus series' samples over the lines whose labels include all of `labels`. */
+export function series(lines: string[], name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const l of lines) {
+    if (!l.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) total += Number(l.slice(l.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
 export async function mint(mesh: Mesh, body: Record<string, unknown>): Promise<string> {
   const res = await fetch(`${mesh.api}/api/v1/vm/tokens`, { method: 'POST', headers: { authorization: `Bearer ${mesh.admin}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const json = (await res.json()) as { token: string };

@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import { normalizeIptablesSave } from '../../../agents/capture/iptables-state.ts';
 import { certificateExpiry, generateKeyAndCsr } from '../../../proxy/identity/workload-key.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-import { applyRules, captureWire, HTTP_AND_ECHO_APP, joinVm, mint, startLan, startMesh, startVm, vmEnvironmentProblem, workloads } from './vm-netns.ts';
+import { applyRules, captureWire, curl, HTTP_AND_ECHO_APP, joinVm, metrics, mint, series, startLan, startMesh, startVm, vmEnvironmentProblem, workloads } from './vm-netns.ts';
 import type { Defer, JoinedAgent, Mesh, Vm } from './vm-netns.ts';
 
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
@@ -59,13 +59,6 @@ spec:
         principals: ["cluster.local/ns/default/sa/productpage"]
 `;
 
-/** `curl` in the VM: plain HTTP, no proxy settings; status and body. */
-async function curl(vm: Vm, url: string): Promise<{ status: number; body: string }> {
-  const r = await vm.exec('curl', ['-sS', '--max-time', '10', '-w', '\n%{http_code}', url]);
-  const lines = r.stdout.split('\n');
-  return { status: Number(lines.pop()), body: lines.join('\n') };
-}
-
 /** A TCP exchange from a Node one-liner in the VM: connect to `echo:9000`, send a line, print what comes back. */
 async function tcpEcho(vm: Vm, line: string): Promise<string> {
   const script = `const c = require('node:net').connect(9000, 'echo'); let got = ''; c.setTimeout(10000, () => c.destroy());
@@ -73,20 +66,6 @@ c.on('connect', () => c.write(${JSON.stringify(line)}));
 c.on('data', (d) => { got += d; if (got.includes(${JSON.stringify(line)})) c.end(); });
 c.on('close', () => process.stdout.write(got)); c.on('error', (e) => process.stderr.write(e.message));`;
   return (await vm.exec(process.execPath, ['-e', script])).stdout;
-}
-
-/** The Istio metrics of the sidecar in `vm` (its admin port serves them too). */
-async function metrics(vm: Vm): Promise<string[]> {
-  return (await vm.exec('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:15000/stats/prometheus'])).stdout.split('\n');
-}
-
-function series(lines: string[], name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const l of lines) {
-    if (!l.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) total += Number(l.slice(l.lastIndexOf(' ') + 1));
-  }
-  return total;
 }
 
 /** A request to B's app port straight from the host (no capture there), optionally over mTLS with a mesh certificate. */
