@@ -10,7 +10,7 @@ import type { ErrorCode } from '../errors/errors.ts';
 import type { MeshSnapshot } from '../mesh/mesh-snapshot.ts';
 import type { DestinationRule, VirtualService } from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
-import { DEFAULT_NAMESPACE, resourceKey } from '../model/resource.ts';
+import { DEFAULT_NAMESPACE, compareStrings, resourceKey } from '../model/resource.ts';
 import type { PlatformName } from '../model/service.ts';
 import { resolveHost } from '../model/service.ts';
 import type { ServiceAlias } from '../model/service-alias.ts';
@@ -240,9 +240,5 @@ function matches(selector: Record<string, string> | undefined, labels: Record<st
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1 };
 
 function compareFindings(a: Finding, b: Finding): number {
-  return SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || cmp(a.resource ?? '', b.resource ?? '') || cmp(a.field ?? '', b.field ?? '') || cmp(a.message, b.message);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || compareStrings(a.resource ?? '', b.resource ?? '') || compareStrings(a.field ?? '', b.field ?? '') || compareStrings(a.message, b.message);
 }

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { JibeError } from '../errors/errors.ts';
-import { resourceKey, DEFAULT_NAMESPACE } from '../model/resource.ts';
+import { compareResources, resourceKey } from '../model/resource.ts';
 import type { Resource } from '../model/resource.ts';
 import { ensurePrivateDir, removeTempFiles, storeIoError, writeFileAtomic } from '../state/atomic-file.ts';
 import { acquireDataDirLock } from '../state/data-dir-lock.ts';
@@ -288,15 +288,3 @@ function rest(r: Resource): Record<string, unknown> {
   return others;
 }
 
-function compareResources(a: Resource, b: Resource): number {
-  return (
-    cmp(a.kind, b.kind) ||
-    cmp(a.metadata.namespace ?? DEFAULT_NAMESPACE, b.metadata.namespace ?? DEFAULT_NAMESPACE) ||
-    cmp(a.metadata.name, b.metadata.name)
-  );
-}
-
-/** Plain code-unit order: the same on every machine, unlike localeCompare. */
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -14,7 +14,7 @@
 // instead of overwriting a rule the caller never read.
 import { isDeepStrictEqual } from 'node:util';
 import { JibeError, isJibeError } from '../errors/errors.ts';
-import { DEFAULT_NAMESPACE, resourceKey } from '../model/resource.ts';
+import { compareResources, compareStrings, resourceKey } from '../model/resource.ts';
 import type { Resource } from '../model/resource.ts';
 import type { ApplyOptions, ConfigEvent, ConfigStore, ResourceRef } from './config-store.ts';
 
@@ -143,7 +143,7 @@ export class MultiConfigStore implements ConfigStore {
         message: `${key} is defined differently in the ${stores.join(' and ')} config stores; the ${stores[0]} copy is used (the first store in --config-store wins)`,
       });
     }
-    return out.sort((a, b) => cmp(a.resource, b.resource));
+    return out.sort((a, b) => compareStrings(a.resource, b.resource));
   }
 
   async close(): Promise<void> {
@@ -196,10 +196,3 @@ function sameContent(a: Resource, b: Resource): boolean {
   return isDeepStrictEqual(a.spec, b.spec) && isDeepStrictEqual(a.metadata.labels ?? {}, b.metadata.labels ?? {});
 }
 
-function compareResources(a: Resource, b: Resource): number {
-  return cmp(a.kind, b.kind) || cmp(a.metadata.namespace ?? DEFAULT_NAMESPACE, b.metadata.namespace ?? DEFAULT_NAMESPACE) || cmp(a.metadata.name, b.metadata.name);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

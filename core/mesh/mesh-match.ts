@@ -3,7 +3,7 @@
 // compare, and which of two rules is older. Kept apart so the builders read as
 // the translation they are.
 import type { ObjectMeta } from '../model/resource.ts';
-import { DEFAULT_NAMESPACE } from '../model/resource.ts';
+import { DEFAULT_NAMESPACE, compareStrings } from '../model/resource.ts';
 
 /**
  * Istio's `exportTo`: absent, empty or `*` = every namespace; `.` = the owner's
@@ -84,10 +84,7 @@ export function namespaceOf(r: { metadata: ObjectMeta }): string {
   return r.metadata.namespace ?? DEFAULT_NAMESPACE;
 }
 
-/** Locale-independent string order, so output is the same on every machine. */
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+export { compareStrings };
 
 /** A copy with keys in sorted order: equal label sets serialize identically. */
 export function sortedRecord(record: Readonly<Record<string, string>>): Record<string, string> {

@@ -78,4 +78,18 @@ export function resourceKey(r: { kind: string; metadata: { name: string; namespa
   return `${r.kind}/${r.metadata.namespace ?? DEFAULT_NAMESPACE}/${r.metadata.name}`;
 }
 
+/** Locale-independent string order, so output is the same on every machine. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Kind, then namespace, then name: the order stores list resources in. */
+export function compareResources(a: Resource, b: Resource): number {
+  return (
+    compareStrings(a.kind, b.kind) ||
+    compareStrings(a.metadata.namespace ?? DEFAULT_NAMESPACE, b.metadata.namespace ?? DEFAULT_NAMESPACE) ||
+    compareStrings(a.metadata.name, b.metadata.name)
+  );
+}
+
 export { SECURITY as SECURITY_GROUPS, JIBE as JIBE_GROUPS, NETWORKING as NETWORKING_GROUPS };

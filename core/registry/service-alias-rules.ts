@@ -4,7 +4,7 @@
 import type { PlatformName } from '../model/service.ts';
 import { canonicalHost, resolveHost } from '../model/service.ts';
 import type { ServiceAlias } from '../model/service-alias.ts';
-import { DEFAULT_NAMESPACE, resourceKey } from '../model/resource.ts';
+import { DEFAULT_NAMESPACE, compareStrings, resourceKey } from '../model/resource.ts';
 
 export interface AliasRule {
   platform: PlatformName;
@@ -50,7 +50,7 @@ export function compileServiceAliases(resources: readonly ServiceAlias[], domain
       else if (kept.to !== rule.to) conflicts.push({ platform: rule.platform, from, datacenter: rule.datacenter, kept, dropped: rule });
     }
   }
-  const rules = [...byKey.values()].sort((a, b) => cmp(aliasKey(a), aliasKey(b)));
+  const rules = [...byKey.values()].sort((a, b) => compareStrings(aliasKey(a), aliasKey(b)));
   return { rules, conflicts };
 }
 
@@ -59,9 +59,5 @@ export function aliasKey(r: Pick<AliasRule, 'platform' | 'from'>): string {
 }
 
 function byAge(a: ServiceAlias, b: ServiceAlias): number {
-  return cmp(a.metadata.creationTimestamp ?? '', b.metadata.creationTimestamp ?? '') || cmp(resourceKey(a), resourceKey(b));
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return compareStrings(a.metadata.creationTimestamp ?? '', b.metadata.creationTimestamp ?? '') || compareStrings(resourceKey(a), resourceKey(b));
 }
