@@ -133,7 +133,7 @@ export class ConnectionRouter {
       return;
     }
     if (sniffed.timedOut) this.options.stats.protocol_sniff_timeout++;
-    if (sniffed.protocol === 'http1' || sniffed.protocol === 'http2') {
+    if (sniffed.value === 'http1' || sniffed.value === 'http2') {
       const http = this.httpFor(resource);
       if (http !== undefined) {
         serveHttpSocket(http, socket, sniffed.head);

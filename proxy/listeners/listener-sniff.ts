@@ -40,14 +40,6 @@ export function classifyPrefix(head: Buffer): SniffedProtocol | undefined {
   return n > MAX_METHOD_LENGTH ? 'tcp' : undefined;
 }
 
-export interface SniffResult {
-  protocol: SniffedProtocol;
-  /** True when the wait ran out before the bytes decided. */
-  timedOut: boolean;
-  /** The bytes read while sniffing; whoever takes the socket over must use them first. */
-  head: Buffer;
-}
-
 /**
  * Reads from `socket` until its first bytes decide the protocol and leaves
  * it paused; the bytes read are handed back in `head` (not unshifted: a
@@ -55,33 +47,21 @@ export interface SniffResult {
  * unshift). Resolves `undefined` when the client fails or closes before
  * anything was decided.
  */
-export function sniffProtocol(socket: Socket, timeoutMs: number = DEFAULT_SNIFF_TIMEOUT_MS): Promise<SniffResult | undefined> {
-  return new Promise((resolve) => {
-    let head: Buffer = Buffer.alloc(0);
-    const done = (result: SniffResult | undefined): void => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('close', onGone);
-      socket.removeListener('error', onGone);
-      socket.pause();
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-      const protocol = classifyPrefix(head);
-      if (protocol !== undefined) done({ protocol, timedOut: false, head });
-    };
-    // A client that half-closes after a few bytes has said all it will: decide on them.
-    const onEnd = (): void => done({ protocol: classifyPrefix(head) ?? 'tcp', timedOut: false, head });
-    const onGone = (): void => done(undefined);
-    const timer = setTimeout(() => done({ protocol: classifyPrefix(head) ?? 'tcp', timedOut: true, head }), timeoutMs);
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onGone);
-    socket.once('error', onGone);
-    socket.resume();
-  });
+export function sniffProtocol(socket: Socket, timeoutMs: number = DEFAULT_SNIFF_TIMEOUT_MS): Promise<Sniffed<SniffedProtocol> | undefined> {
+  return sniffUntil(socket, undefined, decideProtocol, timeoutMs);
+}
+
+// A client that half-closes after a few bytes has said all it will: decide on them, as when the wait runs out.
+function decideProtocol(head: Buffer, final: boolean): SniffedProtocol | undefined {
+  return classifyPrefix(head) ?? (final ? 'tcp' : undefined);
+}
+
+export interface Sniffed<T> {
+  value: T;
+  /** The bytes read (after `earlier`, included); whoever takes the socket over must use them first. */
+  head: Buffer;
+  /** The wait ran out before the bytes decided. */
+  timedOut: boolean;
 }
 
 /**
@@ -91,14 +71,14 @@ export function sniffProtocol(socket: Socket, timeoutMs: number = DEFAULT_SNIFF_
  * half-closed) and must then decide. Resolves undefined when the client
  * fails or closes first.
  */
-export function sniffUntil<T>(socket: Socket, earlier: Buffer | undefined, decide: (head: Buffer, final: boolean) => T | undefined, timeoutMs: number): Promise<{ value: T; head: Buffer } | undefined> {
+export function sniffUntil<T>(socket: Socket, earlier: Buffer | undefined, decide: (head: Buffer, final: boolean) => T | undefined, timeoutMs: number): Promise<Sniffed<T> | undefined> {
   let head: Buffer = earlier ?? Buffer.alloc(0);
   if (head.length > 0) {
     const value = decide(head, false);
-    if (value !== undefined) return Promise.resolve({ value, head });
+    if (value !== undefined) return Promise.resolve({ value, head, timedOut: false });
   }
   return new Promise((resolve) => {
-    const done = (result: { value: T; head: Buffer } | undefined): void => {
+    const done = (result: Sniffed<T> | undefined): void => {
       clearTimeout(timer);
       socket.removeListener('data', onData);
       socket.removeListener('end', onEnd);
@@ -110,11 +90,11 @@ export function sniffUntil<T>(socket: Socket, earlier: Buffer | undefined, decid
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const value = decide(head, false);
-      if (value !== undefined) done({ value, head });
+      if (value !== undefined) done({ value, head, timedOut: false });
     };
-    const onEnd = (): void => done({ value: decide(head, true) as T, head });
+    const onEnd = (): void => done({ value: decide(head, true) as T, head, timedOut: false });
     const onGone = (): void => done(undefined);
-    const timer = setTimeout(() => done({ value: decide(head, true) as T, head }), timeoutMs);
+    const timer = setTimeout(() => done({ value: decide(head, true) as T, head, timedOut: true }), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onGone);
