@@ -47,15 +47,6 @@ export class ProxyConfigCache {
     this.#entries.delete(nodeId);
   }
 
-  /** Drops every entry (e.g. the builders' inputs changed in a way no change record tells). */
-  clear(): void {
-    this.#entries.clear();
-  }
-
-  get size(): number {
-    return this.#entries.size;
-  }
-
   #patch(entry: Entry, snapshot: MeshSnapshot, node: ProxyNode, hosts: ReadonlySet<string>): ProxyResource[] {
     // The old array stays as it was: earlier callers may still hold it.
     let resources: ProxyResource[] | undefined;
