@@ -28,6 +28,7 @@ import type { OperatorPki } from './operator-certs.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
 const HOST = 'bookinfo.example.com';
+const OPENSSL = hasOpenssl();
 const JIBE = fileURLToPath(new URL('../../../cli/jibe.ts', import.meta.url));
 /** How a client sees a TLS connection cut during or right after its handshake. */
 const REFUSED = /socket hang up|ECONNRESET|EPIPE|disconnected before secure TLS/;
@@ -127,7 +128,7 @@ describe('gateway TLS termination with operator certificates', () => {
   };
 
   before(async () => {
-    if (!hasOpenssl()) {
+    if (!OPENSSL) {
       if (process.env.CI === 'true') assert.fail('openssl is required in CI (it makes the operator PKI)');
       return;
     }
@@ -162,7 +163,7 @@ describe('gateway TLS termination with operator certificates', () => {
     if (pki) await rm(pki.dir, { recursive: true, force: true });
   });
 
-  it('SIMPLE from files: HTTPS gets the page; plaintext on that port is refused', { skip: !hasOpenssl() }, async () => {
+  it('SIMPLE from files: HTTPS gets the page; plaintext on that port is refused', { skip: !OPENSSL }, async () => {
     const reply = await httpsGet(pki, port(443));
     assert.equal(reply.status, 200, reply.body);
     assert.equal(reply.body, 'productpage GET /productpage');
@@ -172,7 +173,7 @@ describe('gateway TLS termination with operator certificates', () => {
     assert.ok(lines.some((l) => l.reason === 'plaintext'), JSON.stringify(lines));
   });
 
-  it('MUTUAL: a client certificate from the operator CA is required; another CA is refused and logged', { skip: !hasOpenssl() }, async () => {
+  it('MUTUAL: a client certificate from the operator CA is required; another CA is refused and logged', { skip: !OPENSSL }, async () => {
     const ok = await httpsGet(pki, port(8443), { cert: pki.pem.clientCert, key: pki.pem.clientKey });
     assert.equal(ok.status, 200, ok.body);
     const noCert = gateway.stats.ssl_fail_verify_no_cert;
@@ -182,7 +183,7 @@ describe('gateway TLS termination with operator certificates', () => {
     assert.ok(lines.some((l) => l.reason === 'unknown_ca' && String(l.detail).includes('Stranger Root')), JSON.stringify(lines));
   });
 
-  it('MUTUAL: openssl s_client without a client certificate gets no page; with one it does', { skip: !hasOpenssl() }, async () => {
+  it('MUTUAL: openssl s_client without a client certificate gets no page; with one it does', { skip: !OPENSSL }, async () => {
     const sClient = (extra: string[]) =>
       new Promise<string>((resolve) => {
         const child = execFile(
@@ -197,7 +198,7 @@ describe('gateway TLS termination with operator certificates', () => {
     assert.match(await sClient(['-cert', pki.files.clientCert, '-key', pki.files.clientKey]), /HTTP\/1\.1 200[\s\S]*productpage GET \/productpage/);
   });
 
-  it('credentialName: refused until the credential exists; stored through the admin API (owner-only), pushed, served', { skip: !hasOpenssl() }, async () => {
+  it('credentialName: refused until the credential exists; stored through the admin API (owner-only), pushed, served', { skip: !OPENSSL }, async () => {
     // No credential yet: the listener has no certificate, so TLS is refused rather than served in plaintext.
     assert.equal(gatewayTls(9443)?.certificatePem, undefined);
     await assert.rejects(httpsGet(pki, port(9443)), REFUSED);
@@ -242,7 +243,7 @@ describe('gateway TLS termination with operator certificates', () => {
     assert.equal((await call('DELETE', '/api/v1/credentials/default/bookinfo-cred')).status, 404);
   });
 
-  it('jibe credential create / list / delete drive the same API from files', { skip: !hasOpenssl() }, async () => {
+  it('jibe credential create / list / delete drive the same API from files', { skip: !OPENSSL }, async () => {
     const jibe = (args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(process.execPath, [JIBE, 'credential', ...args, '--server', api, '--data-dir', dir], { timeout: 30_000 }, (err, stdout, stderr) =>
@@ -260,7 +261,7 @@ describe('gateway TLS termination with operator certificates', () => {
     assert.equal((await jibe(['delete', 'cli-cred', '-n', 'jibe-system'])).code, 0);
   });
 
-  it('only the gateway that names a credential gets its key', { skip: !hasOpenssl() }, async () => {
+  it('only the gateway that names a credential gets its key', { skip: !OPENSSL }, async () => {
     await call('PUT', '/api/v1/credentials/jibe-system/bookinfo-mtls', { cert: pki.pem.serverCert, key: pki.pem.serverKey, ca: pki.pem.ca });
     const named = cp.mesh.build({ id: 'gateway~ingressgateway.jibe-system', type: 'gateway', namespace: 'jibe-system', labels: { istio: 'ingressgateway' } });
     assert.match(JSON.stringify(named), /PRIVATE KEY/);

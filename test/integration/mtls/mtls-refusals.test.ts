@@ -5,7 +5,7 @@
 // file is private to its owner.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import { request } from '../../unit/proxy/proxy-test-helpers.ts';
 import { openStore } from '../../unit/ca/ca-fixtures.ts';
 import { PRODUCTPAGE, REVIEWS, issue, openCa, startClientSide, startServerSide } from './mtls-fixtures.ts';
 import type { ServerSide } from './mtls-fixtures.ts';
+import { hasOpenssl } from './operator-certs.ts';
 
 const closers: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -82,13 +83,11 @@ describe('a STRICT workload refuses', () => {
     const { ca, dataDir } = await openCa();
     const server = await startServerSide(await issue(ca, REVIEWS), { mtls: 'STRICT' });
     closers.push(() => server.proxy.close(), () => server.app.close());
-    const which = await new Promise<boolean>((resolve) => execFile('openssl', ['version'], (err) => resolve(err === null)));
-    if (!which) {
+    if (!hasOpenssl()) {
       if (process.env.CI === 'true') assert.fail('openssl is required in CI');
       t.skip('openssl not installed');
       return;
     }
-    const { writeFile } = await import('node:fs/promises');
     const good = await issue(ca, PRODUCTPAGE);
     await writeFile(join(dataDir, 'c.pem'), good.certChainPem);
     await writeFile(join(dataDir, 'k.pem'), good.keyPem);
@@ -105,7 +104,6 @@ describe('a STRICT workload refuses', () => {
 
   it('the CA key file is readable by its owner only', async () => {
     const { dataDir } = await openCa();
-    const { readdir } = await import('node:fs/promises');
     const files = await readdir(dataDir, { recursive: true });
     const keyFiles = files.filter((f) => /ca|root|secret/i.test(String(f)));
     assert.ok(keyFiles.length > 0, `the state store wrote the CA somewhere: ${files.join(', ')}`);
