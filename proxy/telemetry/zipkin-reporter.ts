@@ -3,7 +3,8 @@
 // pushes onto a bounded queue (full = the span is dropped and counted), one
 // POST is in flight at a time with a timeout, and a dead or slow collector
 // costs dropped spans, never latency or memory.
-import http from 'node:http';
+import type { Agent } from 'node:http';
+import http from '../http/node-http.ts';
 
 /** Zipkin v2 span (the subset Jibe sends). */
 export interface ZipkinSpan {
@@ -53,7 +54,7 @@ export class ZipkinReporter {
   private readonly timer: ReturnType<typeof setInterval>;
   private inFlight: Promise<void> | undefined;
   private closed = false;
-  private readonly agent: http.Agent;
+  private readonly agent: Agent;
 
   constructor(options: ZipkinReporterOptions) {
     this.url = collectorUrl(options.address);
