@@ -48,21 +48,17 @@ export const POLICY_ADAPTER: InjectionToken<PolicyAdapterPlugin> = Symbol('Polic
 
 /** The registered policy adapter kinds. @throws JibeError JIBE_ERR_PLUGIN_DUPLICATE when two share a name. */
 export function policyAdapterPlugins(container: DependencyContainer): PolicyAdapterPlugin[] {
-  const plugins = container.isRegistered(POLICY_ADAPTER) ? container.resolveAll(POLICY_ADAPTER) : [];
-  const seen = new Set<string>();
-  for (const p of plugins) {
-    if (seen.has(p.name)) throw new JibeError('JIBE_ERR_PLUGIN_DUPLICATE', `two policy adapter plugins are registered as "${p.name}"`, { hint: 'register each adapter kind once in cli/plugins.ts' });
-    seen.add(p.name);
-  }
-  return plugins;
+  return pluginsOf(container, POLICY_ADAPTER);
 }
 
 /** Every plugin registered under a token, checked for duplicate names. */
-export function pluginsOf<T>(container: DependencyContainer, token: InjectionToken<Plugin<T>>): Plugin<T>[] {
+export function pluginsOf<P extends { name: string }>(container: DependencyContainer, token: InjectionToken<P>): P[] {
   const plugins = container.isRegistered(token) ? container.resolveAll(token) : [];
   const seen = new Set<string>();
   for (const p of plugins) {
-    if (seen.has(p.name)) throw new JibeError('JIBE_ERR_PLUGIN_DUPLICATE', `two plugins are registered as "${p.name}" for ${String(token.toString())}`);
+    if (seen.has(p.name)) {
+      throw new JibeError('JIBE_ERR_PLUGIN_DUPLICATE', `two plugins are registered as "${p.name}" for ${String(token.toString())}`, { hint: 'register each plugin name once per family in cli/plugins.ts' });
+    }
     seen.add(p.name);
   }
   return plugins;
