@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { ApplyOptions, ConfigEvent, ConfigStore, ResourceRef } from '../../core/config/config-store.ts';
 import { JibeError } from '../../core/errors/errors.ts';
-import { DEFAULT_NAMESPACE, resourceKey } from '../../core/model/resource.ts';
+import { compareResources, DEFAULT_NAMESPACE, resourceKey } from '../../core/model/resource.ts';
 import type { Resource } from '../../core/model/resource.ts';
 import { DEFAULT_BACKOFF, backoffDelay, nextIndex, sleep } from './consul-backoff.ts';
 import type { ConsulClient } from './consul-client.ts';
@@ -357,12 +357,4 @@ function sameContent(a: Resource, b: Resource): boolean {
   const { apiVersion: _a1, kind: _k1, metadata: _m1, ...ar } = a as Resource & Record<string, unknown>;
   const { apiVersion: _a2, kind: _k2, metadata: _m2, ...br } = b as Resource & Record<string, unknown>;
   return a.apiVersion === b.apiVersion && isDeepStrictEqual(am, bm) && isDeepStrictEqual(ar, br);
-}
-
-function compareResources(a: Resource, b: Resource): number {
-  return cmp(a.kind, b.kind) || cmp(a.metadata.namespace ?? DEFAULT_NAMESPACE, b.metadata.namespace ?? DEFAULT_NAMESPACE) || cmp(a.metadata.name, b.metadata.name);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
