@@ -2,7 +2,7 @@
 // response, what routing decided, the upstream request, response flags and
 // timings. With the request head's strings, the only object the proxy
 // allocates per request; handlers are module-level functions that take it.
-import type { ClientHttp2Stream } from 'node:http2';
+import type { ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import type { Cluster } from '../cluster/cluster.ts';
 import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
@@ -45,6 +45,10 @@ export class Exchange implements MatchInput {
   upstreamStart = 0;
   /** The request head as written upstream, kept for a retry on a stale keep-alive connection. */
   upstreamHead = '';
+  /** The same for HTTP/2 clusters: the head each try's stream is opened with. */
+  upstreamH2Head: OutgoingHttpHeaders | undefined = undefined;
+  /** HTTP/2 clusters: the upstream's response trailers, held until its stream ends and they are relayed. */
+  upstreamTrailers: string[] | undefined = undefined;
   requestId = '';
   /** ResponseFlag bits. */
   flags = 0;

@@ -48,8 +48,6 @@ const kEx = Symbol('jibe.http2.exchange');
 type TaggedStream = ClientHttp2Stream & { [kEx]?: Exchange };
 
 let hooks: Http2ForwardHooks;
-const requestHeads = new WeakMap<Exchange, OutgoingHttpHeaders>();
-const responseTrailers = new WeakMap<Exchange, string[]>();
 
 /**
  * Sends the exchange on `ex.host`'s HTTP/2 sessions. `headers` is the flat
@@ -70,7 +68,7 @@ export function forwardHttp2(ex: Exchange, headers: string[], path: string, forw
   }
   const te = ex.header('te');
   if (te !== undefined && TE_TRAILERS.test(te)) out.te = 'trailers';
-  requestHeads.set(ex, out);
+  ex.upstreamH2Head = out;
   startHttp2Attempt(ex);
 }
 
@@ -89,7 +87,7 @@ function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Strea
   try {
     // waitForTrailers: the request's end is sent by us (with the client's trailers, if any), so that
     // cancelling a stream whose body is still coming resets it instead of first ending it cleanly (node's close() ends the writable side).
-    stream = session.request(requestHeads.get(ex)!, ex.hasBody ? { waitForTrailers: true } : { endStream: true });
+    stream = session.request(ex.upstreamH2Head!, ex.hasBody ? { waitForTrailers: true } : { endStream: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     // A value node will not put on the wire came from the client; a session going away is the upstream's doing.
@@ -179,7 +177,7 @@ function onTrailers(this: TaggedStream, headers: IncomingHttpHeaders): void {
   if (ex === undefined) return;
   const trailers = flatten(headers);
   observeGrpcStatus(ex, trailers);
-  responseTrailers.set(ex, trailers);
+  ex.upstreamTrailers = trailers;
 }
 
 function onEnd(this: TaggedStream): void {
@@ -200,9 +198,9 @@ function finishResponse(ex: Exchange, stream: TaggedStream): void {
   }
   if (ex.retry !== undefined) clearPerTryTimer(ex.retry);
   if (ex.done || !ex.responseStarted || ex.down.finished) return;
-  const trailers = responseTrailers.get(ex);
+  const trailers = ex.upstreamTrailers;
   if (trailers !== undefined) {
-    responseTrailers.delete(ex);
+    ex.upstreamTrailers = undefined;
     ex.down.endWithTrailers(trailers);
   } else {
     ex.down.end();
