@@ -183,18 +183,16 @@ export function childContext(incoming: TraceContext | undefined, sample: () => b
   return { traceId: incoming.traceId, spanId, parentId: incoming.spanId, sampled: incoming.sampled ?? sample(), debug: incoming.debug, traceState: incoming.traceState };
 }
 
-/** The trace headers to send upstream for `ctx` (flat list), in all three forms. */
-export function traceHeadersOf(ctx: TraceContext): string[] {
+/** Appends the trace headers to send upstream for `ctx` to a flat list, in all three forms (no list of its own: this runs per request). */
+function pushTraceHeaders(out: string[], ctx: TraceContext): void {
   const sampled = ctx.sampled === true ? '1' : '0';
-  const out = ['x-b3-traceid', ctx.traceId, 'x-b3-spanid', ctx.spanId, 'x-b3-sampled', sampled];
+  out.push('x-b3-traceid', ctx.traceId, 'x-b3-spanid', ctx.spanId, 'x-b3-sampled', sampled);
   if (ctx.parentId !== undefined) out.push('x-b3-parentspanid', ctx.parentId);
   if (ctx.debug) out.push('x-b3-flags', '1');
   out.push('b3', `${ctx.traceId}-${ctx.spanId}-${ctx.debug ? 'd' : sampled}${ctx.parentId !== undefined ? '-' + ctx.parentId : ''}`);
-  out.push('traceparent', `00-${ctx.traceId}-${ctx.spanId}-0${ctx.sampled === true ? '1' : '0'}`);
+  out.push('traceparent', `00-${ctx.traceId}-${ctx.spanId}-0${sampled}`);
   if (ctx.traceState !== undefined) out.push('tracestate', ctx.traceState);
-  return out;
 }
-
 
 /** Replaces the trace headers in a flat header list (in place) with those of `ctx`. */
 export function injectTraceContext(raw: string[], ctx: TraceContext): void {
@@ -208,6 +206,5 @@ export function injectTraceContext(raw: string[], ctx: TraceContext): void {
     w += 2;
   }
   raw.length = w;
-  const add = traceHeadersOf(ctx);
-  for (let i = 0; i < add.length; i++) raw.push(add[i]);
+  pushTraceHeaders(raw, ctx);
 }
