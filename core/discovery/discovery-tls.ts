@@ -51,11 +51,6 @@ export class ControlPlaneIdentity {
     this.unsubscribe?.();
   }
 
-  /** PEM roots a proxy should pin for this control plane. */
-  trustBundle(): string[] {
-    return this.ca.trustBundle();
-  }
-
   private async renew(): Promise<void> {
     try {
       const own = await this.ca.issueOwn(this.spiffeId);
