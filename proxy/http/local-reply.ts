@@ -12,6 +12,8 @@ export const BODY_PROTOCOL_ERROR = Buffer.from('upstream connect error or discon
 export const BODY_TIMEOUT = Buffer.from('upstream request timeout');
 export const BODY_REMOTE_RESET = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: remote reset');
 export const BODY_REFUSED_STREAM = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+/** Circuit breaker overflow (UO). */
+export const BODY_OVERFLOW = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: overflow');
 export const BODY_BAD_REQUEST = Buffer.from('bad request');
 export const BODY_NO_CLUSTER = Buffer.from('cluster not found');
 const EMPTY = Buffer.alloc(0);

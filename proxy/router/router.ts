@@ -6,15 +6,12 @@
 // fault, retry, telemetry) wrap the dispatch function as interceptors, as
 // undici's do.
 import type { Exchange } from '../http/exchange.ts';
-import { BODY_NO_CLUSTER, BODY_NO_HEALTHY_UPSTREAM, sendLocalReply } from '../http/local-reply.ts';
+import { BODY_NO_CLUSTER, BODY_NO_HEALTHY_UPSTREAM, BODY_OVERFLOW, sendLocalReply } from '../http/local-reply.ts';
 import { ResponseFlag } from '../http/response-flags.ts';
 import { matchRoute } from './route-matcher.ts';
 import { ROUTE_CLUSTER, ROUTE_DIRECT } from './route-table.ts';
 import type { CompiledRedirect, RouteTable } from './route-table.ts';
 import { stripPort } from './virtual-host-table.ts';
-
-/** Envoy's body for circuit breaker overflow. */
-export const BODY_OVERFLOW = Buffer.from('upstream connect error or disconnect/reset before headers. reset reason: overflow');
 
 /** Sends an exchange whose route, cluster and host are chosen. */
 export type Dispatch = (ex: Exchange) => void;
