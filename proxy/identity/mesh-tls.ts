@@ -26,3 +26,12 @@ export function secureNamingProblem(peer: PeerCertificate | undefined, allowed: 
   if (allowed.length > 0 && !allowed.includes(id)) return `the server is ${id}, not one of ${allowed.join(', ')}`;
   return undefined;
 }
+
+/**
+ * Why a certificate names none of `sans` (matched against its SAN values of
+ * any type: DNS, URI, IP), or undefined when it names one of them.
+ */
+export function subjectAltNameProblem(cert: PeerCertificate, sans: readonly string[], role: 'client' | 'server'): string | undefined {
+  const names = (cert.subjectaltname ?? '').split(', ').map((s) => s.slice(s.indexOf(':') + 1));
+  return sans.some((n) => names.includes(n)) ? undefined : `the ${role} certificate names ${names.join(', ') || 'nothing'}, none of ${sans.join(', ')}`;
+}

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { ListenerResource, ListenerTls } from '../../core/model/proxy-config.ts';
-import { spiffeIdOf } from '../identity/mesh-tls.ts';
+import { spiffeIdOf, subjectAltNameProblem } from '../identity/mesh-tls.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import { TlsAcceptor, certificateProblem, inboundVerdict } from './tls-inbound.ts';
@@ -133,6 +133,6 @@ function gatewayContext(t: ListenerTls): SecureContextOptions {
 function clientProblem(socket: TLSSocket, sans: readonly string[]): ReturnType<typeof certificateProblem> {
   const problem = certificateProblem(socket);
   if (problem !== undefined || sans.length === 0) return problem;
-  const names = (socket.getPeerCertificate().subjectaltname ?? '').split(', ').map((s) => s.slice(s.indexOf(':') + 1));
-  return sans.some((n) => names.includes(n)) ? undefined : { reason: 'wrong_identity', detail: `the client certificate names ${names.join(', ') || 'nothing'}, none of ${sans.join(', ')}` };
+  const detail = subjectAltNameProblem(socket.getPeerCertificate(), sans, 'client');
+  return detail === undefined ? undefined : { reason: 'wrong_identity', detail };
 }

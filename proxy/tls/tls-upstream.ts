@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import type { ConnectionOptions, PeerCertificate, SecureContext } from 'node:tls';
 import type { ClusterResource, Endpoint, UpstreamTls } from '../../core/model/proxy-config.ts';
-import { secureNamingProblem } from '../identity/mesh-tls.ts';
+import { secureNamingProblem, subjectAltNameProblem } from '../identity/mesh-tls.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import type { MeshIdentity } from './mesh-identity.ts';
@@ -140,8 +140,8 @@ export class UpstreamTlsFactory {
         ...(t.sni !== undefined ? { servername: t.sni } : {}),
         checkServerIdentity: (host: string, peer: PeerCertificate) => {
           if (sans.length === 0) return tls.checkServerIdentity(t.sni ?? host, peer);
-          const names = (peer.subjectaltname ?? '').split(', ').map((s) => s.slice(s.indexOf(':') + 1));
-          return sans.some((n) => names.includes(n)) ? undefined : new SecureNamingError(`the server certificate names ${names.join(', ') || 'nothing'}, none of ${sans.join(', ')}`);
+          const problem = subjectAltNameProblem(peer, sans, 'server');
+          return problem === undefined ? undefined : new SecureNamingError(problem);
         },
       }),
       failed: (err, endpoint) => this.failed(err, endpoint, cluster.name),

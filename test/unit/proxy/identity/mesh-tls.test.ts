@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { PeerCertificate } from 'node:tls';
 import { describe, it } from 'node:test';
-import { secureNamingProblem, spiffeIdOf } from '../../../../proxy/identity/mesh-tls.ts';
+import { secureNamingProblem, spiffeIdOf, subjectAltNameProblem } from '../../../../proxy/identity/mesh-tls.ts';
 
 const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
 const RATINGS = 'spiffe://cluster.local/ns/default/sa/ratings';
@@ -25,5 +25,12 @@ describe('mesh TLS identity', () => {
     assert.equal(secureNamingProblem(cert(`URI:${REVIEWS}`), [RATINGS]), `the server is ${REVIEWS}, not one of ${RATINGS}`);
     assert.equal(secureNamingProblem(cert(`URI:${REVIEWS}`), []), undefined, 'an empty list allows any mesh identity');
     assert.equal(secureNamingProblem(cert('DNS:reviews'), []), 'the server certificate carries no SPIFFE ID');
+  });
+
+  it('operator TLS: a certificate must name one of the expected SANs, whatever their type', () => {
+    assert.equal(subjectAltNameProblem(cert('DNS:api.example.com, IP Address:10.0.0.1'), ['10.0.0.1'], 'server'), undefined);
+    assert.equal(subjectAltNameProblem(cert(`URI:${REVIEWS}`), [REVIEWS], 'client'), undefined);
+    assert.equal(subjectAltNameProblem(cert('DNS:evil.example.com'), ['api.example.com'], 'server'), 'the server certificate names evil.example.com, none of api.example.com');
+    assert.equal(subjectAltNameProblem(cert(), ['api.example.com'], 'client'), 'the client certificate names nothing, none of api.example.com');
   });
 });
