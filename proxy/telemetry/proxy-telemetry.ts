@@ -8,6 +8,7 @@
 import type { DestinationStream } from 'pino';
 import type { Endpoint, ProxyNode } from '../../core/model/proxy-config.ts';
 import type { Cluster } from '../cluster/cluster.ts';
+import { endpointKey } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import type { Exchange } from '../http/exchange.ts';
 import { formatResponseFlags } from '../http/response-flags.ts';
@@ -437,10 +438,7 @@ function emptyEntry(): AccessLogEntry {
 function findEndpoint(cluster: Cluster, key: string): Endpoint | undefined {
   const endpoints = cluster.endpointsResource?.endpoints;
   if (endpoints === undefined) return undefined;
-  for (const e of endpoints) {
-    const k = e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
-    if (k === key) return e;
-  }
+  for (const e of endpoints) if (endpointKey(e.address, e.port) === key) return e;
   return undefined;
 }
 
