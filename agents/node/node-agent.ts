@@ -25,6 +25,7 @@ import { IdentityManager } from '../../proxy/identity/identity-manager.ts';
 import type { WorkloadCertificate } from '../../proxy/identity/identity-manager.ts';
 import { parseWorkloadSpiffeId } from '../../core/ca/spiffe-id.ts';
 import { applyCapture, removeCapture } from '../capture/capture-apply.ts';
+import { DEFAULT_CAPTURE_CONFIG } from '../capture/capture-config.ts';
 import type { CommandRunner } from '../capture/capture-exec.ts';
 import { callControlPlane, firstContact } from './agent-control-plane.ts';
 import type { ControlPlaneTls } from './agent-control-plane.ts';
@@ -80,8 +81,8 @@ const DEFAULT_HEARTBEAT_MS = 10_000;
 const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 const DEFAULT_DISCOVERY_TLS_PORT = 15012;
 const READY_POLL_MS = 50;
-const OUTBOUND_PORT = 15001;
-const INBOUND_PORT = 15006;
+// The sidecar listens where capture redirects to: one source for both.
+const { outboundPort: OUTBOUND_PORT, inboundPort: INBOUND_PORT } = DEFAULT_CAPTURE_CONFIG;
 const ADMIN_PORT = 15000;
 
 export class NodeAgent {
