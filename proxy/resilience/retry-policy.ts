@@ -64,9 +64,6 @@ export class CompiledRetryPolicy {
   }
 }
 
-/** Names of the retryOn conditions the proxy knows. */
-export const RETRY_ON_NAMES: readonly string[] = Object.keys(CONDITIONS);
-
 /**
  * Whether an answer is retried: by HTTP status (5xx, gateway-error,
  * retriable-4xx = 409, retriable-status-codes) or, for gRPC, by the
