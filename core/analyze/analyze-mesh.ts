@@ -7,6 +7,7 @@
 import type { ConfigStoreConflict } from '../config/config-store-multi.ts';
 import { validateReferences } from '../config/validate-references.ts';
 import type { ErrorCode } from '../errors/errors.ts';
+import { selectorMatches } from '../mesh/mesh-match.ts';
 import type { MeshSnapshot } from '../mesh/mesh-snapshot.ts';
 import type { DestinationRule, VirtualService } from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
@@ -99,7 +100,7 @@ function subsetFindings(input: AnalyzeInput, out: Finding[]): void {
   for (const [key, subset] of subsets) {
     const host = key.slice(0, key.lastIndexOf('|'));
     if (!snapshot.services.has(host)) continue; // the host itself is missing: reported as a reference problem where routed to
-    const endpoints = (snapshot.workloadsByService.get(host) ?? []).filter((w) => matches(subset.labels, w.labels));
+    const endpoints = (snapshot.workloadsByService.get(host) ?? []).filter((w) => selectorMatches(subset.labels, w.labels));
     if (endpoints.length === 0) empty.add(key);
   }
   for (const vs of snapshot.virtualServices as VirtualService[]) {
@@ -230,11 +231,6 @@ function staleFindings(input: AnalyzeInput, out: Finding[]): void {
       hint: `check jibe agent on the VM (jibe agent status); if the VM is gone: jibe workload deregister ${h.name} --namespace ${h.namespace}`,
     });
   }
-}
-
-function matches(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
-  for (const k in selector ?? {}) if (labels[k] !== selector![k]) return false;
-  return true;
 }
 
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1 };
