@@ -73,18 +73,22 @@ function goEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   };
 }
 
-/** `go install module@version`, retrying without the checksum database if it cannot be reached. */
-async function goInstall(moduleAtVersion: string, binDir = PEERS_BIN_DIR): Promise<void> {
-  mkdirSync(binDir, { recursive: true });
-  const args = ['install', '-trimpath', moduleAtVersion];
-  const first = await run('go', args, goEnv({ GOBIN: binDir }));
+/** `go <args>`, retrying without the checksum database if it cannot be reached. */
+async function go(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<void> {
+  const first = await run('go', args, goEnv(extra));
   if (first.code === 0) return;
   if (/sum\.golang\.org|checksum database|verifying .*: /i.test(first.output)) {
-    log(`checksum database unreachable; retrying ${moduleAtVersion} with GOSUMDB=off`);
-    const second = await run('go', args, goEnv({ GOBIN: binDir, GOSUMDB: 'off', GONOSUMDB: '*', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() }));
+    log(`checksum database unreachable; retrying go ${args.join(' ')} with GOSUMDB=off`);
+    const second = await run('go', args, goEnv({ ...extra, GOSUMDB: 'off', GONOSUMDB: '*', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() }));
     if (second.code === 0) return;
   }
-  throw new Error(`go install ${moduleAtVersion} failed (exit ${first.code})`);
+  throw new Error(`go ${args.join(' ')} failed (exit ${first.code})`);
+}
+
+/** `go install module@version` into `binDir`. */
+async function goInstall(moduleAtVersion: string, binDir = PEERS_BIN_DIR): Promise<void> {
+  mkdirSync(binDir, { recursive: true });
+  await go(['install', '-trimpath', moduleAtVersion], { GOBIN: binDir });
 }
 
 function versionOutput(binary: string, args: string[]): string {
@@ -131,16 +135,9 @@ const grpcInterop: Peer = {
   },
 };
 
-/** `go <args>` in `dir`, retrying without the checksum database if it cannot be reached. */
-async function goIn(dir: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<void> {
-  const first = await run('go', ['-C', dir, ...args], goEnv(extra));
-  if (first.code === 0) return;
-  if (/sum\.golang\.org|checksum database|verifying .*: /i.test(first.output)) {
-    log(`checksum database unreachable; retrying go ${args[0]} with GOSUMDB=off`);
-    const second = await run('go', ['-C', dir, ...args], goEnv({ ...extra, GOSUMDB: 'off', GONOSUMDB: '*', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() }));
-    if (second.code === 0) return;
-  }
-  throw new Error(`go ${args.join(' ')} failed (exit ${first.code})`);
+/** `go <args>` in the module at `dir`. */
+function goIn(dir: string, args: string[]): Promise<void> {
+  return go(['-C', dir, ...args]);
 }
 
 /**
