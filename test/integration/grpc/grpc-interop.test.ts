@@ -12,10 +12,10 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
-import { PEERS_BIN_DIR } from '../../peers/paths.ts';
+import { GRPC_INTEROP_BIN_DIR } from '../../peers/install.ts';
 import { cluster, endpoints, freePort, fullUpdate, listener, route, routeConfig, startSidecar, toCluster, vhost } from '../../unit/proxy/proxy-test-helpers.ts';
 
-const BIN_DIR = join(PEERS_BIN_DIR, 'grpc');
+const BIN_DIR = GRPC_INTEROP_BIN_DIR;
 const CLIENT = join(BIN_DIR, 'client');
 const SERVER = join(BIN_DIR, 'server');
 const MISSING = !existsSync(CLIENT) || !existsSync(SERVER);
