@@ -1,6 +1,6 @@
 // Binding a listening socket with the proxy's error for a taken port, shared
-// by the listeners that are not HTTP servers (bound tcp/auto listeners and
-// the capture ports).
+// by every listener that binds (HTTP, bound tcp/auto listeners, the capture
+// ports) so a taken port reads the same whichever kind it is.
 import type { Server } from 'node:net';
 import { JibeError } from '../../core/errors/errors.ts';
 

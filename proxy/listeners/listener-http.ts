@@ -9,7 +9,6 @@ import type { Server, Socket } from 'node:net';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerResource } from '../../core/model/proxy-config.ts';
-import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import { Exchange } from '../http/exchange.ts';
 import { abortUpstream, onDownstreamDrain, onRequestBody, onRequestBodyEnd } from '../http/forward-request.ts';
@@ -28,6 +27,7 @@ import type { Dispatch } from '../router/router.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import type { TlsGate } from '../tls/tls-gate.ts';
+import { bindServer } from './listener-bind.ts';
 
 /** Where the current config is read from; the proxy swaps `current` in one assignment. */
 export interface StateHolder {
@@ -110,33 +110,11 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   }
 
   /** Binds the port. @throws JibeError JIBE_ERR_PORT_IN_USE when it is taken. */
-  listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        this.server.removeListener('listening', onListening);
-        if (err.code === 'EADDRINUSE' || err.code === 'EACCES') {
-          reject(
-            new JibeError('JIBE_ERR_PORT_IN_USE', `port ${this.port} is in use`, {
-              resource: `listener/${this.name}`,
-              hint: err.code === 'EACCES' ? `binding ${this.address}:${this.port} is not permitted` : `another process holds ${this.address}:${this.port}`,
-            }),
-          );
-        } else {
-          reject(err);
-        }
-      };
-      const onListening = () => {
-        this.server.removeListener('error', onError);
-        const address = this.server.address();
-        if (address !== null && typeof address === 'object') this.port = address.port;
-        this.sweep = setInterval(sweepTimeouts, 1000, this);
-        this.sweep.unref();
-        resolve(this.port);
-      };
-      this.server.once('error', onError);
-      this.server.once('listening', onListening);
-      this.server.listen({ host: this.address, port: this.port, exclusive: true });
-    });
+  async listen(): Promise<number> {
+    this.port = await bindServer(this.server, this.name, this.address, this.port);
+    this.sweep = setInterval(sweepTimeouts, 1000, this);
+    this.sweep.unref();
+    return this.port;
   }
 
   /**
