@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ProxyLogger } from '../proxy-logger.ts';
-import { MeshIdentity } from '../tls/mesh-identity.ts';
+import { MeshIdentity, uniquePems } from '../tls/mesh-identity.ts';
 import { IdentityManager } from './identity-manager.ts';
 import type { IdentityManagerTls, WorkloadCertificate } from './identity-manager.ts';
 import { certificateExpiry, certificateMatches } from './workload-key.ts';
@@ -110,7 +110,7 @@ export async function identityFromToken(options: TokenIdentityOptions): Promise<
         } catch (err) {
           options.logger.warn({ err: (err as Error).message }, 'CA roots file not readable; using the roots last read');
         }
-        return unique([...pinned, ...(holder.identity?.roots() ?? [])]);
+        return uniquePems([...pinned, ...(holder.identity?.roots() ?? [])]);
       },
       serverSpiffeId,
     };
@@ -130,16 +130,6 @@ export async function identityFromToken(options: TokenIdentityOptions): Promise<
   const identity = new MeshIdentity(cert);
   holder.identity = identity;
   return { identity, stop: () => manager.stop() };
-}
-
-function unique(pems: string[]): string[] {
-  const seen = new Set<string>();
-  return pems.filter((p) => {
-    const key = p.trim();
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 export const CERT_DIR_FILES = { chain: 'cert-chain.pem', key: 'key.pem', root: 'root-cert.pem' } as const;

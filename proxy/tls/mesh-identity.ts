@@ -51,15 +51,7 @@ export class MeshIdentity {
 
   /** Every root trusted now: the certificate's bundle and the pushed one, without duplicates. */
   roots(): string[] {
-    const out: string[] = [];
-    const seen = new Set<string>();
-    for (const pem of [...this.cert.trustBundle, ...this.pushedRoots]) {
-      const key = pem.trim();
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(pem);
-    }
-    return out;
+    return uniquePems([...this.cert.trustBundle, ...this.pushedRoots]);
   }
 
   /** Key, chain and roots in one context, for both roles (accepting and dialling mesh mTLS). */
@@ -90,6 +82,17 @@ export function trustDomainOf(spiffeId: string): string | undefined {
   if (!spiffeId.startsWith('spiffe://')) return undefined;
   const end = spiffeId.indexOf('/', 9);
   return end < 0 ? spiffeId.slice(9) : spiffeId.slice(9, end);
+}
+
+/** PEM blocks without repeats (the same certificate from two sources differs at most in surrounding whitespace). */
+export function uniquePems(pems: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return pems.filter((p) => {
+    const key = p.trim();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
