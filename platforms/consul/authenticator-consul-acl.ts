@@ -9,10 +9,10 @@ import type { Authenticator, Credential, WorkloadIdentity } from '../../core/ca/
 import { spiffeId } from '../../core/model/workload.ts';
 import type { ConsulClient } from './consul-client.ts';
 import type { ConsulAclToken } from './consul-types.ts';
+import { isDns1123Label } from '../../core/config/names.ts';
 
 export const CONSUL_ACL_TOKEN_TYPE = 'consul-acl-token';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** Consul secret IDs are UUIDs; anything else is refused before a round trip. */
 const SECRET_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -54,6 +54,6 @@ export function identityOf(token: ConsulAclToken, options: ConsulAclAuthenticato
   if (identities.length !== 1) return undefined;
   const serviceAccount = identities[0].ServiceName?.toLowerCase();
   const namespace = token.Namespace && token.Namespace !== 'default' ? token.Namespace : options.namespace;
-  if (!serviceAccount || !DNS_LABEL.test(serviceAccount) || !DNS_LABEL.test(namespace)) return undefined;
+  if (!serviceAccount || !isDns1123Label(serviceAccount) || !isDns1123Label(namespace)) return undefined;
   return { spiffeId: spiffeId(namespace, serviceAccount, options.trustDomain), namespace, serviceAccount };
 }

@@ -21,6 +21,7 @@ import type { Protocol, Service, ServicePort } from '../../core/model/service.ts
 import { spiffeId } from '../../core/model/workload.ts';
 import type { Locality, Workload } from '../../core/model/workload.ts';
 import type { ConsulCheck, ConsulHealthEntry } from './consul-types.ts';
+import { isDns1123Label } from '../../core/config/names.ts';
 
 export interface ConsulConvertOptions {
   domain: string;
@@ -64,7 +65,6 @@ export interface ConvertedService {
   problems: ConsulProblem[];
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const PROTOCOLS = new Set<Protocol>(['http', 'http2', 'grpc', 'grpc-web', 'tcp', 'tls', 'https']);
 
 /** A sidecar (`connect-proxy`) entry that fronts an instance: the key is `<node>/<destination service ID>`. */
@@ -100,12 +100,12 @@ export function toWorkload(entry: ConsulHealthEntry, sidecar: ConsulHealthEntry 
   const problem = (message: string): ConsulProblem => ({ service: s?.Service ?? '', instance: s?.ID, node: node?.Node, message });
   if (!s || !node) return { service: '', message: 'entry has no Service or Node' };
   const name = String(s.Service ?? '').toLowerCase();
-  if (!DNS_LABEL.test(name)) return problem(`service name ${JSON.stringify(s.Service)} is not a DNS label (letters, digits, -), so it cannot be a mesh host name`);
+  if (!isDns1123Label(name)) return problem(`service name ${JSON.stringify(s.Service)} is not a DNS label (letters, digits, -), so it cannot be a mesh host name`);
   if (!s.ID) return problem('instance has no ID');
   const meta = s.Meta ?? {};
 
   const namespace = meta[META_NAMESPACE] ?? (s.Namespace && s.Namespace !== 'default' ? s.Namespace : options.namespace);
-  if (!DNS_LABEL.test(namespace)) return problem(`Meta ${META_NAMESPACE}=${JSON.stringify(namespace)} is not a DNS label`);
+  if (!isDns1123Label(namespace)) return problem(`Meta ${META_NAMESPACE}=${JSON.stringify(namespace)} is not a DNS label`);
 
   const appPort = s.Port;
   if (!isPort(appPort)) return problem(`instance has no port (Port ${JSON.stringify(appPort)}); register it with the port the app listens on`);
@@ -136,7 +136,7 @@ export function toWorkload(entry: ConsulHealthEntry, sidecar: ConsulHealthEntry 
   if (!address) return problem('instance has no address (neither the service nor its node has one)');
 
   const serviceAccount = meta[META_SERVICE_ACCOUNT] ?? name;
-  if (!DNS_LABEL.test(serviceAccount)) return problem(`Meta ${META_SERVICE_ACCOUNT}=${JSON.stringify(serviceAccount)} is not a DNS label`);
+  if (!isDns1123Label(serviceAccount)) return problem(`Meta ${META_SERVICE_ACCOUNT}=${JSON.stringify(serviceAccount)} is not a DNS label`);
 
   const datacenter = node.Datacenter ?? '';
   const hostname = canonicalHost(name, namespace, options.domain);

@@ -8,6 +8,7 @@ import { JibeError } from '../../core/errors/errors.ts';
 import { pathSegment } from './consul-client.ts';
 import type { ConsulClient } from './consul-client.ts';
 import { META_CAPTURE, META_NAMESPACE, META_PROTOCOL, META_SIDECAR, workloadName } from './consul-converters.ts';
+import { isDns1123Label } from '../../core/config/names.ts';
 
 /** Jibe's inbound capture port: a sidecar there receives redirected traffic for every app port. */
 export const CAPTURE_PORT = 15006;
@@ -37,7 +38,6 @@ export interface ConsulServiceSpec {
   sidecar?: false | { port?: number };
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 
 function isPort(n: unknown): n is number {
@@ -48,9 +48,9 @@ function isPort(n: unknown): n is number {
 export function validateServiceSpec(spec: ConsulServiceSpec, where = ''): JibeError[] {
   const errors: JibeError[] = [];
   const bad = (field: string, message: string) => errors.push(new JibeError('JIBE_ERR_WORKLOAD_INVALID', message, { field: where + field }));
-  if (typeof spec?.service !== 'string' || !DNS_LABEL.test(spec.service)) bad('service', `service ${JSON.stringify(spec?.service)} is not a DNS label (lower-case letters, digits, -)`);
+  if (typeof spec?.service !== 'string' || !isDns1123Label(spec.service)) bad('service', `service ${JSON.stringify(spec?.service)} is not a DNS label (lower-case letters, digits, -)`);
   if (!isPort(spec?.port)) bad('port', `port ${JSON.stringify(spec?.port)} must be 1-65535`);
-  if (spec?.namespace !== undefined && !DNS_LABEL.test(spec.namespace)) bad('namespace', `namespace ${JSON.stringify(spec.namespace)} is not a DNS label`);
+  if (spec?.namespace !== undefined && !isDns1123Label(spec.namespace)) bad('namespace', `namespace ${JSON.stringify(spec.namespace)} is not a DNS label`);
   for (const key of Object.keys(spec?.meta ?? {})) if (!META_KEY.test(key)) bad(`meta.${key}`, `Consul Meta keys are 1-64 letters, digits, _ or -; ${JSON.stringify(key)} is not`);
   if (spec?.check !== undefined && !/^(https?|tcp):\/\/[^\s]+$/.test(spec.check)) bad('check', `check ${JSON.stringify(spec.check)} is not http://…, https://… or tcp://host:port`);
   for (const field of ['checkFailures', 'checkSuccesses'] as const) {

@@ -2,6 +2,7 @@
 // its implementation (and the Consul client) only when chosen.
 import type { Authenticator } from '../../core/ca/authenticator.ts';
 import type { ConfigStore } from '../../core/config/config-store.ts';
+import { isDns1123Label } from '../../core/config/names.ts';
 import { JibeError } from '../../core/errors/errors.ts';
 import type { Plugin, PluginContext } from '../../core/plugins/plugin-tokens.ts';
 import type { PlatformRegistry } from '../../core/registry/platform-registry.ts';
@@ -29,12 +30,17 @@ export function consulOptions(context: PluginContext): ConsulPluginOptions {
   const raw = (context.pluginOptions?.consul ?? {}) as Record<string, unknown>;
   const text = (k: string) => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
   const list = raw.datacenters;
+  // Checked here so every Consul plugin refuses it at start (the registry would otherwise skip each service that inherits it).
+  const namespace = text('namespace');
+  if (namespace !== undefined && !isDns1123Label(namespace)) {
+    throw new JibeError('JIBE_ERR_BAD_REQUEST', `--consul-namespace ${JSON.stringify(namespace)} is not a DNS label`, { field: 'consul.namespace' });
+  }
   return {
     address: text('address'),
     token: text('token'),
     datacenters: Array.isArray(list) ? list.map(String).filter(Boolean) : typeof list === 'string' ? list.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
     kvPrefix: text('kvPrefix'),
-    namespace: text('namespace'),
+    namespace,
     warningIsHealthy: raw.warningIsHealthy === true,
     secretKeyFile: text('secretKeyFile'),
   };
@@ -97,9 +103,6 @@ export const consulAuthenticatorPlugin: Plugin<Authenticator> = {
   async create(context) {
     const options = consulOptions(context);
     const { ConsulAclAuthenticator } = await import('./authenticator-consul-acl.ts');
-    if (options.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(options.namespace)) {
-      throw new JibeError('JIBE_ERR_BAD_REQUEST', `--consul-namespace ${JSON.stringify(options.namespace)} is not a DNS label`, { field: 'consul.namespace' });
-    }
     return new ConsulAclAuthenticator(await clientFor(options), {
       trustDomain: context.settings.trustDomain,
       namespace: options.namespace ?? 'default',

@@ -6,6 +6,8 @@ import { identityOf } from '../../../../platforms/consul/authenticator-consul-ac
 import { backoffDelay, nextIndex } from '../../../../platforms/consul/consul-backoff.ts';
 import { decodeKey, encodeKey, normalizePrefix } from '../../../../platforms/consul/consul-kv.ts';
 import { SecretBox } from '../../../../platforms/consul/consul-secret-box.ts';
+import { consulRegistryPlugin } from '../../../../platforms/consul/plugin.ts';
+import { DEFAULT_MESH_SETTINGS } from '../../../../core/mesh/mesh-snapshot.ts';
 
 describe('Consul backoff', () => {
   const options = { baseMs: 100, maxMs: 5_000 };
@@ -81,5 +83,16 @@ describe('Consul secret box', () => {
   });
   it('refuses a key file too short to hold a key', () => {
     assert.throws(() => new SecretBox(Buffer.alloc(8)), /at least 32/);
+  });
+});
+
+describe('Consul plugin options', () => {
+  it('refuses a --consul-namespace that is not a DNS label before the registry starts', async () => {
+    const context = { dataDir: '/nonexistent', settings: DEFAULT_MESH_SETTINGS, pluginOptions: { consul: { namespace: 'Not_A_Label' } } };
+    await assert.rejects(consulRegistryPlugin.create(context), (err: Error & { code?: string; details?: { field?: string } }) => {
+      assert.equal(err.code, 'JIBE_ERR_BAD_REQUEST');
+      assert.equal(err.details?.field, 'consul.namespace');
+      return true;
+    });
   });
 });
