@@ -95,13 +95,13 @@ export class TlsCredentials {
     return { credentials: entries.map((e) => summarize(e.value, true)) };
   }
 
-  /** The admin routes (loopback port only: they carry private keys in). */
+  /** The admin routes (loopback port only: they carry private keys in). ApiServer hands them path segments already decoded. */
   routes(requireAdmin: (req: http.IncomingMessage) => void): ApiRoute[] {
     const path = /^\/api\/v1\/credentials\/([^/]+)\/([^/]+)$/;
     return [
       { method: 'GET', pattern: /^\/api\/v1\/credentials$/, handler: async (req) => (requireAdmin(req), this.list()) },
-      { method: 'PUT', pattern: path, handler: async (req, p, body) => (requireAdmin(req), { credential: await this.put(decode(p[0]), decode(p[1]), body) }) },
-      { method: 'DELETE', pattern: path, handler: async (req, p) => (requireAdmin(req), this.delete(decode(p[0]), decode(p[1]))) },
+      { method: 'PUT', pattern: path, handler: async (req, p, body) => (requireAdmin(req), { credential: await this.put(p[0], p[1], body) }) },
+      { method: 'DELETE', pattern: path, handler: async (req, p) => (requireAdmin(req), this.delete(p[0], p[1])) },
     ];
   }
 
@@ -119,14 +119,6 @@ export class TlsCredentials {
     } finally {
       this.loading = undefined;
     }
-  }
-}
-
-function decode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
   }
 }
 
