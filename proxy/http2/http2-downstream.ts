@@ -10,7 +10,7 @@
 // ends the writable side first, which would make a reset response look whole.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Downstream } from '../http/downstream.ts';
-import { H2_INTERNAL_ERROR } from './node-http2.ts';
+import { H2_INTERNAL_ERROR, flattenHeaders } from './node-http2.ts';
 
 export interface Http2DownstreamHandler<T> {
   body(owner: T, chunk: Buffer): void;
@@ -223,7 +223,7 @@ export class Http2Downstream<T> implements Downstream {
   }
 
   onTrailers(headers: IncomingHttpHeaders): void {
-    this.requestTrailers = flattenHeaders(headers).filter((_, i, all) => all[i - (i & 1)].charCodeAt(0) !== 58);
+    this.requestTrailers = flattenHeaders(headers, true);
   }
 
   onDrain(): void {
@@ -247,17 +247,6 @@ export class Http2Downstream<T> implements Downstream {
 }
 
 /** A node header object as a flat [name, value, …] list (arrays spread into repeated fields). */
-export function flattenHeaders(headers: IncomingHttpHeaders): string[] {
-  const out: string[] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, String(value));
-  }
-  return out;
-}
-
 function downOf(stream: TaggedStream): Http2Downstream<unknown> {
   return stream[kDown]!;
 }

@@ -25,7 +25,7 @@ import { clearPerTryTimer } from '../resilience/retry-state.ts';
 import { observeGrpcStatus, observeResponseBody } from '../telemetry/exchange-telemetry.ts';
 import type { Http2StreamHandler } from './http2-upstream-pool.ts';
 import { streamSessionState } from './http2-upstream-pool.ts';
-import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM, relayedResetCode } from './node-http2.ts';
+import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM, flattenHeaders, relayedResetCode } from './node-http2.ts';
 
 /** What the HTTP/1.1 path does with a response head; forward-request.ts passes its own. */
 export type RelayHead = (ex: Exchange, status: number, headers: string[]) => void;
@@ -143,22 +143,10 @@ function exOf(stream: TaggedStream): Exchange | undefined {
   return ex !== undefined && ex.upstreamStream === stream ? ex : undefined;
 }
 
-function flatten(headers: IncomingHttpHeaders): string[] {
-  const out: string[] = [];
-  for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* : */) continue;
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, String(value));
-  }
-  return out;
-}
-
 function onResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader): void {
   const ex = exOf(this);
   if (ex === undefined || ex.done) return;
-  const fields = flatten(headers);
+  const fields = flattenHeaders(headers, true);
   observeGrpcStatus(ex, fields);
   hooks.relayHead(ex, Number(headers[':status']), fields);
   // A head that ends the stream (gRPC's trailers-only answer) must reach the client as one: end in this tick (unless it is being retried).
@@ -175,7 +163,7 @@ function onData(this: TaggedStream, chunk: Buffer): void {
 function onTrailers(this: TaggedStream, headers: IncomingHttpHeaders): void {
   const ex = exOf(this);
   if (ex === undefined) return;
-  const trailers = flatten(headers);
+  const trailers = flattenHeaders(headers, true);
   observeGrpcStatus(ex, trailers);
   ex.upstreamTrailers = trailers;
 }

@@ -3,6 +3,7 @@
 // Types come from `import type`, which loads nothing.
 import { createRequire } from 'node:module';
 import type * as Http2 from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 
 const load = createRequire(import.meta.url);
 let http2: typeof Http2 | undefined;
@@ -38,4 +39,17 @@ export function sniffHttp2(head: Buffer): number {
  */
 export function relayedResetCode(code: number): number {
   return code === H2_CANCEL || code === H2_REFUSED_STREAM || code === H2_ENHANCE_YOUR_CALM ? code : H2_INTERNAL_ERROR;
+}
+
+/** node's header object as the flat [name, value, …] list the proxy passes around; `withoutPseudo` leaves out `:status`, `:path` and the like. */
+export function flattenHeaders(headers: IncomingHttpHeaders, withoutPseudo = false): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    if (withoutPseudo && name.charCodeAt(0) === 58 /* : */) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, String(value));
+  }
+  return out;
 }
