@@ -26,6 +26,7 @@ import { capturingLogger } from './mtls-fixtures.ts';
 import { hasOpenssl, makeOperatorPki } from './operator-certs.ts';
 import type { OperatorPki } from './operator-certs.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 const HOST = 'bookinfo.example.com';
 const OPENSSL = hasOpenssl();
@@ -97,14 +98,6 @@ function httpsGet(pki: OperatorPki, port: number, options: HttpsOptions = {}): P
   });
 }
 
-async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
 describe('gateway TLS termination with operator certificates', () => {
   let dir: string;
   let pki: OperatorPki;
@@ -152,7 +145,7 @@ describe('gateway TLS termination with operator certificates', () => {
       drainTimeoutMs: 500,
       listenerOverrides: { address: '127.0.0.1', ports: { 443: await freePort(), 8443: await freePort(), 9443: await freePort(), 9444: await freePort() } },
     });
-    await eventually('the gateway listeners', () => [443, 8443, 9443, 9444].every((p) => port(p) !== undefined));
+    await waitFor(() => [443, 8443, 9443, 9444].every((p) => port(p) !== undefined), 'the gateway listeners', 10_000, 50);
   });
 
   after(async () => {
@@ -215,14 +208,14 @@ describe('gateway TLS termination with operator certificates', () => {
     const put = await call('PUT', '/api/v1/credentials/default/bookinfo-cred', body);
     assert.equal(put.status, 200, JSON.stringify(put.body));
     assert.deepEqual((put.body.credential as { subjectAltNames: string[] }).subjectAltNames, [`DNS:${HOST}`]);
-    await eventually('the credential pushed to the gateway', () => gatewayTls(9443)?.certificatePem !== undefined);
+    await waitFor(() => gatewayTls(9443)?.certificatePem !== undefined, 'the credential pushed to the gateway', 10_000, 50);
     const reply = await httpsGet(pki, port(9443));
     assert.equal(reply.status, 200, reply.body);
 
     // MUTUAL by credential: its ca verifies clients.
     const mutual = await call('PUT', '/api/v1/credentials/jibe-system/bookinfo-mtls', { ...body, ca: pki.pem.ca });
     assert.equal(mutual.status, 200, JSON.stringify(mutual.body));
-    await eventually('the mutual credential pushed', () => gatewayTls(9444)?.caCertificatesPem !== undefined);
+    await waitFor(() => gatewayTls(9444)?.caCertificatesPem !== undefined, 'the mutual credential pushed', 10_000, 50);
     assert.equal((await httpsGet(pki, port(9444), { cert: pki.pem.clientCert, key: pki.pem.clientKey })).status, 200);
     await assert.rejects(httpsGet(pki, port(9444)), REFUSED);
 
@@ -238,7 +231,7 @@ describe('gateway TLS termination with operator certificates', () => {
 
     // Deleted: the gateway loses the certificate and refuses TLS again.
     assert.equal((await call('DELETE', '/api/v1/credentials/default/bookinfo-cred')).status, 200);
-    await eventually('the credential withdrawn', () => gatewayTls(9443)?.certificatePem === undefined);
+    await waitFor(() => gatewayTls(9443)?.certificatePem === undefined, 'the credential withdrawn', 10_000, 50);
     await assert.rejects(httpsGet(pki, port(9443)), REFUSED);
     assert.equal((await call('DELETE', '/api/v1/credentials/default/bookinfo-cred')).status, 404);
   });

@@ -28,6 +28,7 @@ import type { PolicyAdapterPlugin } from '../../../core/model/policy-adapter.ts'
 import { freePort, request, startUpstream } from '../../unit/proxy/proxy-test-helpers.ts';
 import type { Upstream } from '../../unit/proxy/proxy-test-helpers.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 const HOST = 'shop.example.com';
 
@@ -144,14 +145,6 @@ spec:
 `;
 }
 
-async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
 describe('extension providers from MeshConfig through the control plane', () => {
   let dir: string;
   let cp: RunningControlPlane;
@@ -204,7 +197,7 @@ describe('extension providers from MeshConfig through the control plane', () => 
       listenerOverrides: { address: '127.0.0.1', ports: { 8080: gatewayPort } },
       policyAdapterPlugins: policyAdapterPlugins(registerPlugins()) as Array<PolicyAdapterPlugin<PolicyAdapter>>,
     });
-    await eventually('the gateway listener', () => gateway.listenerPorts()['gateway|8080'] !== undefined && mesh()?.extensionProviders !== undefined);
+    await waitFor(() => gateway.listenerPorts()['gateway|8080'] !== undefined && mesh()?.extensionProviders !== undefined, 'the gateway listener', 10_000, 50);
   });
 
   after(async () => {
@@ -290,12 +283,12 @@ describe('extension providers from MeshConfig through the control plane', () => 
     // Valid YAML the control plane cannot judge (the expression language lives in the proxy): the proxy refuses it.
     const applied = await apply(meshConfig(authz.port, silent.port, 'request.headers[user-agent] contains'));
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
-    await eventually('the update rejected', () => gateway.stats.config_update_rejected > rejected);
+    await waitFor(() => gateway.stats.config_update_rejected > rejected, 'the update rejected', 10_000, 50);
     assert.equal((await get('/public/page', { 'user-agent': 'crawlbot/2' })).status, 403, 'the previous deny expression still decides');
 
     // A fixed expression is accepted and takes over.
     assert.equal((await apply(meshConfig(authz.port, silent.port, 'request.headers[user-agent] contains "curl"'))).status, 200);
-    await eventually('the new expression', async () => (await get('/public/page', { 'user-agent': 'curl/8' })).status === 403);
+    await waitFor(async () => (await get('/public/page', { 'user-agent': 'curl/8' })).status === 403, 'the new expression', 10_000, 50);
     assert.equal((await get('/public/page', { 'user-agent': 'crawlbot/2' })).status, 200);
   });
 });
