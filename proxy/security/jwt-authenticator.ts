@@ -4,6 +4,7 @@
 // without a token passes (AuthorizationPolicy decides whether one is needed);
 // a present but invalid token is refused (401), as Istio.
 import type { CompiledJwtRule } from '../../core/model/proxy-config.ts';
+import { cookieValue } from '../cluster/load-balancer-ring-hash.ts';
 import { decodeJwt, JwtError, parseJwks, verifyClaims, verifySignature } from './jwt-verify.ts';
 import type { DecodedJwt, Jwk } from './jwt-verify.ts';
 import { discoverJwksUri } from './jwks-cache.ts';
@@ -110,7 +111,7 @@ export class JwtAuthenticator {
         if (v !== undefined && v !== '') return { token: v, header: undefined, rules: this.rules.filter((r) => r.rule.fromParams.includes(param)) };
       }
       for (const cookie of s.rule.fromCookies ?? []) {
-        const v = readCookie(a.header('cookie'), cookie);
+        const v = cookieValue(a.header('cookie'), cookie);
         if (v !== undefined && v !== '') return { token: v, header: undefined, rules: this.rules.filter((r) => r.rule.fromCookies?.includes(cookie)) };
       }
     }
@@ -127,15 +128,6 @@ interface FoundToken {
 function hasKid(keys: Jwk[], jwt: DecodedJwt): boolean {
   const kid = jwt.header.kid;
   return typeof kid !== 'string' || keys.some((k) => k.kid === kid);
-}
-
-function readCookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
 
 function removeHeader(raw: string[], lowerName: string): void {

@@ -98,3 +98,16 @@ test('jwksUri is fetched over HTTP, cached, and refetched when a token names a n
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('fromCookies: the token is found in any Cookie field (HTTP/2 clients send one field per cookie), quoted or not', async () => {
+  const k = signingKey('ES256', 'c1');
+  const token = signJwt(k, claims());
+  const auth = new JwtAuthenticator([rule({ jwks: jwks(k), fromHeaders: [], fromParams: [], fromCookies: ['session'] })], new JwksCache(), () => NOW);
+  // Two fields; Exchange.header joins them with ', '.
+  const split = attrs({ headers: { cookie: 'theme=dark', Cookie: `session=${token}` } });
+  assert.equal(await auth.authenticate(split), undefined);
+  assert.equal(split.requestPrincipal, `${ISS}/alice`);
+  const quoted = attrs({ headers: { cookie: `a=1; session="${token}"` } });
+  assert.equal(await auth.authenticate(quoted), undefined);
+  assert.equal(quoted.requestPrincipal, `${ISS}/alice`);
+});
