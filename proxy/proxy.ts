@@ -307,7 +307,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
               },
             });
       discovery = new DiscoveryClient({ address: options.discoveryAddress, node: options.node, apply, logger, tls });
-      discovery.on('rejected', (version: unknown, message: unknown) => logger.warn({ version, reason: message }, 'config update rejected'));
       discovery.start();
     }
   } catch (err) {
