@@ -1,7 +1,7 @@
 // Child processes of a benchmark: started in their own process groups, pinned to
 // CPUs with taskset, and all killed when the benchmark ends — normally, on an
 // error, or on Ctrl-C — so a failed run never leaves a proxy holding a port.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 
@@ -235,5 +235,18 @@ export function cpuSeconds(pid: number): number | undefined {
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Pins this benchmark process (every thread) to `cpus`, so the load side
+ * never lands on a proxy's core; false when taskset failed (figures noisier).
+ */
+export function pinSelf(cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -22,7 +22,7 @@ import { FileStateStore } from '../../core/state/state-store-file.ts';
 import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
 import { generateKeyAndCsr } from '../../proxy/identity/workload-key.ts';
 import { requirePeerBinary } from '../peers/paths.ts';
-import { freePort, startProcess, type ManagedProcess } from './bench-processes.ts';
+import { freePort, pinSelf, startProcess, type ManagedProcess } from './bench-processes.ts';
 import { machineDescription, writeSection } from './benchmarks-md.ts';
 import { PERCENTILES, loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
 import type { MtlsProxySpec } from './run-mtls-proxy.ts';
@@ -127,14 +127,6 @@ async function signingRate(ca: CertificateAuthority, count: number): Promise<num
   return count / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
-function pinSelf(cpus: string): void {
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
-  } catch {
-    log(`could not pin the benchmark process to core ${cpus}; figures may be noisier`);
-  }
-}
-
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -159,7 +151,7 @@ export async function run(argv: string[]): Promise<void> {
   const fortio = requirePeerBinary('fortio');
   // Read before pinning: pinned, this process sees one CPU.
   const machine = machineDescription();
-  pinSelf(LOAD_CPUS);
+  if (!pinSelf(LOAD_CPUS)) log(`could not pin the benchmark process to core ${LOAD_CPUS}; figures may be noisier`);
 
   const dir = mkdtempSync(join(tmpdir(), 'jibe-bench-mtls-'));
   const stopping: ManagedProcess[] = [];

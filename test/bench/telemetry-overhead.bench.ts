@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CACHE_DIR, peerBinary } from '../peers/paths.ts';
-import { cpuSeconds } from './bench-processes.ts';
+import { cpuSeconds, pinSelf } from './bench-processes.ts';
 import { machineDescription, writeSection } from './benchmarks-md.ts';
 import { formatSummary, summarizeCpuProfile } from './cpu-profile-summary.ts';
 import { loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
@@ -77,19 +77,6 @@ function log(line: string): void {
   process.stdout.write(`[bench] ${line}\n`);
 }
 
-/**
- * The benchmark process drains the sidecars' stdout (the access log); left
- * unpinned, the scheduler may run it on the proxy's core and bill the log's
- * reader to the proxy's throughput.
- */
-function pinSelf(cpus: string): void {
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
-  } catch {
-    log(`could not pin the benchmark process to core ${cpus} (taskset failed); figures may be noisier`);
-  }
-}
-
 /** A Zipkin collector that accepts span batches and drops them (tracing's cost is the proxy's side). */
 function startZipkinSink(): Promise<{ server: Server; address: string; spans: () => number }> {
   let posts = 0;
@@ -146,7 +133,9 @@ export async function run(argv: string[]): Promise<void> {
   if (fortio === undefined) throw new Error('fortio is missing: node test/peers/install.ts fortio');
   // Before pinning: a pinned process sees one CPU.
   const machine = machineDescription();
-  pinSelf(LOAD_CPUS);
+  // The benchmark process drains the sidecars' stdout (the access log); left unpinned, the
+  // scheduler may run it on the proxy's core and bill the log's reader to the proxy's throughput.
+  if (!pinSelf(LOAD_CPUS)) log(`could not pin the benchmark process to core ${LOAD_CPUS} (taskset failed); figures may be noisier`);
   const hookRequests = Number(values['hook-requests'] ?? (smoke ? 20_000 : 200_000));
   // Three runs, median per setting: before the sidecars start, so nothing of this benchmark runs beside them.
   const hookRuns = [measureHooks(hookRequests), measureHooks(hookRequests), measureHooks(hookRequests)];
