@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { FAIL_CONNECT, FAIL_PROTOCOL } from '../http1/http1-connection-pool.ts';
 import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
+import { INVALID_VALUE } from '../http1/http1-syntax.ts';
 import { cancelHttp2Upstream, endHttp2RequestBody, forwardHttp2, startHttp2Attempt, writeHttp2RequestBody } from '../http2/http2-forward.ts';
 import type { Http2ForwardHooks } from '../http2/http2-forward.ts';
 import { shouldMirror } from '../resilience/mirror.ts';
@@ -290,8 +291,6 @@ function resendHttp2(ex: Exchange): void {
   startHttp2Attempt(ex);
 }
 
-// Field values as node's client accepted them: no CR, LF, NUL or other controls.
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const LAST_CHUNK = '0\r\n\r\n';
 const CRLF = '\r\n';
 

@@ -9,6 +9,7 @@ import http from '../http/node-http.ts';
 import type { Downstream } from '../http/downstream.ts';
 import { Http1RequestParser } from './http1-request-parser.ts';
 import type { Http1RequestHandler, Http1RequestHead } from './http1-request-parser.ts';
+import { INVALID_VALUE } from './http1-syntax.ts';
 
 export interface Http1ServerHandler<T> {
   /** A request head arrived; the handler sets `conn.current` to the owner serving it before anything else. */
@@ -28,7 +29,6 @@ export interface Http1ServerHandler<T> {
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const STATUS_LINES: string[] = [];
 
 function statusLine(status: number): string {

@@ -11,6 +11,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Downstream } from '../http/downstream.ts';
 import { H2_INTERNAL_ERROR, flattenHeaders } from './node-http2.ts';
+import { INVALID_VALUE } from '../http1/http1-syntax.ts';
 
 export interface Http2DownstreamHandler<T> {
   body(owner: T, chunk: Buffer): void;
@@ -23,7 +24,6 @@ export interface Http2DownstreamHandler<T> {
 
 // Connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2); node throws on them.
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'host']);
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 const kDown = Symbol('jibe.http2.downstream');
