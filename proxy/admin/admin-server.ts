@@ -1,6 +1,7 @@
 // The proxy's admin port (127.0.0.1 by default, as Envoy's): readiness,
 // the running config, counters, and a graceful stop. Off the data path.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tryParseDuration } from '../../core/config/duration.ts';
 import type { ProxyResource } from '../../core/model/proxy-config.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import { METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from '../telemetry/metrics-server.ts';
@@ -48,12 +49,10 @@ function top(req: IncomingMessage, res: ServerResponse, source: AdminSource): vo
   });
 }
 
-/** `5s`, `500ms`, `1m` or plain seconds. */
+/** A Go-style duration (`5s`, `500ms`, `1m30s`, as the mesh's rules write them) or plain seconds. */
 function windowMs(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (m === null) return undefined;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+  const t = text.trim();
+  return /^\d+(?:\.\d+)?$/.test(t) ? Number(t) * 1000 : tryParseDuration(t);
 }
 
 function handle(req: IncomingMessage, res: ServerResponse, source: AdminSource): void {
