@@ -7,9 +7,9 @@
 // someone else's service.
 import { tryParseDuration } from '../config/duration.ts';
 import type { MeshSnapshot } from './mesh-snapshot.ts';
-import { compareByAge, compareStrings, namespaceOf } from './mesh-match.ts';
+import { compareByAge, compareStrings, namespaceOf, stringMatcher } from './mesh-match.ts';
 import type { StringMatch } from '../model/networking.ts';
-import type { HeaderMatcher, LocalRateLimit, RouteMatch, StringMatcher } from '../model/proxy-config.ts';
+import type { HeaderMatcher, LocalRateLimit, RouteMatch } from '../model/proxy-config.ts';
 import type { RateLimit, RateLimitMatch, RateLimitRule } from '../model/rate-limit.ts';
 import { DEFAULT_TOKENS_PER_FILL, MIN_FILL_INTERVAL_MS } from '../model/rate-limit.ts';
 import { resolveHost } from '../model/service.ts';
@@ -71,15 +71,15 @@ function compileLimit(rl: RateLimit, limit: RateLimitRule | undefined, index: nu
 /** undefined when the entry sets no condition (it matches every request). */
 function compileMatch(m: RateLimitMatch): RouteMatch | undefined {
   const out: RouteMatch = {};
-  const uri = matcher(m.uri);
+  const uri = stringMatcher(m.uri);
   if (uri) out.uri = uri;
-  const method = matcher(m.method);
+  const method = stringMatcher(m.method);
   if (method) out.method = method;
   if (m.headers) {
     const headers: HeaderMatcher[] = [];
     for (const name of Object.keys(m.headers).sort(compareStrings)) {
       const h: HeaderMatcher = { name: name.toLowerCase() };
-      const match = matcher(m.headers[name] as StringMatch);
+      const match = stringMatcher(m.headers[name] as StringMatch);
       if (match) h.match = match;
       headers.push(h);
     }
@@ -88,10 +88,3 @@ function compileMatch(m: RateLimitMatch): RouteMatch | undefined {
   return out.uri || out.method || out.headers ? out : undefined;
 }
 
-function matcher(m: StringMatch | undefined): StringMatcher | undefined {
-  if (!m || typeof m !== 'object') return undefined;
-  if ('exact' in m && typeof m.exact === 'string') return { exact: m.exact };
-  if ('prefix' in m && typeof m.prefix === 'string') return { prefix: m.prefix };
-  if ('regex' in m && typeof m.regex === 'string') return { regex: m.regex };
-  return undefined;
-}

@@ -3,7 +3,8 @@
 // fault injection, and CORS. Durations and names become numbers here so the
 // proxy never parses them per request.
 import { tryParseDuration } from '../config/duration.ts';
-import type { CorsPolicy as IstioCorsPolicy, HTTPFaultInjection, HTTPRetry, Percent, StringMatch } from '../model/networking.ts';
+import { stringMatcher } from './mesh-match.ts';
+import type { CorsPolicy as IstioCorsPolicy, HTTPFaultInjection, HTTPRetry, Percent } from '../model/networking.ts';
 import type { CorsPolicy, FaultPolicy, RetryPolicy, StringMatcher } from '../model/proxy-config.ts';
 
 /** Envoy's jittered exponential backoff defaults, which Istio keeps. */
@@ -106,7 +107,7 @@ export function compileFault(fault: HTTPFaultInjection | undefined): FaultPolicy
 export function compileCors(cors: IstioCorsPolicy | undefined): CorsPolicy | undefined {
   if (!cors) return undefined;
   const out: CorsPolicy = {
-    allowOrigins: (cors.allowOrigins ?? []).map(originMatcher).filter((m): m is StringMatcher => m !== undefined),
+    allowOrigins: (cors.allowOrigins ?? []).map(stringMatcher).filter((m): m is StringMatcher => m !== undefined),
     allowMethods: [...(cors.allowMethods ?? [])],
     allowHeaders: [...(cors.allowHeaders ?? [])],
     exposeHeaders: [...(cors.exposeHeaders ?? [])],
@@ -118,10 +119,3 @@ export function compileCors(cors: IstioCorsPolicy | undefined): CorsPolicy | und
   return out;
 }
 
-function originMatcher(m: StringMatch | undefined): StringMatcher | undefined {
-  if (!m || typeof m !== 'object') return undefined;
-  if ('exact' in m && typeof m.exact === 'string') return { exact: m.exact };
-  if ('prefix' in m && typeof m.prefix === 'string') return { prefix: m.prefix };
-  if ('regex' in m && typeof m.regex === 'string') return { regex: m.regex };
-  return undefined;
-}

@@ -7,7 +7,7 @@ import { resolveGatewayRef, visibleService } from './build-context.ts';
 import type { IndexedVirtualService } from './build-context.ts';
 import { requestCluster } from './build-clusters.ts';
 import { compileCors, compileFault, compileRetry, defaultRetryPolicy, percentage } from './build-route-policies.ts';
-import { compareStrings, selectorMatches } from './mesh-match.ts';
+import { compareStrings, selectorMatches, stringMatcher } from './mesh-match.ts';
 import { tryParseDuration } from '../config/duration.ts';
 import type { HeaderOperations, HTTPDirectResponse, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, StringMatch } from '../model/networking.ts';
 import type { HeaderMatcher, HeaderMutation, Route, RouteAction, RouteMatch, StringMatcher, WeightedCluster } from '../model/proxy-config.ts';
@@ -112,15 +112,6 @@ function headerMatchers(headers: Record<string, StringMatch | Record<string, nev
     out.push(matcher);
   }
   return out;
-}
-
-/** A fresh matcher (never shares objects with the snapshot); undefined for an empty one. */
-function stringMatcher(m: StringMatch | Record<string, never> | undefined): StringMatcher | undefined {
-  if (!m || typeof m !== 'object') return undefined;
-  if ('exact' in m && typeof m.exact === 'string') return { exact: m.exact };
-  if ('prefix' in m && typeof m.prefix === 'string') return { prefix: m.prefix };
-  if ('regex' in m && typeof m.regex === 'string') return { regex: m.regex };
-  return undefined;
 }
 
 function compileAction(ctx: BuildContext, ivs: IndexedVirtualService, route: HTTPRoute, scope: RouteScope): RouteAction {

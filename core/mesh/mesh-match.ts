@@ -2,6 +2,8 @@
 // (exportTo), which labels a selector picks, how host names and wildcards
 // compare, and which of two rules is older. Kept apart so the builders read as
 // the translation they are.
+import type { StringMatch } from '../model/networking.ts';
+import type { StringMatcher } from '../model/proxy-config.ts';
 import type { ObjectMeta } from '../model/resource.ts';
 import { DEFAULT_NAMESPACE, compareStrings } from '../model/resource.ts';
 
@@ -91,4 +93,13 @@ export function sortedRecord(record: Readonly<Record<string, string>>): Record<s
   const out: Record<string, string> = {};
   for (const key of Object.keys(record).sort(compareStrings)) out[key] = record[key];
   return out;
+}
+
+/** A rule's string match as the proxy's matcher: a fresh object (never shared with the snapshot); undefined for an empty one. */
+export function stringMatcher(m: StringMatch | Record<string, never> | undefined): StringMatcher | undefined {
+  if (!m || typeof m !== 'object') return undefined;
+  if ('exact' in m && typeof m.exact === 'string') return { exact: m.exact };
+  if ('prefix' in m && typeof m.prefix === 'string') return { prefix: m.prefix };
+  if ('regex' in m && typeof m.regex === 'string') return { regex: m.regex };
+  return undefined;
 }
