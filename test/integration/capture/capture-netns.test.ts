@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -16,33 +16,12 @@ import { createCommandRunner } from '../../../agents/capture/capture-exec.ts';
 import type { CommandRunner } from '../../../agents/capture/capture-exec.ts';
 import { normalizeIptablesSave } from '../../../agents/capture/iptables-state.ts';
 import { JibeError } from '../../../core/errors/errors.ts';
+import { defineUnlessProblem, netnsEnvironmentProblem } from './netns-environment.ts';
 
 const run = promisify(execFile);
 const NEEDED = ['ip', 'iptables', 'iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'nft', 'setpriv'];
 
-function environmentProblem(): string | undefined {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and change iptables';
-  const missing = NEEDED.filter((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0);
-  if (missing.length) return `missing ${missing.join(', ')} (Debian: apt-get install iptables iproute2 nftables util-linux)`;
-  const probe = `jibe-cap-probe-${randomBytes(3).toString('hex')}`;
-  const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (added.status !== 0) return `cannot create a network namespace: ${added.stderr.trim()}`;
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
-}
-
-const problem = environmentProblem();
-if (problem && process.env.CI === 'true') {
-  test('capture integration: real iptables in network namespaces', () => {
-    assert.fail(`capture integration tests cannot run in CI: ${problem}`);
-  });
-} else if (problem) {
-  console.log(`# skipping capture integration tests: ${problem}`);
-  test('capture integration: real iptables in network namespaces', { skip: problem }, () => {});
-} else {
-  defineTests();
-}
+defineUnlessProblem('capture integration: real iptables in network namespaces', netnsEnvironmentProblem(NEEDED, 'Debian: apt-get install iptables iproute2 nftables util-linux'), defineTests);
 
 /** A fresh namespace with loopback up, deleted after the test whatever happens. */
 async function netns(t: TestContext, tag = 'vm'): Promise<string> {

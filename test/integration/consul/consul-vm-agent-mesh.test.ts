@@ -28,18 +28,12 @@ import type { Defer, JoinedAgent, Lan, Mesh } from '../vm/vm-netns.ts';
 import { consulSkipReason, startConsulAgent } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
+import { defineUnlessProblem } from '../capture/netns-environment.ts';
 
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
 const RATINGS = 'spiffe://cluster.local/ns/default/sa/ratings';
 
-const problem = vmEnvironmentProblem() ?? consulSkipReason();
-if (problem && process.env.CI === 'true') {
-  test('a VM registered in Consul, reached through capture and mTLS', () => assert.fail(`cannot run in CI: ${problem}`));
-} else if (problem) {
-  test('a VM registered in Consul, reached through capture and mTLS', { skip: problem }, () => {});
-} else {
-  defineTests();
-}
+defineUnlessProblem('a VM registered in Consul, reached through capture and mTLS', vmEnvironmentProblem() ?? consulSkipReason(), defineTests);
 
 /** The control plane on the host with the vm and consul platforms; TLS API and discovery on the LAN. */
 async function startMesh(defer: Defer, lan: Lan, consul: ConsulAgent): Promise<Mesh> {

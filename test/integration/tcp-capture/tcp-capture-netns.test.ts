@@ -9,40 +9,20 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { applyCapture } from '../../../agents/capture/capture-apply.ts';
 import type { ProxyResource } from '../../../core/model/proxy-config.ts';
+import { defineUnlessProblem, netnsEnvironmentProblem } from '../capture/netns-environment.ts';
 
 const run = promisify(execFile);
 const NEEDED = ['ip', 'iptables', 'iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'setpriv'];
 const RUNNER = fileURLToPath(new URL('./run-capture-proxy.ts', import.meta.url));
 
-function environmentProblem(): string | undefined {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and change iptables';
-  const missing = NEEDED.filter((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0);
-  if (missing.length) return `missing ${missing.join(', ')} (Debian: apt-get install iptables iproute2 util-linux)`;
-  const probe = `jibe-tcp-probe-${randomBytes(3).toString('hex')}`;
-  const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (added.status !== 0) return `cannot create a network namespace: ${added.stderr.trim()}`;
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
-}
-
-const problem = environmentProblem();
-if (problem && process.env.CI === 'true') {
-  test('tcp capture integration: real iptables REDIRECT in a network namespace', () => {
-    assert.fail(`tcp capture integration tests cannot run in CI: ${problem}`);
-  });
-} else if (problem) {
-  test('tcp capture integration: real iptables REDIRECT in a network namespace', { skip: problem }, () => {});
-} else {
-  defineTests();
-}
+defineUnlessProblem('tcp capture integration: real iptables REDIRECT in a network namespace', netnsEnvironmentProblem(NEEDED, 'Debian: apt-get install iptables iproute2 util-linux'), defineTests);
 
 const V4 = '192.0.2.1';
 const V6 = 'fd00:a::1';

@@ -15,15 +15,9 @@ import { normalizeIptablesSave } from '../../../agents/capture/iptables-state.ts
 import { waitFor } from '../../helpers/wait-for.ts';
 import { HTTP_APP, joinVm, mint, startLan, startMesh, startVm, vmEnvironmentProblem, workloads } from './vm-netns.ts';
 import type { Defer, Lan, Vm } from './vm-netns.ts';
+import { defineUnlessProblem } from '../capture/netns-environment.ts';
 
-const problem = vmEnvironmentProblem();
-if (problem && process.env.CI === 'true') {
-  test('vm join integration: the agent in network namespaces', () => assert.fail(`vm join integration tests cannot run in CI: ${problem}`));
-} else if (problem) {
-  test('vm join integration: the agent in network namespaces', { skip: problem }, () => {});
-} else {
-  defineTests();
-}
+defineUnlessProblem('vm join integration: the agent in network namespaces', vmEnvironmentProblem(), defineTests);
 
 /** Cleanup in reverse order of setup: agents stop while the control plane runs, namespaces go last. */
 function cleanupStack(t: TestContext): Defer {

@@ -10,7 +10,7 @@
 // /etc/hosts for whatever it runs (iproute2's convention for namespace-unaware
 // programs), so an unmodified app in a VM resolves `ratings` with its usual
 // resolver, as it would through DNS on a real VM.
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -25,6 +25,7 @@ import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Workload } from '../../../core/model/workload.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
+import { netnsEnvironmentProblem } from '../capture/netns-environment.ts';
 
 export const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '../../..');
@@ -36,15 +37,7 @@ export type Defer = (fn: () => unknown) => void;
 
 /** Why the netns VMs cannot run here, or undefined. */
 export function vmEnvironmentProblem(): string | undefined {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and change iptables';
-  const missing = NEEDED.filter((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0);
-  if (missing.length) return `missing ${missing.join(', ')} (Debian: apt-get install iptables iproute2 nftables curl tcpdump; or node test/peers/install.ts iptables iproute2 tcpdump)`;
-  const probe = `jibe-vm-probe-${randomBytes(3).toString('hex')}`;
-  const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (added.status !== 0) return `cannot create a network namespace: ${added.stderr.trim()}`;
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
+  return netnsEnvironmentProblem(NEEDED, 'Debian: apt-get install iptables iproute2 nftables curl tcpdump; or node test/peers/install.ts iptables iproute2 tcpdump');
 }
 
 export interface Lan {

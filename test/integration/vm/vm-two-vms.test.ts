@@ -28,19 +28,13 @@ import { certificateExpiry, generateKeyAndCsr } from '../../../proxy/identity/wo
 import { waitFor } from '../../helpers/wait-for.ts';
 import { applyRules, captureWire, curl, HTTP_AND_ECHO_APP, joinVm, metrics, mint, series, startLan, startMesh, startVm, vmEnvironmentProblem, workloads } from './vm-netns.ts';
 import type { Defer, JoinedAgent, Mesh, Vm } from './vm-netns.ts';
+import { defineUnlessProblem } from '../capture/netns-environment.ts';
 
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
 const RATINGS = 'spiffe://cluster.local/ns/default/sa/ratings';
 const INTRUDER = 'spiffe://cluster.local/ns/default/sa/intruder';
 
-const problem = vmEnvironmentProblem();
-if (problem && process.env.CI === 'true') {
-  test('two VMs through capture and mTLS', () => assert.fail(`vm integration tests cannot run in CI: ${problem}`));
-} else if (problem) {
-  test('two VMs through capture and mTLS', { skip: problem }, () => {});
-} else {
-  defineTests();
-}
+defineUnlessProblem('two VMs through capture and mTLS', vmEnvironmentProblem(), defineTests);
 
 const POLICY = `
 apiVersion: security.istio.io/v1
