@@ -6,10 +6,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../../cli/up/ports.ts';
 import { KubeClient } from '../../../platforms/kubernetes/kube-client.ts';
 import { localEtcdArgs, localKubeApiServerArgs, writeLocalClusterCredentials, writeLocalKubeconfig } from '../../../platforms/kubernetes/kube-local-cluster.ts';
 import { peerBinary } from '../../peers/paths.ts';
@@ -35,14 +34,6 @@ export interface TestCluster {
   /** Stops and starts the API server on the same port; etcd (and its history) stays. */
   restartApiServer(): Promise<void>;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs: number, proc?: ChildProcess, log?: () => string): Promise<void> {

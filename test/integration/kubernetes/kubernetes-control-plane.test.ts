@@ -26,7 +26,8 @@ import { KubeApiError, kubePath } from '../../../platforms/kubernetes/kube-clien
 import type { KubeClient } from '../../../platforms/kubernetes/kube-client.ts';
 import type { KubePod } from '../../../platforms/kubernetes/kube-types.ts';
 import { JIBE_WEBHOOK_CONFIGS, webhookConfigPath } from '../../../platforms/kubernetes/webhook-ca-bundle.ts';
-import { clusterUnavailable, freePort, startTestCluster } from './kube-test-cluster.ts';
+import { freePort } from '../../../cli/up/ports.ts';
+import { clusterUnavailable, startTestCluster } from './kube-test-cluster.ts';
 import type { TestCluster } from './kube-test-cluster.ts';
 import { ensureNamespace, ensureServiceAccount, eventually, installCrds, serviceAccountToken } from './kube-setup.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
