@@ -25,6 +25,10 @@ export type JwtOutcome = string | undefined;
 
 export class JwtAuthenticator {
   private readonly rules: RuleState[];
+  // Every rule reading a token location, by header / query parameter / cookie name: Envoy accepts a token there from any of them.
+  private readonly byHeader = new Map<string, RuleState[]>();
+  private readonly byParam = new Map<string, RuleState[]>();
+  private readonly byCookie = new Map<string, RuleState[]>();
   private readonly cache: JwksCache;
   private readonly nowSeconds: () => number;
 
@@ -43,6 +47,16 @@ export class JwtAuthenticator {
       }
       return { rule, inline, headers: rule.fromHeaders.map((h) => ({ name: h.name.toLowerCase(), prefix: h.prefix ?? '' })), jwksUri: rule.jwksUri };
     });
+    const add = (at: Map<string, RuleState[]>, name: string, state: RuleState) => {
+      const list = at.get(name);
+      if (list === undefined) at.set(name, [state]);
+      else if (!list.includes(state)) list.push(state);
+    };
+    for (const state of this.rules) {
+      for (const h of state.headers) add(this.byHeader, h.name, state);
+      for (const p of state.rule.fromParams) add(this.byParam, p, state);
+      for (const c of state.rule.fromCookies ?? []) add(this.byCookie, c, state);
+    }
   }
 
   authenticate(a: RequestAttributes): JwtOutcome | Promise<JwtOutcome> {
@@ -104,15 +118,15 @@ export class JwtAuthenticator {
         if (v === undefined) continue;
         if (h.prefix !== '' && !v.startsWith(h.prefix)) continue;
         const token = v.slice(h.prefix.length).trim();
-        return { token, header: h.name, rules: this.rules.filter((r) => r.headers.some((x) => x.name === h.name)) };
+        return { token, header: h.name, rules: this.byHeader.get(h.name)! };
       }
       for (const param of s.rule.fromParams) {
         const v = a.ex.queryParam(param);
-        if (v !== undefined && v !== '') return { token: v, header: undefined, rules: this.rules.filter((r) => r.rule.fromParams.includes(param)) };
+        if (v !== undefined && v !== '') return { token: v, header: undefined, rules: this.byParam.get(param)! };
       }
       for (const cookie of s.rule.fromCookies ?? []) {
         const v = cookieValue(a.header('cookie'), cookie);
-        if (v !== undefined && v !== '') return { token: v, header: undefined, rules: this.rules.filter((r) => r.rule.fromCookies?.includes(cookie)) };
+        if (v !== undefined && v !== '') return { token: v, header: undefined, rules: this.byCookie.get(cookie)! };
       }
     }
     return undefined;

@@ -111,3 +111,19 @@ test('fromCookies: the token is found in any Cookie field (HTTP/2 clients send o
   assert.equal(await auth.authenticate(quoted), undefined);
   assert.equal(quoted.requestPrincipal, `${ISS}/alice`);
 });
+
+test('several rules reading one location: a token is checked by the rule of its issuer; a rule reading elsewhere does not take it', async () => {
+  const k1 = signingKey('ES256', 'm1');
+  const k2 = signingKey('ES256', 'm2');
+  const OTHER = 'https://other.example';
+  const auth = new JwtAuthenticator(
+    [rule({ jwks: jwks(k1) }), rule({ name: 'RequestAuthentication/default/jwt#1', issuer: OTHER, jwks: jwks(k2) }), rule({ name: 'RequestAuthentication/default/jwt#2', issuer: 'https://param-only.example', fromHeaders: [], jwks: jwks(k2) })],
+    new JwksCache(),
+    () => NOW,
+  );
+  const a = attrs({ headers: { authorization: `Bearer ${signJwt(k2, claims({ iss: OTHER }))}` } });
+  assert.equal(await auth.authenticate(a), undefined);
+  assert.equal(a.requestPrincipal, `${OTHER}/alice`);
+  const elsewhere = attrs({ headers: { authorization: `Bearer ${signJwt(k2, claims({ iss: 'https://param-only.example' }))}` } });
+  assert.equal(await auth.authenticate(elsewhere), 'Jwt issuer is not configured');
+});
