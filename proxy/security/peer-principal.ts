@@ -1,9 +1,10 @@
-// The hook through which authorization learns who the caller is. The source
-// principal is the SPIFFE ID of the client's mTLS certificate; until inbound
-// mTLS is wired (the mTLS work sets `setPeerPrincipalSource`), there is no
-// verified peer and every request counts as plaintext: principals and
-// namespaces rules do not match, notPrincipals/notNamespaces do — exactly
-// Istio's behaviour for plaintext traffic in PERMISSIVE mode.
+// The hook through which authorization and telemetry learn who the caller
+// is: the SPIFFE ID verified when this proxy terminated mTLS on the request's
+// connection. It is a hook rather than an import so security does not depend
+// on the TLS code (proxy/tls/tls-peer-principal.ts installs the reader; tests
+// install their own). Without it every request counts as plaintext:
+// principals and namespaces rules do not match, notPrincipals/notNamespaces
+// do — Istio's behaviour for plaintext traffic in PERMISSIVE mode.
 import type { Exchange } from '../http/exchange.ts';
 
 type PeerPrincipalSource = (ex: Exchange) => string | undefined;
