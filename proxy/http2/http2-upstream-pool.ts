@@ -92,20 +92,26 @@ export class Http2Pool<T> {
 
   /** Whether a stream opened now would wait for a slot (circuit breakers' maxPendingRequests), as pick() would decide. */
   wouldQueue(): boolean {
-    const sessions = this.sessions;
-    for (let i = 0; i < sessions.length; i++) if (sessions[i].hasRoom) return false;
-    if (this.retired) return true;
-    let live = 0;
-    for (let i = 0; i < sessions.length; i++) if (!sessions[i].draining) live++;
-    return live >= this.options.maxSessions;
+    return this.withRoom() === undefined && !this.mayConnect();
   }
 
   private pick(): Http2SessionEntry | undefined {
+    return this.withRoom() ?? (this.mayConnect() ? this.connect() : undefined);
+  }
+
+  private withRoom(): Http2SessionEntry | undefined {
     const sessions = this.sessions;
     for (let i = 0; i < sessions.length; i++) if (sessions[i].hasRoom) return sessions[i];
-    if (this.retired) return undefined;
-    const live = sessions.reduce((n, s) => (s.draining ? n : n + 1), 0);
-    return live < this.options.maxSessions ? this.connect() : undefined;
+    return undefined;
+  }
+
+  /** A new session may open: not retired, and fewer live (not draining) sessions than maxSessions. */
+  private mayConnect(): boolean {
+    if (this.retired) return false;
+    const sessions = this.sessions;
+    let live = 0;
+    for (let i = 0; i < sessions.length; i++) if (!sessions[i].draining) live++;
+    return live < this.options.maxSessions;
   }
 
   private open(entry: Http2SessionEntry, owner: T, handler: Http2StreamHandler<T>): void {
