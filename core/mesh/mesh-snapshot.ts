@@ -5,6 +5,7 @@ import type { TlsCredential } from '../model/credential.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import type { DestinationRule, Gateway, VirtualService } from '../model/networking.ts';
 import type { RateLimit } from '../model/rate-limit.ts';
+import { ROOT_NAMESPACE } from '../model/resource.ts';
 import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from '../model/security.ts';
 import type { Service } from '../model/service.ts';
 import type { Workload } from '../model/workload.ts';
@@ -49,7 +50,8 @@ export interface MeshSnapshot {
 export const DEFAULT_MESH_SETTINGS: MeshSettings = {
   domain: 'cluster.local',
   trustDomain: 'cluster.local',
-  rootNamespace: 'jibe-system',
+  // Apply-time validation (MeshConfig placement, CUSTOM providers) checks against the same constant.
+  rootNamespace: ROOT_NAMESPACE,
   outboundTrafficPolicy: 'ALLOW_ANY',
 };
 
