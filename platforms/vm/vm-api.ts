@@ -6,7 +6,7 @@
 //     DELETE /api/v1/vm/tokens/<id|token> → {revoked}
 //   a VM, by its workload certificate (TLS port only):
 //     PUT    /api/v1/vm/workloads                    registration → {workload, discovery}
-//     GET    /api/v1/vm/workloads/<ns>/<name>        → {workload}
+//     GET    /api/v1/vm/workloads/<ns>/<name>        → {registration}
 //     POST   /api/v1/vm/workloads/<ns>/<name>/health {health} → {health}
 //     DELETE /api/v1/vm/workloads/<ns>/<name>        → {deregistered}
 // A VM acts only for its own identity: the namespace and service account come
@@ -20,7 +20,7 @@ import { JibeError } from '../../core/errors/errors.ts';
 import type { Workload } from '../../core/model/workload.ts';
 import type { WorkloadRegistrar, WorkloadRegistration } from '../../core/registry/workload-registrar.ts';
 import type { StateStore } from '../../core/state/state-store.ts';
-import { parseHostPort } from './join-token.ts';
+import { JOIN_TOKEN_PREFIX, parseHostPort } from './join-token.ts';
 import { createJoinToken, listJoinTokens, revokeJoinToken } from './join-token-store.ts';
 
 const MAX_TTL_SECONDS = 30 * 86_400;
@@ -96,7 +96,7 @@ export function vmApiRoutes(registry: VmApiRegistry, state: StateStore, host: Ap
       handler: async (req, p) => {
         host.requireAdmin(req);
         const revoked = await revokeJoinToken(state, p[0]);
-        if (!revoked) throw new JibeError('JIBE_ERR_NOT_FOUND', `no join token matches ${p[0].startsWith('jibe1.') ? 'that token' : p[0]}`, { hint: 'see `jibe vm token list` for ids' });
+        if (!revoked) throw new JibeError('JIBE_ERR_NOT_FOUND', `no join token matches ${p[0].startsWith(JOIN_TOKEN_PREFIX) ? 'that token' : p[0]}`, { hint: 'see `jibe vm token list` for ids' });
         return { revoked: revoked.id, revokedAt: revoked.revokedAt };
       },
     },
