@@ -77,8 +77,9 @@ export function registerProxy(program: Command): void {
         inboundCapturePort: type === 'sidecar' ? opts.inboundCapturePort : undefined,
         sniffTimeoutMs: opts.sniffTimeout,
         // Explicit: that port or fail. Default: Istio's 15090, skipped with a warning when another proxy on this host has it.
-        metricsPort: opts.metricsPort === undefined && !process.argv.includes('--metrics-port') ? 15090 : portOrUndefined(opts.metricsPort),
-        metricsPortOptional: !process.argv.includes('--metrics-port'),
+        // (parsePortOrOff never yields undefined, so undefined means the flag was not given.)
+        metricsPort: opts.metricsPort === undefined ? 15090 : portOrUndefined(opts.metricsPort),
+        metricsPortOptional: opts.metricsPort === undefined,
         telemetry: {
           metrics: opts.metrics !== false,
           accessLog: parseAccessLog(opts.accessLog),
