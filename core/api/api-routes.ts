@@ -2,7 +2,7 @@
 // tokens, and registration by VMs over TLS), without core importing the
 // platform: a registry plugin that has `apiRoutes(host)` contributes them.
 // On the TLS port only routes marked `tls` are reachable; a route that acts on
-// behalf of a workload must check `host.peerIdentity(req)` itself.
+// behalf of a workload must check `peerIdentity(req)` (below) itself.
 import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { parseWorkloadSpiffeId } from '../ca/spiffe-id.ts';
