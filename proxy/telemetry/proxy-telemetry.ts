@@ -95,6 +95,8 @@ export class ProxyTelemetry {
   private readonly tcp = new Map<string, IdentitySeries>();
   private readonly peerHeaders = new WeakMap<Cluster, string>();
   private noRoute: IdentitySeries | undefined;
+  /** Inbound callers past MAX_INBOUND_PEERS, by security policy (plaintext, mTLS). */
+  private readonly inboundOverflow: Array<IdentitySeries | undefined> = [undefined, undefined];
   /** The access log entry, refilled for each line. */
   private readonly entry: AccessLogEntry = emptyEntry();
   /** Path samplings in progress (`jibe top`); empty nearly always. */
@@ -303,6 +305,13 @@ export class ProxyTelemetry {
     const key = (metadata ?? '\u0001' + ex.authority) + '\u0000' + (principal ?? '');
     let ids = this.inbound.get(key);
     if (ids !== undefined) return ids;
+    const security = principal !== undefined ? 'mutual_tls' : 'none';
+    // Past the bound (many callers, or a client sending made-up metadata) a request costs one lookup, not a decode and a label build.
+    if (this.inbound.size >= MAX_INBOUND_PEERS) {
+      return (this.inboundOverflow[security === 'none' ? 0 : 1] ??= this.metrics.identity(
+        identityLabels('destination', UNKNOWN_PEER, this.self, serviceIdentity('', this.self.namespace), security),
+      ));
+    }
     let peer: PeerIdentity = UNKNOWN_PEER;
     let service: ServiceIdentity;
     const decoded = metadata !== undefined ? decodePeerMetadata(metadata) : undefined;
@@ -313,10 +322,7 @@ export class ProxyTelemetry {
       service = serviceIdentity(ex.authority, this.self.namespace);
     }
     if (principal !== undefined) peer = { ...peer, principal };
-    if (this.inbound.size >= MAX_INBOUND_PEERS) {
-      return this.metrics.identity(identityLabels('destination', UNKNOWN_PEER, this.self, serviceIdentity('', this.self.namespace), principal !== undefined ? 'mutual_tls' : 'none'));
-    }
-    ids = this.metrics.identity(identityLabels('destination', peer, this.self, service, principal !== undefined ? 'mutual_tls' : 'none'));
+    ids = this.metrics.identity(identityLabels('destination', peer, this.self, service, security));
     this.inbound.set(key, ids);
     return ids;
   }
