@@ -126,8 +126,8 @@ export class ConnectionRouter {
   }
 
   private async sniffAndRoute(resource: ListenerResource, socket: Socket, earlier: Buffer | undefined): Promise<void> {
-    if (earlier !== undefined && earlier.length > 0) socket.unshift(earlier);
-    const sniffed = await sniffProtocol(socket, this.sniffTimeoutMs);
+    // The bytes the TLS gate already read are sniffed where they are: unshifting them would fail on a client that has half-closed.
+    const sniffed = await sniffProtocol(socket, earlier, this.sniffTimeoutMs);
     if (sniffed === undefined) {
       socket.destroy();
       return;

@@ -41,14 +41,14 @@ export function classifyPrefix(head: Buffer): SniffedProtocol | undefined {
 }
 
 /**
- * Reads from `socket` until its first bytes decide the protocol and leaves
+ * Reads from `socket` (after `earlier`, bytes already read) until its first bytes decide the protocol and leaves
  * it paused; the bytes read are handed back in `head` (not unshifted: a
  * client may already have half-closed, and an ended stream takes no
  * unshift). Resolves `undefined` when the client fails or closes before
  * anything was decided.
  */
-export function sniffProtocol(socket: Socket, timeoutMs: number = DEFAULT_SNIFF_TIMEOUT_MS): Promise<Sniffed<SniffedProtocol> | undefined> {
-  return sniffUntil(socket, undefined, decideProtocol, timeoutMs);
+export function sniffProtocol(socket: Socket, earlier?: Buffer, timeoutMs: number = DEFAULT_SNIFF_TIMEOUT_MS): Promise<Sniffed<SniffedProtocol> | undefined> {
+  return sniffUntil(socket, earlier, decideProtocol, timeoutMs);
 }
 
 // A client that half-closes after a few bytes has said all it will: decide on them, as when the wait runs out.
