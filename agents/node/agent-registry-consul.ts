@@ -34,15 +34,14 @@
 //   agent "<this node>" { policy = "read" }             the node and datacenter name the mesh workload
 import fs from 'node:fs';
 import { JibeError } from '../../core/errors/errors.ts';
+import { compareStrings } from '../../core/model/resource.ts';
 import { protocolFromPort } from '../../core/model/service.ts';
 import { pathSegment, ConsulClient } from '../../platforms/consul/consul-client.ts';
-import { deregisterService, registerService } from '../../platforms/consul/consul-registration.ts';
+import { META_SERVICE_ACCOUNT, META_SERVICE_PORT } from '../../platforms/consul/consul-converters.ts';
+import { deregisterService, META_KEY, registerService } from '../../platforms/consul/consul-registration.ts';
 import type { ConsulServiceSpec } from '../../platforms/consul/consul-registration.ts';
 import type { AgentState, ConsulRegistryState } from './agent-state.ts';
 
-const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
-const META_SERVICE_ACCOUNT = 'jibe-service-account';
-const META_SERVICE_PORT = 'jibe-service-port';
 const MAINTENANCE_REASON = 'jibe agent stopped (systemctl stop); `jibe agent join` resumes';
 
 /** The instance ID of one service of this VM: unique per Consul node, stable across restarts. */
@@ -57,7 +56,7 @@ export function consulServiceSpecs(state: AgentState): ConsulServiceSpec[] {
   const meshed = state.capture.enabled && state.proxy.enabled;
   const meta: Record<string, string> = { [META_SERVICE_ACCOUNT]: state.identity.serviceAccount };
   const tags: string[] = [];
-  for (const [k, v] of Object.entries(reg.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const [k, v] of Object.entries(reg.labels ?? {}).sort(([a], [b]) => compareStrings(a, b))) {
     if (META_KEY.test(k) && !k.startsWith('jibe-') && v.length <= 512) meta[k] = v;
     else tags.push(`${k}=${v}`);
   }

@@ -38,7 +38,8 @@ export interface ConsulServiceSpec {
   sidecar?: false | { port?: number };
 }
 
-const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
+/** What Consul accepts as a Meta key. */
+export const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 
 function isPort(n: unknown): n is number {
   return Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
