@@ -6,7 +6,7 @@
 // connection without rebinding the port.
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
 import type { ListenerResource, ListenerTls } from '../../core/model/proxy-config.ts';
 import { spiffeIdOf, subjectAltNameProblem } from '../identity/mesh-tls.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
@@ -97,8 +97,8 @@ export class TlsGate {
           context: gatewayContext(t),
           requestCert: t.mode === 'MUTUAL',
           alpn: GATEWAY_ALPN,
-          check: t.mode === 'MUTUAL' ? (socket) => clientProblem(socket, t.subjectAltNames ?? []) : undefined,
-          peerIdentity: t.mode === 'MUTUAL' ? (socket) => spiffeIdOf(socket.getPeerCertificate()) : undefined,
+          check: t.mode === 'MUTUAL' ? (socket, cert) => clientProblem(socket, cert, t.subjectAltNames ?? []) : undefined,
+          peerIdentity: t.mode === 'MUTUAL' ? spiffeIdOf : undefined,
           stats: this.deps.stats,
           logger: this.deps.logger,
         });
@@ -130,9 +130,9 @@ function gatewayContext(t: ListenerTls): SecureContextOptions {
   return { cert, key, ...(ca !== undefined ? { ca } : {}), minVersion: t.minProtocolVersion ?? 'TLSv1.2' };
 }
 
-function clientProblem(socket: TLSSocket, sans: readonly string[]): ReturnType<typeof certificateProblem> {
-  const problem = certificateProblem(socket);
+function clientProblem(socket: TLSSocket, cert: PeerCertificate, sans: readonly string[]): ReturnType<typeof certificateProblem> {
+  const problem = certificateProblem(socket, cert);
   if (problem !== undefined || sans.length === 0) return problem;
-  const detail = subjectAltNameProblem(socket.getPeerCertificate(), sans, 'client');
+  const detail = subjectAltNameProblem(cert, sans, 'client');
   return detail === undefined ? undefined : { reason: 'wrong_identity', detail };
 }

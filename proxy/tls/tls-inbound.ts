@@ -41,10 +41,10 @@ export interface TlsAcceptorOptions {
   context: SecureContextOptions;
   requestCert: boolean;
   alpn: string[];
-  /** A problem with the verified (or not) peer, or undefined to accept it. */
-  check?: (socket: TLSSocket) => { reason: TlsRefusal; detail: string } | undefined;
+  /** A problem with the verified (or not) peer, or undefined to accept it; `cert` is the peer's ({} when it sent none). */
+  check?: (socket: TLSSocket, cert: PeerCertificate) => { reason: TlsRefusal; detail: string } | undefined;
   /** What an accepted peer is known as (tagged on the socket for authz and telemetry). */
-  peerIdentity?: (socket: TLSSocket) => string | undefined;
+  peerIdentity?: (cert: PeerCertificate) => string | undefined;
   stats: ProxyStats;
   logger: ProxyLogger;
 }
@@ -102,14 +102,19 @@ export class TlsAcceptor {
       socket.destroy();
       return;
     }
-    const problem = this.options.check?.(socket);
-    if (problem !== undefined) {
-      this.refuse(pending.listener, socket, problem.reason, problem.detail);
-      socket.destroy();
-      return;
+    const { check, peerIdentity } = this.options;
+    if (check !== undefined || peerIdentity !== undefined) {
+      // Read once: each call builds a new object from the DER (public key, raw bytes and all).
+      const cert = socket.getPeerCertificate();
+      const problem = check?.(socket, cert);
+      if (problem !== undefined) {
+        this.refuse(pending.listener, socket, problem.reason, problem.detail);
+        socket.destroy();
+        return;
+      }
+      const id = peerIdentity?.(cert);
+      if (id !== undefined) (socket as TaggedSocket)[kPeerIdentity] = id;
     }
-    const id = this.options.peerIdentity?.(socket);
-    if (id !== undefined) (socket as TaggedSocket)[kPeerIdentity] = id;
     this.options.stats.ssl_handshake++;
     pending.onSecure(socket);
   }
@@ -142,8 +147,7 @@ function tupleKey(s: Socket): string {
 }
 
 /** Why a peer's certificate is refused, from what OpenSSL found; undefined when it verified. */
-export function certificateProblem(socket: TLSSocket): { reason: TlsRefusal; detail: string } | undefined {
-  const cert = socket.getPeerCertificate();
+export function certificateProblem(socket: TLSSocket, cert: PeerCertificate): { reason: TlsRefusal; detail: string } | undefined {
   if (cert === null || cert === undefined || Object.keys(cert).length === 0) return { reason: 'no_certificate', detail: 'the client presented no certificate' };
   if (socket.authorized) return undefined;
   const code = String(socket.authorizationError ?? 'UNKNOWN');
@@ -164,16 +168,16 @@ export function meshTlsAcceptor(identity: MeshIdentity, stats: ProxyStats, logge
     context: context(),
     requestCert: true,
     alpn: MESH_SERVER_ALPN,
-    check: (socket) => {
-      const problem = certificateProblem(socket);
+    check: (socket, cert) => {
+      const problem = certificateProblem(socket, cert);
       if (problem !== undefined) return problem;
-      const id = spiffeIdOf(socket.getPeerCertificate());
+      const id = spiffeIdOf(cert);
       if (id === undefined) return { reason: 'wrong_identity', detail: 'the client certificate carries no SPIFFE ID' };
       const domain = trustDomainOf(id);
       if (domain !== identity.trustDomain) return { reason: 'wrong_identity', detail: `${id} is not of trust domain ${identity.trustDomain}` };
       return undefined;
     },
-    peerIdentity: (socket) => spiffeIdOf(socket.getPeerCertificate()),
+    peerIdentity: spiffeIdOf,
     stats,
     logger,
   });
