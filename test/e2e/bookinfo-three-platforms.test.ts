@@ -12,6 +12,7 @@ import { waitFor } from '../helpers/wait-for.ts';
 import type { Defer } from '../integration/vm/vm-netns.ts';
 import { bookinfoMeshProblem, execIn, MIXED, POD_PORTS, startBookinfoMesh, TRUST_PREFIX as TD } from './fixtures/bookinfo-mesh.ts';
 import type { BookinfoMesh } from './fixtures/bookinfo-mesh.ts';
+import { productpage, sampleServedBy, servedBy } from './fixtures/bookinfo-page.ts';
 
 const problem = bookinfoMeshProblem();
 // Under CI a missing peer or missing root is a failure, never a skip.
@@ -22,21 +23,8 @@ describe('BookInfo across Kubernetes, Consul and a VM in one mesh (issue 9)', { 
   const defer: Defer = (fn) => cleanups.push(fn);
   let mesh: BookinfoMesh;
 
-  const page = async (user?: string) => {
-    const res = await fetch(`${mesh.gateway}/productpage`, { headers: user ? { cookie: `user=${user}` } : {}, signal: AbortSignal.timeout(10_000) });
-    const body = await res.text();
-    if (res.status !== 200) throw new Error(`GET /productpage answered ${res.status}: ${body.slice(0, 300)}`);
-    return body;
-  };
-  const servedBy = (html: string) => /Reviews served by: (reviews-v\d)/.exec(html)?.[1] ?? 'none';
-  const sample = async (n: number, user?: string) => {
-    const counts: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const v = servedBy(await page(user));
-      counts[v] = (counts[v] ?? 0) + 1;
-    }
-    return counts;
-  };
+  const page = (user?: string) => productpage(mesh.gateway, user);
+  const sample = (n: number, user?: string) => sampleServedBy(mesh.gateway, n, user);
   /** Every part of the page: details (WorkloadEntry), reviews (k8s or VM), ratings stars (Consul) where the version shows them. */
   const assertWhole = (html: string) => {
     assert.match(html, /The Comedy of Errors/);

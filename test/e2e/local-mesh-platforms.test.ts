@@ -16,6 +16,7 @@ import { freePort } from '../../cli/up/ports.ts';
 import { peerBinary } from '../peers/paths.ts';
 import { JIBE, REPO_ROOT, runJibe } from '../helpers/jibe-cli.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { sampleServedBy } from './fixtures/bookinfo-page.ts';
 
 const missing = ['consul', 'etcd', 'kube-apiserver'].filter((b) => !peerBinary(b));
 const skip = missing.length === 0 || process.env.CI === 'true' ? false : `${missing.join(', ')} not installed (node_modules/.bin/node test/peers/install.ts ${missing.join(' ')})`;
@@ -74,12 +75,7 @@ describe('local mesh across vm, consul and kubernetes (jibe up --platforms vm,co
     const applied = await runJibe(['apply', '--server', server, '-f', FIXTURE]);
     assert.equal(applied.code, 0, applied.stderr);
     const counts = await waitFor(async () => {
-      const seen: Record<string, number> = {};
-      for (let i = 0; i < 40; i++) {
-        const html = await (await fetch(`${gateway}/productpage`, { signal: AbortSignal.timeout(10_000) })).text();
-        const v = /Reviews served by: (reviews-v\d)/.exec(html)?.[1] ?? 'none';
-        seen[v] = (seen[v] ?? 0) + 1;
-      }
+      const seen = await sampleServedBy(gateway, 40);
       return Object.keys(seen).sort().join() === 'reviews-v2,reviews-v3' ? seen : undefined;
     }, 'only v2 (Kubernetes) and v3 (VM) answering', 60_000);
     assert.ok(counts['reviews-v2'] >= 5 && counts['reviews-v3'] >= 5, `both sides get a share: ${JSON.stringify(counts)}`);

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../cli/up/ports.ts';
 import { JIBE, REPO_ROOT, runJibe } from '../helpers/jibe-cli.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { productpage, sampleServedBy, servedBy } from './fixtures/bookinfo-page.ts';
 
 const NETWORKING = path.join(REPO_ROOT, 'deploy/samples/bookinfo/networking');
 const FIXTURES = path.join(REPO_ROOT, 'test/e2e/fixtures');
@@ -22,21 +23,8 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
   let gateway: string;
   let server: string;
 
-  const productpage = async (user?: string): Promise<string> => {
-    const res = await fetch(`${gateway}/productpage`, { headers: user ? { cookie: `user=${user}` } : {}, signal: AbortSignal.timeout(10_000) });
-    const body = await res.text();
-    if (res.status !== 200) throw new Error(`GET /productpage answered ${res.status}: ${body.slice(0, 200)}`);
-    return body;
-  };
-  const servedBy = (html: string) => /Reviews served by: (reviews-v\d)/.exec(html)?.[1] ?? 'none';
-  const sample = async (n: number, user?: string) => {
-    const counts: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const v = servedBy(await productpage(user));
-      counts[v] = (counts[v] ?? 0) + 1;
-    }
-    return counts;
-  };
+  const page = (user?: string) => productpage(gateway, user);
+  const sample = (n: number, user?: string) => sampleServedBy(gateway, n, user);
   const apply = (file: string) => runJibe(['apply', '--server', server, '-f', file]);
   /** Every proxy runs the control plane's current version. */
   const converged = async () => {
@@ -68,7 +56,7 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
   });
 
   it('serves BookInfo through the ingress gateway, with reviews from every version', async () => {
-    const html = await productpage();
+    const html = await page();
     assert.match(html, /The Comedy of Errors/);
     assert.match(html, /Book Details/);
     const counts = await sample(30);
@@ -120,7 +108,7 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
     assert.equal(res.code, 0, res.stderr);
     await waitFor(converged, 'proxies to ACK STRICT mTLS');
     await assert.rejects(direct(), /socket hang up|ECONNRESET/);
-    assert.match(await productpage(), /Book Reviews/, 'the mesh itself speaks mTLS, so BookInfo keeps working');
+    assert.match(await page(), /Book Reviews/, 'the mesh itself speaks mTLS, so BookInfo keeps working');
     const removed = await runJibe(['delete', '--server', server, '-f', strict]);
     assert.equal(removed.code, 0, removed.stderr);
     await waitFor(converged, 'proxies to ACK the removal');
@@ -168,7 +156,7 @@ describe('local mesh (jibe up)', { timeout: 240_000 }, () => {
     const load = (async () => {
       while (!stop) {
         try {
-          const version = servedBy(await productpage('jason'));
+          const version = servedBy(await page('jason'));
           if (version === 'reviews-v2') ok++;
           else failures.push(`served by ${version}`);
         } catch (err) {
