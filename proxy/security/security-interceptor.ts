@@ -55,16 +55,21 @@ export function listenerSecurity(r: ListenerResource, deps: SecurityDeps): Liste
   let s = compiled.get(r);
   if (s === undefined) {
     const engine = r.authz !== undefined ? compileAuthz(r.authz) : undefined;
-    for (const p of engine?.custom ?? []) {
-      if (p.provider === undefined || !deps.adapters.has(p.provider)) {
-        throw new Error(`${p.name}: provider ${JSON.stringify(p.provider)} is not a registered policy adapter (registered: ${deps.adapters.names().join(', ') || 'none'})`);
-      }
-    }
+    checkProviders(r, deps.adapters);
     const jwt = r.jwt?.length ? new JwtAuthenticator(r.jwt, deps.jwks) : undefined;
     s = { destinationPort: r.authz?.destinationPort ?? r.port, engine, jwt };
     compiled.set(r, s);
   }
   return s;
+}
+
+/** @throws Error naming the first CUSTOM policy of `r` whose provider is not a registered policy adapter. */
+export function checkProviders(r: ListenerResource, adapters: PolicyAdapterRegistry): void {
+  for (const p of r.authz?.custom ?? []) {
+    if (p.provider === undefined || !adapters.has(p.provider)) {
+      throw new Error(`${p.name}: provider ${JSON.stringify(p.provider)} is not a registered policy adapter (registered: ${adapters.names().join(', ') || 'none'})`);
+    }
+  }
 }
 
 export function createSecurityInterceptor(deps: SecurityDeps): Interceptor {

@@ -5,7 +5,7 @@
 import { JibeError } from '../../core/errors/errors.ts';
 import type { ProxyResource } from '../../core/model/proxy-config.ts';
 import type { SecurityDeps } from './security-interceptor.ts';
-import { listenerSecurity } from './security-interceptor.ts';
+import { checkProviders, listenerSecurity } from './security-interceptor.ts';
 
 type Obj = Record<string, unknown>;
 type Add = (resource: string, field: string, message: string) => void;
@@ -80,11 +80,7 @@ export function compileSecurity(resources: Iterable<ProxyResource>, version: str
     try {
       listenerSecurity(r, deps);
       // Checked on every update, not only when the listener compiles: the adapters may change under an unchanged listener.
-      for (const p of r.authz?.custom ?? []) {
-        if (!deps.adapters.has(p.provider ?? '')) {
-          throw new Error(`${p.name}: provider ${JSON.stringify(p.provider)} is not a registered policy adapter (registered: ${deps.adapters.names().join(', ') || 'none'})`);
-        }
-      }
+      checkProviders(r, deps.adapters);
     } catch (e) {
       causes.push(new JibeError('JIBE_ERR_CONFIG_REJECTED', (e as Error).message, { resource: `listener/${r.name}` }));
     }
