@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ConsulClient } from '../../../platforms/consul/consul-client.ts';
 import { peerBinary } from '../../peers/paths.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 export interface ConsulAgentOptions {
   /** Enables ACLs with default deny; the management token is `managementToken`. */
@@ -123,18 +124,7 @@ export async function startConsulAgent(options: ConsulAgentOptions = {}): Promis
   };
 }
 
-/** Polls `check` until it returns a value (not undefined); fails with the last seen state after `guardMs`. Nothing asserts on speed. */
-export async function waitUntil<T>(what: string, check: () => Promise<T | undefined> | T | undefined, guardMs = 20_000): Promise<T> {
-  const deadline = Date.now() + guardMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await delay(50);
-  }
+/** test/helpers waitFor with the argument order these tests read best in (what, then how); nothing asserts on speed. */
+export function waitUntil<T>(what: string, check: () => Promise<T | undefined> | T | undefined, guardMs = 20_000): Promise<T> {
+  return waitFor(check, what, guardMs, 50);
 }
