@@ -270,7 +270,11 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     let reviewsOutbound = 0;
     const reviews = http.createServer((req, res) => {
       void request(reviewsOutbound, `productpage.default.svc.cluster.local:${productpage.port}`, '/from-reviews').then(
-        (back) => res.end(`reviews saw ${req.url}; productpage said: ${back.body}`),
+        (back) => {
+          // Until reviews' sidecar knows productpage its outbound answers 503: pass that on, so the wait below retries.
+          if (back.status !== 200) res.statusCode = 502;
+          res.end(`reviews saw ${req.url}; productpage said: ${back.body}`);
+        },
         (err: Error) => {
           res.statusCode = 502;
           res.end(err.message);
