@@ -16,6 +16,7 @@
 // - a `connect-proxy` registered for the instance with Meta `jibe-sidecar=true`
 //   is a Jibe sidecar: peers dial its port with mesh mTLS. Other sidecars (Consul
 //   Connect's Envoy) speak another mTLS, so those instances are dialled directly.
+import { compareStrings } from '../../core/model/resource.ts';
 import { canonicalHost, protocolFromPort } from '../../core/model/service.ts';
 import type { Protocol, Service, ServicePort } from '../../core/model/service.ts';
 import { spiffeId } from '../../core/model/workload.ts';
@@ -178,7 +179,7 @@ export function toService(entries: readonly ConsulHealthEntry[], sidecars: Reado
   const workloads = new Map<string, Workload>();
   const problems: ConsulProblem[] = [];
   // Oldest registration first, so on a clash the instance that was there first stays.
-  const ordered = [...entries].sort((a, b) => (a.Service?.ModifyIndex ?? 0) - (b.Service?.ModifyIndex ?? 0) || cmp(a.Node?.Node ?? '', b.Node?.Node ?? '') || cmp(a.Service?.ID ?? '', b.Service?.ID ?? ''));
+  const ordered = [...entries].sort((a, b) => (a.Service?.ModifyIndex ?? 0) - (b.Service?.ModifyIndex ?? 0) || compareStrings(a.Node?.Node ?? '', b.Node?.Node ?? '') || compareStrings(a.Service?.ID ?? '', b.Service?.ID ?? ''));
   for (const entry of ordered) {
     if (entry.Service?.Kind) continue; // sidecars and gateways are not services of their own
     const sidecar = entry.Node && entry.Service ? sidecars.get(sidecarKey(entry.Node.Node, entry.Service.ID)) : undefined;
@@ -229,8 +230,4 @@ function portName(protocol: Protocol, port: number): string {
 
 function isPort(n: unknown): n is number {
   return Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { JibeError } from '../../core/errors/errors.ts';
+import { compareStrings } from '../../core/model/resource.ts';
 import type { PutOptions, StateEntry, StateStore } from '../../core/state/state-store.ts';
 import type { ConsulClient } from './consul-client.ts';
 import { decodeKey, encodeKey, fromBase64, kvGet, kvList, kvTxn, raceDelay, toBase64 } from './consul-kv.ts';
@@ -105,7 +106,7 @@ export class ConsulStateStore implements StateStore {
       if (!e.Key.startsWith(this.base)) continue;
       out.push(this.decode<T>(decodeKey(e.Key.slice(this.base.length)), e));
     }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out.sort((a, b) => compareStrings(a.key, b.key));
   }
 
   async close(): Promise<void> {
