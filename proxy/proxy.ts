@@ -43,7 +43,6 @@ import { spiffeIdOf } from './identity/mesh-tls.ts';
 import type { MeshIdentity } from './tls/mesh-identity.ts';
 import { TlsGate } from './tls/tls-gate.ts';
 import { meshTlsAcceptor } from './tls/tls-inbound.ts';
-import { installPeerPrincipalSource } from './tls/tls-peer-principal.ts';
 import { UpstreamTlsFactory } from './tls/tls-upstream.ts';
 
 export interface ProxyOptions {
@@ -158,7 +157,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   ]);
   const reservedPorts = new Map<number, string>();
   const identity = options.identity;
-  if (identity !== undefined) installPeerPrincipalSource();
   const tlsGate = new TlsGate({ mesh: identity === undefined ? undefined : meshTlsAcceptor(identity, stats, logger), stats, logger });
   const upstreamTls = new UpstreamTlsFactory({ identity: () => identity, stats, logger });
   const ctx: StateContext = { loadBalancers: options.loadBalancers ?? defaultLoadBalancers, stats, random, now, reservedPorts, upstreamTls };

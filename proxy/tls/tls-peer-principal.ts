@@ -5,7 +5,6 @@
 import type { Exchange } from '../http/exchange.ts';
 import type { Http1ServerConnection } from '../http1/http1-server-connection.ts';
 import type { Http2Downstream } from '../http2/http2-downstream.ts';
-import { setPeerPrincipalSource } from '../security/peer-principal.ts';
 import { peerIdentityOf } from './tls-inbound.ts';
 
 /** The verified mTLS identity of the connection `ex` arrived on. */
@@ -16,7 +15,3 @@ export function exchangePeerIdentity(ex: Exchange): string | undefined {
   return peerIdentityOf((down as unknown as Http2Downstream<Exchange>).stream.session?.socket);
 }
 
-/** Installs the lookup (idempotent; a proxy without mTLS never tags a socket, so every peer stays unauthenticated). */
-export function installPeerPrincipalSource(): void {
-  setPeerPrincipalSource(exchangePeerIdentity);
-}

@@ -1,15 +1,11 @@
 // AuthorizationPolicy semantics, table-driven, on Istio's documented examples.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CompiledAuthorization, CompiledAuthzPolicy } from '../../../core/model/proxy-config.ts';
-import type { Exchange } from '../../../proxy/http/exchange.ts';
 import { compileAuthz, evaluateAuthz, matchingAudit, matchingCustom } from '../../../proxy/security/authz-evaluator.ts';
-import { setPeerPrincipalSource } from '../../../proxy/security/peer-principal.ts';
-import { attrs, PRINCIPAL } from './security-fixtures.ts';
+import { attrs } from './security-fixtures.ts';
 import type { FakeRequest } from './security-fixtures.ts';
 
-before(() => setPeerPrincipalSource((ex: Exchange) => (ex as unknown as Record<symbol, string | undefined>)[PRINCIPAL]));
-after(() => setPeerPrincipalSource(() => undefined));
 
 const SLEEP = 'spiffe://cluster.local/ns/default/sa/sleep';
 const FOO = 'spiffe://cluster.local/ns/foo/sa/bar';

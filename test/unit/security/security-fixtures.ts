@@ -12,16 +12,17 @@ export interface FakeRequest {
   headers?: Record<string, string>;
   query?: Record<string, string>;
   remoteAddress?: string;
-  /** Source principal the (future) mTLS hook would report. */
+  /** Source principal, as mutual TLS would have verified it. */
   principal?: string;
 }
 
-export const PRINCIPAL = Symbol('principal');
+/** The tag proxy/tls puts on a socket whose client certificate it verified. */
+const PEER_IDENTITY = Symbol.for('jibe.tls.peerIdentity');
 
 export function fakeExchange(r: FakeRequest): Exchange {
   const rawHeaders = Object.entries(r.headers ?? {}).flat();
   const ex = {
-    down: { remoteAddress: r.remoteAddress ?? '10.0.0.9', rawHeaders },
+    down: { remoteAddress: r.remoteAddress ?? '10.0.0.9', rawHeaders, httpVersion: 1, socket: { [PEER_IDENTITY]: r.principal } },
     method: r.method ?? 'GET',
     path: r.path ?? '/',
     authority: r.authority ?? 'svc.default:8080',
@@ -34,7 +35,6 @@ export function fakeExchange(r: FakeRequest): Exchange {
     },
     queryParam: (name: string) => r.query?.[name],
     pathAndQuery: () => r.path ?? '/',
-    [PRINCIPAL]: r.principal,
   };
   return ex as unknown as Exchange;
 }
