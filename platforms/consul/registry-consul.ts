@@ -176,8 +176,7 @@ export class ConsulRegistry implements PlatformRegistry {
     const checks = health.body ?? [];
     this.diffChecks(dc, 'allChecks', checks);
     this.diffChecks(dc, 'failingChecks', checks.filter((c) => c.Status !== 'passing'));
-    const names = Object.keys(dc.tags).filter((n) => !this.options.ignoreServices.includes(n));
-    await this.refreshNames(dc, new Set([...names, ...dc.entries.keys()]));
+    await this.refreshNames(dc, this.allNames(dc));
     return { catalog: catalog.index ?? 0, health: health.index ?? 0 };
   }
 
@@ -299,7 +298,7 @@ export class ConsulRegistry implements PlatformRegistry {
     let failures = 0;
     while (!this.signal.aborted && (dc.pending.full || dc.pending.names.size > 0)) {
       const full = dc.pending.full;
-      const names = full ? new Set([...Object.keys(dc.tags).filter((n) => !this.options.ignoreServices.includes(n)), ...dc.entries.keys()]) : new Set(dc.pending.names);
+      const names = full ? this.allNames(dc) : new Set(dc.pending.names);
       dc.pending = { names: new Set(), full: false };
       try {
         await this.refreshNames(dc, names);
@@ -312,6 +311,11 @@ export class ConsulRegistry implements PlatformRegistry {
         if (!(await sleep(backoffDelay(failures++, this.options.backoff), this.signal))) return;
       }
     }
+  }
+
+  /** Every service of a datacenter: those in the catalog now and those the mesh still has (refreshNames drops ignored ones). */
+  private allNames(dc: Datacenter): Set<string> {
+    return new Set([...Object.keys(dc.tags), ...dc.entries.keys()]);
   }
 
   /** Rereads the named services of one datacenter and tells the mesh what changed. */
