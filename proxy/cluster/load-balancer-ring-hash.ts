@@ -11,6 +11,7 @@ import type { Exchange } from '../http/exchange.ts';
 import { hash32 } from './hash.ts';
 import type { LoadBalancer, LoadBalancerInput } from './load-balancer.ts';
 import type { UpstreamHost } from './upstream-pool.ts';
+import { unmapIpv4 } from '../http/client-address.ts';
 
 /** Istio's default ringHash.minimumRingSize. */
 export const DEFAULT_MINIMUM_RING_SIZE = 1024;
@@ -133,10 +134,8 @@ export class RingHash implements LoadBalancer {
         return ex.header(this.name);
       case HASH_COOKIE:
         return this.cookieKey(ex);
-      case HASH_SOURCE_IP: {
-        const a = ex.down.remoteAddress;
-        return a.startsWith('::ffff:') ? a.slice(7) : a;
-      }
+      case HASH_SOURCE_IP:
+        return unmapIpv4(ex.down.remoteAddress);
       case HASH_QUERY:
         return ex.queryParam(this.name);
       default:

@@ -41,6 +41,7 @@ import {
   sendLocalReply,
 } from './local-reply.ts';
 import { ResponseFlag } from './response-flags.ts';
+import { unmapIpv4 } from './client-address.ts';
 
 export const UPSTREAM_SERVICE_TIME = 'x-jibe-upstream-service-time';
 
@@ -113,10 +114,6 @@ function dropNamed(headers: string[], named: Set<string>, from: number): string[
   return headers;
 }
 
-function clientAddress(ex: Exchange): string {
-  const a = ex.down.remoteAddress;
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
 
 /** Builds the upstream request headers (flat list) and records what forwarding needs on the exchange. */
 export function buildUpstreamHeaders(ex: Exchange): string[] {
@@ -200,7 +197,7 @@ export function buildUpstreamHeaders(ex: Exchange): string[] {
     for (let i = 2; i < out.length; i += 2) if (out[i].toLowerCase() === 'x-forwarded-for') xffIndex = i + 1;
   }
   out[1] = route.rewriteAuthority ?? (ex.authority || ex.host!.key);
-  const client = clientAddress(ex);
+  const client = unmapIpv4(ex.down.remoteAddress);
   if (xffIndex >= 0) out[xffIndex] += ', ' + client;
   else out.push('x-forwarded-for', client);
   if (!hasXfp) out.push('x-forwarded-proto', ex.scheme);

@@ -33,6 +33,7 @@ import { ConnectionRouter } from './listener-connection.ts';
 import { serveHttpSocket } from './listener-http.ts';
 import type { HttpListener, StateHolder } from './listener-http.ts';
 import { listenerIndex } from './listener-index.ts';
+import { unmapIpv4 } from '../http/client-address.ts';
 
 export type CaptureDirection = 'outbound' | 'inbound';
 
@@ -157,7 +158,7 @@ export class CaptureListener {
     this.accepted.set(peer, socket);
 
     const dst = this.lookup(socket);
-    const direct = dst === undefined || (dst.port === socket.localPort && unmapped(dst.address) === unmapped(socket.localAddress ?? ''));
+    const direct = dst === undefined || (dst.port === socket.localPort && unmapIpv4(dst.address) === unmapIpv4(socket.localAddress ?? ''));
     const index = listenerIndex(this.options.holder.current);
     if (this.direction === 'outbound') {
       if (direct) {
@@ -292,16 +293,13 @@ export class CaptureListener {
 }
 
 function endKey(address: string | undefined, port: number | undefined): string {
-  return `${unmapped(address ?? '')}|${port ?? 0}`;
+  return `${unmapIpv4(address ?? '')}|${port ?? 0}`;
 }
 
-function unmapped(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
 
 /** Loopback, or an address of one of this host's interfaces (read only when a relay targets one of our ports). */
 export function isLocalAddress(address: string): boolean {
-  const a = unmapped(address);
+  const a = unmapIpv4(address);
   if (a === '::1' || a === '::' || a === '0.0.0.0' || a.startsWith('127.')) return true;
   for (const list of Object.values(networkInterfaces())) {
     for (const info of list ?? []) if (info.address === a) return true;

@@ -14,6 +14,7 @@ import { ResponseFlag } from '../http/response-flags.ts';
 import { CompiledMatch } from '../router/route-matcher.ts';
 import type { Dispatch, Interceptor } from '../router/router.ts';
 import { DEFAULT_MAX_KEYED_BUCKETS, RateLimitBuckets } from './rate-limit-bucket.ts';
+import { unmapIpv4 } from '../http/client-address.ts';
 
 export const BODY_RATE_LIMITED = Buffer.from('local_rate_limited');
 
@@ -137,10 +138,8 @@ export class RateLimiter {
         return ex.header(limit.header) ?? '';
       case KEY_PRINCIPAL:
         return this.deps.principal?.(ex) ?? '';
-      case KEY_SOURCE_IP: {
-        const a = ex.down.remoteAddress;
-        return a.startsWith('::ffff:') ? a.slice(7) : a;
-      }
+      case KEY_SOURCE_IP:
+        return unmapIpv4(ex.down.remoteAddress);
       default:
         return undefined;
     }

@@ -12,7 +12,8 @@ import type { ProxyLogger } from '../proxy-logger.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import { compileAuthzL4, evaluateAuthz, matchingAudit } from './authz-evaluator.ts';
 import type { AuthzAttributes, AuthzEngine } from './authz-evaluator.ts';
-import { connectionValues, namespaceOfPrincipal, normalizeIp, sourcePrincipalOf } from './request-attributes.ts';
+import { connectionValues, namespaceOfPrincipal, sourcePrincipalOf } from './request-attributes.ts';
+import { unmapIpv4 } from '../http/client-address.ts';
 import type { ConnectionFacts } from './request-attributes.ts';
 
 /** What decided a TCP connection (on `TcpSession.authz`). */
@@ -40,11 +41,11 @@ export class ConnectionAttributes implements AuthzAttributes, ConnectionFacts {
 
   /** `peer`: the verified SPIFFE ID of the terminated mesh TLS (undefined for plaintext). */
   constructor(socket: Socket, peer: string | undefined, destinationPort: number) {
-    this.sourceIp = normalizeIp(socket.remoteAddress ?? '');
+    this.sourceIp = unmapIpv4(socket.remoteAddress ?? '');
     this.sourcePrincipal = sourcePrincipalOf(peer);
     this.sourceNamespace = namespaceOfPrincipal(this.sourcePrincipal);
     this.destinationPort = destinationPort;
-    this.destinationIp = normalizeIp(socket.localAddress ?? '');
+    this.destinationIp = unmapIpv4(socket.localAddress ?? '');
     const servername = (socket as Partial<TLSSocket>).servername;
     this.sni = typeof servername === 'string' ? servername : '';
   }

@@ -2,9 +2,9 @@
 // `request.headers[x]`, `request.auth.claims[groups]`, …) over one exchange.
 // Built only on listeners that carry policies, once per request, and shared
 // by JWT, the authz evaluator and the policy adapters.
-import { isIP } from 'node:net';
 import type { Exchange } from '../http/exchange.ts';
 import { peerPrincipal } from './peer-principal.ts';
+import { unmapIpv4 } from '../http/client-address.ts';
 
 /** What any connection, HTTP or not, tells policies about its transport (Istio's L4 attributes). */
 export interface ConnectionFacts {
@@ -36,7 +36,7 @@ export class RequestAttributes implements ConnectionFacts {
 
   constructor(ex: Exchange, destinationPort: number) {
     this.ex = ex;
-    this.sourceIp = normalizeIp(ex.down.remoteAddress);
+    this.sourceIp = unmapIpv4(ex.down.remoteAddress);
     this.sourcePrincipal = sourcePrincipalOf(peerPrincipal(ex));
     this.sourceNamespace = namespaceOfPrincipal(this.sourcePrincipal);
     this.destinationPort = destinationPort;
@@ -138,7 +138,3 @@ export function namespaceOfPrincipal(principal: string): string {
   return ns === null ? '' : ns[1];
 }
 
-export function normalizeIp(address: string): string {
-  if (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) return address.slice(7);
-  return address;
-}
