@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ConsulClient } from '../../../platforms/consul/consul-client.ts';
 import { peerBinary } from '../../peers/paths.ts';
@@ -127,4 +128,20 @@ export async function startConsulAgent(options: ConsulAgentOptions = {}): Promis
 /** test/helpers waitFor with the argument order these tests read best in (what, then how); nothing asserts on speed. */
 export function waitUntil<T>(what: string, check: () => Promise<T | undefined> | T | undefined, guardMs = 20_000): Promise<T> {
   return waitFor(check, what, guardMs, 50);
+}
+
+/** The path of the `jibe` command's TypeScript source, as the integration tests run it. */
+export const JIBE_SOURCE = fileURLToPath(new URL('../../../cli/jibe.ts', import.meta.url));
+
+/** Runs `jibe` from source to completion; never throws on a non-zero exit (the result says how it ended). */
+export function runJibeSource(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [JIBE_SOURCE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

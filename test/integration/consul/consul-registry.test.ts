@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +19,7 @@ import type { Workload } from '../../../core/model/workload.ts';
 import { deregisterService, registerService } from '../../../platforms/consul/consul-registration.ts';
 import { startProxy } from '../../../proxy/proxy.ts';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
-import { consulSkipReason, startConsulAgent, waitUntil } from './consul-agent.ts';
+import { consulSkipReason, runJibeSource, startConsulAgent, waitUntil } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
@@ -59,20 +58,6 @@ async function startApp(name: string): Promise<{ port: number; healthy: boolean;
   return app;
 }
 
-const JIBE_TS = join(import.meta.dirname, '..', '..', '..', 'cli', 'jibe.ts');
-
-/** The real `jibe` command (TypeScript source, as the tests run everything). */
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [JIBE_TS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url);
@@ -161,7 +146,7 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
   });
 
   it('jibe consul register|deregister from flags and from a file', async () => {
-    const jibe = (args: string[]) => runCli([...args, '--consul-address', agent.address]);
+    const jibe = (args: string[]) => runJibeSource([...args, '--consul-address', agent.address]);
     const byFlags = await jibe(['consul', 'register', '--service', 'cli-flags', '--port', '7100', '--address', '127.0.0.1', '--meta', 'version=v3', '--tags', 'tier=web,http', '--no-sidecar']);
     assert.equal(byFlags.code, 0, byFlags.stderr);
     assert.match(byFlags.stdout, /registered cli-flags instance cli-flags-7100 in Consul \(mesh workload cli-flags-7100\./);

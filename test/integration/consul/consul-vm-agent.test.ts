@@ -25,24 +25,11 @@ import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { DEFAULT_MESH_SETTINGS } from '../../../core/mesh/mesh-snapshot.ts';
 import type { Service } from '../../../core/model/service.ts';
 import type { Workload } from '../../../core/model/workload.ts';
-import { consulSkipReason, startConsulAgent, waitUntil } from './consul-agent.ts';
+import { consulSkipReason, JIBE_SOURCE, runJibeSource, startConsulAgent, waitUntil } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
 
-const JIBE = path.join(import.meta.dirname, '..', '..', '..', 'cli', 'jibe.ts');
 const REVIEWS = 'reviews.default.svc.cluster.local';
-
-function jibe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [JIBE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () => {
   let consul: ConsulAgent;
@@ -100,7 +87,7 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     const stateDir = path.join(work, 'state');
 
     const start = (args: string[]) => {
-      agent = spawn(process.execPath, [JIBE, 'agent', 'join', ...args, '--no-capture', '--no-proxy', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      agent = spawn(process.execPath, [JIBE_SOURCE, 'agent', 'join', ...args, '--no-capture', '--no-proxy', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
       agent.stdout!.on('data', (d: Buffer) => (agentOutput += d));
       agent.stderr!.on('data', (d: Buffer) => (agentOutput += d));
     };
@@ -129,7 +116,7 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     const checks = (await consul.client().get<Record<string, { ServiceID: string; Type: string }>>('/v1/agent/checks')).body;
     assert.deepEqual(Object.values(checks).filter((c) => c.ServiceID === 'reviews-reviews-vm').map((c) => c.Type), ['http']);
 
-    const status = await jibe(['agent', 'status', '--state-dir', stateDir]);
+    const status = await runJibeSource(['agent', 'status', '--state-dir', stateDir]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, new RegExp(`registry: +consul ${consul.address}: reviews-reviews-vm \\(workload ${name.replace(/\./g, '\\.')}\\)`), why());
     assert.match(status.stdout, /health: +reviews-reviews-vm passing \(Consul's check\)/);
@@ -137,7 +124,7 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     // Consul's check, not the agent, judges health.
     healthy = false;
     await waitUntil(`unhealthy once Consul's check fails${why()}`, () => seen('unhealthy'), 30_000);
-    assert.match((await jibe(['agent', 'status', '--state-dir', stateDir])).stdout, /health: +reviews-reviews-vm critical/);
+    assert.match((await runJibeSource(['agent', 'status', '--state-dir', stateDir])).stdout, /health: +reviews-reviews-vm critical/);
     healthy = true;
     await waitUntil(`healthy again once Consul's check passes${why()}`, () => seen('healthy'), 30_000);
 
@@ -146,7 +133,7 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     running.kill('SIGTERM');
     if (running.exitCode === null && running.signalCode === null) await once(running, 'exit');
     await waitUntil(`unhealthy while the agent is stopped${why()}`, () => seen('unhealthy'), 30_000);
-    assert.match((await jibe(['agent', 'status', '--state-dir', stateDir])).stdout, /health: +reviews-reviews-vm maintenance/);
+    assert.match((await runJibeSource(['agent', 'status', '--state-dir', stateDir])).stdout, /health: +reviews-reviews-vm maintenance/);
     start([]);
     await waitUntil(`healthy once the agent resumed${why()}`, () => seen('healthy'), 30_000);
     assert.match(agentOutput, /resuming as spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/);
@@ -154,10 +141,10 @@ describe('jibe agent join --registry consul', { skip: consulSkipReason() }, () =
     // A Consul agent that forgot the instance (wiped, or a dev agent restarted) gets it back from the heartbeat.
     await consul.client().put('/v1/agent/service/deregister/reviews-reviews-vm');
     await waitUntil(`re-registered after Consul lost it${why()}`, async () => (await consul.client().get('/v1/agent/service/reviews-reviews-vm', { accept: [404] })).status === 200 || undefined, 30_000)
-      .catch(async (err: Error) => assert.fail(`${err.message}\n${(await jibe(['agent', 'status', '--state-dir', stateDir])).stdout}`));
+      .catch(async (err: Error) => assert.fail(`${err.message}\n${(await runJibeSource(['agent', 'status', '--state-dir', stateDir])).stdout}`));
     await waitUntil(`back in the mesh after the re-registration${why()}`, () => seen('healthy'), 30_000);
 
-    const left = await jibe(['agent', 'leave', '--state-dir', stateDir]);
+    const left = await runJibeSource(['agent', 'leave', '--state-dir', stateDir]);
     assert.equal(left.code, 0, `${left.stdout}${left.stderr}`);
     assert.match(left.stdout, /deregistered from Consul \(reviews-reviews-vm\)/);
     if (agent!.exitCode === null && agent!.signalCode === null) await once(agent!, 'exit');
