@@ -116,15 +116,6 @@ export function retryableFailure(policy: CompiledRetryPolicy, kind: FailureKind)
 }
 
 /**
- * Whether a request may be sent again at all: its body must still be
- * replayable (none, or none sent yet), and the answer must not have started
- * downstream.
- */
-export function replayable(hasBody: boolean, bodySent: boolean, responseStarted: boolean): boolean {
-  return !responseStarted && (!hasBody || !bodySent);
-}
-
-/**
  * Envoy's fully jittered exponential backoff: the n-th retry (1-based) waits
  * a uniform random time in [0, min(base × 2^(n-1), max)).
  */

@@ -6,7 +6,7 @@ import type { RetryPolicy } from '../../../../core/model/proxy-config.ts';
 import { CircuitBreaker } from '../../../../proxy/cluster/circuit-breaker.ts';
 import { shadowAuthority, shouldMirror } from '../../../../proxy/resilience/mirror.ts';
 import { RetryBudget } from '../../../../proxy/resilience/retry-budget.ts';
-import { CompiledRetryPolicy, backoffMs, replayable, retryableFailure, retryableStatus } from '../../../../proxy/resilience/retry-policy.ts';
+import { CompiledRetryPolicy, backoffMs, retryableFailure, retryableStatus } from '../../../../proxy/resilience/retry-policy.ts';
 import { ClusterStats } from '../../../../proxy/stats/proxy-stats.ts';
 import { manualClock, seededRandom } from './resilience-test-helpers.ts';
 
@@ -45,13 +45,6 @@ describe('retryableFailure', () => {
     assert.equal(retryableFailure(policy(['5xx']), 'reset'), true);
     assert.equal(retryableFailure(policy(['gateway-error']), 'connect-failure'), true);
     assert.equal(retryableFailure(policy(['retriable-4xx']), 'connect-failure'), false);
-  });
-
-  it('never replays a request whose body went out or whose answer started', () => {
-    assert.equal(replayable(false, false, false), true);
-    assert.equal(replayable(true, false, false), true);
-    assert.equal(replayable(true, true, false), false);
-    assert.equal(replayable(false, false, true), false);
   });
 });
 
