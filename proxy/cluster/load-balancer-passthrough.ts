@@ -1,28 +1,15 @@
 // PASSTHROUGH (Envoy's ORIGINAL_DST): the request goes where the client meant
-// to send it before capture redirected it to the proxy. Recovering that
-// address is the capture side's job (SO_ORIGINAL_DST, owned by proxy/tcp);
-// it plugs in here with setOriginalDestinationResolver. Until a resolver
-// answers for an exchange, the cluster's listed endpoints are balanced round
+// to send it before capture redirected it to the proxy — the outbound capture
+// listener remembers that address on the connection (SO_ORIGINAL_DST). A
+// request that did not come through capture (an explicit-proxy client, the
+// gateway) has none; then the cluster's listed endpoints are balanced round
 // robin, which is what a PASSTHROUGH cluster with explicit endpoints means.
+import { downstreamSocket } from '../http/downstream-socket.ts';
 import type { Exchange } from '../http/exchange.ts';
+import { rememberedOriginalDestination } from '../tcp/original-destination.ts';
 import type { LoadBalancer, LoadBalancerInput } from './load-balancer.ts';
 import { createRoundRobin } from './load-balancer-round-robin.ts';
 import type { UpstreamHost } from './upstream-pool.ts';
-
-export interface OriginalDestination {
-  address: string;
-  port: number;
-}
-
-/** Where the exchange was originally headed, or undefined when unknown. */
-export type OriginalDestinationResolver = (ex: Exchange) => OriginalDestination | undefined;
-
-let resolver: OriginalDestinationResolver | undefined;
-
-/** Installs (or, with undefined, removes) how PASSTHROUGH clusters learn an exchange's original destination. */
-export function setOriginalDestinationResolver(r: OriginalDestinationResolver | undefined): void {
-  resolver = r;
-}
 
 class Passthrough implements LoadBalancer {
   private readonly fallback: LoadBalancer;
@@ -34,8 +21,8 @@ class Passthrough implements LoadBalancer {
   }
 
   pick(ex?: Exchange): UpstreamHost | undefined {
-    if (ex !== undefined && resolver !== undefined && this.hostOf !== undefined) {
-      const dst = resolver(ex);
+    if (ex !== undefined && this.hostOf !== undefined) {
+      const dst = rememberedOriginalDestination(downstreamSocket(ex));
       if (dst !== undefined) return this.hostOf(dst.address, dst.port);
     }
     return this.fallback.pick();

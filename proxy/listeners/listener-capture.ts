@@ -24,7 +24,7 @@ import type { ProxyLogger } from '../proxy-logger.ts';
 import type { Dispatch } from '../router/router.ts';
 import type { ProxyStats } from '../stats/proxy-stats.ts';
 import type { TlsGate } from '../tls/tls-gate.ts';
-import { originalDestination, originalDestinationUnavailable } from '../tcp/original-destination.ts';
+import { originalDestination, originalDestinationUnavailable, rememberOriginalDestination } from '../tcp/original-destination.ts';
 import type { OriginalDestination } from '../tcp/original-destination.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, PASSTHROUGH_CONNECT_TIMEOUT_MS } from '../tcp/tcp-proxy.ts';
 import type { TcpSession } from '../tcp/tcp-proxy.ts';
@@ -167,7 +167,11 @@ export class CaptureListener {
         return;
       }
       const listener = index.outbound(dst.address, dst.port);
-      if (listener !== undefined) return this.router.route(listener, socket);
+      if (listener !== undefined) {
+        // HTTP routed to a PASSTHROUGH cluster goes on to this address.
+        rememberOriginalDestination(socket, dst);
+        return this.router.route(listener, socket);
+      }
       if (index.outboundTrafficPolicy === 'REGISTRY_ONLY') {
         stats.tcp_blackhole_cx_total++;
         this.router.session(socket).refuse(ResponseFlag.UH, BLACKHOLE_CLUSTER);

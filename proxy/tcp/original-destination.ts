@@ -127,3 +127,16 @@ function compressIpv6(groups: string[]): string {
   }
   return `${head}::${tail}`;
 }
+
+const kOriginalDestination = Symbol('jibe.originalDestination');
+type RememberingSocket = Socket & { [kOriginalDestination]?: OriginalDestination };
+
+/** Keeps the original destination on a captured connection, for the requests it carries (PASSTHROUGH clusters). */
+export function rememberOriginalDestination(socket: Socket, dst: OriginalDestination): void {
+  (socket as RememberingSocket)[kOriginalDestination] = dst;
+}
+
+/** The original destination remembered on a captured connection; undefined for one that was not redirected. */
+export function rememberedOriginalDestination(socket: Socket | undefined): OriginalDestination | undefined {
+  return socket === undefined ? undefined : (socket as RememberingSocket)[kOriginalDestination];
+}
