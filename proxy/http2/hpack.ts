@@ -29,6 +29,7 @@ const MAX_INTEGER = 0x7fffffff;
 // Node's latin1 fast paths exist on every Buffer but are missing from @types/node.
 type Latin1Buffer = Buffer & {
   latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
   latin1Write(s: string, offset: number, length?: number): number;
 };
 
@@ -225,7 +226,7 @@ export class HpackDecoder {
     const end = start + length;
     if (end > block.length) throw new HpackError(`HPACK string literal of ${length} octets overruns the block`);
     this.pos = end;
-    if (!huffman) return block.latin1Slice(start, end);
+    if (!huffman) return bytesToString(block, start, end);
     const need = huffmanMaxDecodedLength(length);
     if (need > huffmanScratch.length) huffmanScratch = Buffer.allocUnsafe(Math.max(need, huffmanScratch.length * 2));
     const n = huffmanDecode(block, start, end, huffmanScratch);
@@ -234,14 +235,36 @@ export class HpackDecoder {
         ? 'HPACK Huffman string contains EOS'
         : 'HPACK Huffman string ends with invalid padding (more than 7 bits, or not all ones)');
     }
-    return (huffmanScratch as Latin1Buffer).latin1Slice(0, n);
+    return bytesToString(huffmanScratch as Latin1Buffer, 0, n);
   }
+}
+
+/**
+ * buf[start, end) as a latin1 string. Node's latin1Slice pays ~150 ns per call whatever the
+ * length, while utf8Slice, identical on ASCII, costs less than half that; header strings are
+ * almost always short ASCII, so check for it. Tiny strings are cheapest built in JS.
+ */
+function bytesToString(buf: Latin1Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (length <= 4) {
+    let s = '';
+    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]);
+    return s;
+  }
+  if (length <= 256) {
+    let bits = 0;
+    for (let i = start; i < end; i++) bits |= buf[i];
+    if (bits < 0x80) return buf.utf8Slice(start, end);
+  }
+  return buf.latin1Slice(start, end);
 }
 
 // How the encoder represents a field that is not an exact table match.
 const MODE_INDEX = 0;
 const MODE_NO_INDEX = 1;
 const MODE_NEVER_INDEX = 2;
+/** Never indexed when shorter than SHORT_COOKIE, else indexed. */
+const MODE_COOKIE = 3;
 
 /**
  * Fields whose values change per request (indexing them would only churn the table) or are
@@ -270,8 +293,28 @@ const FIELD_MODES: ReadonlyMap<string, number> = new Map([
   ['authorization', MODE_NEVER_INDEX],
   ['proxy-authorization', MODE_NEVER_INDEX],
   ['set-cookie', MODE_NEVER_INDEX],
+  ['cookie', MODE_COOKIE],
 ]);
 const SHORT_COOKIE = 20;
+
+/**
+ * One lookup per field for everything known about a name: its lowest static index (bits 0-7,
+ * 0 = not static) and its mode (bits 8+).
+ */
+const KNOWN_NAMES: ReadonlyMap<string, number> = (() => {
+  const known = new Map<string, number>();
+  for (const [name, index] of STATIC_NAME_INDEX) known.set(name, index);
+  for (const [name, mode] of FIELD_MODES) known.set(name, (known.get(name) ?? 0) | (mode << 8));
+  return known;
+})();
+
+/** The encoder's index of the dynamic entries sharing one name. */
+class DynamicName {
+  /** Insertion stamp of the newest entry with this name. */
+  newest = 0;
+  /** value -> insertion stamp of its newest copy. */
+  readonly values = new Map<string, number>();
+}
 
 /** First-byte pattern and prefix width of each literal representation (§6.2). */
 const LITERAL_FLAGS = [0x40, 0x00, 0x10];
@@ -285,18 +328,21 @@ export interface HpackEncoderOptions {
 export class HpackEncoder {
   private readonly table = new DynamicTable(DEFAULT_TABLE_SIZE);
   private readonly huffman: boolean;
-  /** name + '\0' + value -> insertion stamp of its newest copy in the dynamic table. */
-  private readonly exact = new Map<string, number>();
-  /** name -> insertion stamp of the newest dynamic entry with that name. */
-  private readonly byName = new Map<string, number>();
+  /** Dynamic entries by name, then value; two lookups of existing strings, no key to build. */
+  private readonly dynamic = new Map<string, DynamicName>();
   /** Smallest size set since the last block, and whether a size update is owed (§4.2). */
   private pendingMin = -1;
   private buf: Latin1Buffer = Buffer.allocUnsafe(4096) as Latin1Buffer;
   private readonly onEvict = (slot: number, stamp: number): void => {
     const name = this.table.names[slot];
-    if (this.byName.get(name) === stamp) this.byName.delete(name);
-    const key = name + '\0' + this.table.values[slot];
-    if (this.exact.get(key) === stamp) this.exact.delete(key);
+    const entry = this.dynamic.get(name);
+    if (entry === undefined) return;
+    // The evicted entry is the oldest: if it is also its name's newest, it was the name's last.
+    if (entry.newest === stamp) this.dynamic.delete(name);
+    else {
+      const value = this.table.values[slot];
+      if (entry.values.get(value) === stamp) entry.values.delete(value);
+    }
   };
 
   constructor(options: HpackEncoderOptions = {}) {
@@ -348,7 +394,8 @@ export class HpackEncoder {
       const need = off + name.length + value.length + 16;
       if (need > buf.length) buf = this.grow(off, need);
 
-      let nameIndex = STATIC_NAME_INDEX.get(name) ?? 0;
+      const known = KNOWN_NAMES.get(name) ?? 0;
+      let nameIndex = known & 0xff;
       if (nameIndex !== 0) {
         let hit = 0;
         for (let i = nameIndex; i <= STATIC_TABLE_LENGTH && STATIC_NAMES[i] === name; i++) {
@@ -363,26 +410,21 @@ export class HpackEncoder {
         }
       }
 
-      let mode = FIELD_MODES.get(name) ?? MODE_INDEX;
-      if (mode === MODE_INDEX) {
-        if (name === 'cookie' && value.length < SHORT_COOKIE) mode = MODE_NEVER_INDEX;
-        // An entry over 3/4 of the table would flush nearly everything for one field (as nghttp2).
-        else if ((name.length + value.length + ENTRY_OVERHEAD) * 4 > table.maxSize * 3) mode = MODE_NO_INDEX;
-      }
+      let mode = known >>> 8;
+      if (mode === MODE_COOKIE) mode = value.length < SHORT_COOKIE ? MODE_NEVER_INDEX : MODE_INDEX;
+      // An entry over 3/4 of the table would flush nearly everything for one field (as nghttp2).
+      if (mode === MODE_INDEX && (name.length + value.length + ENTRY_OVERHEAD) * 4 > table.maxSize * 3) mode = MODE_NO_INDEX;
 
-      let key = '';
-      if (mode === MODE_INDEX) {
-        key = name + '\0' + value;
-        const stamp = this.exact.get(key);
-        // The name check guards against keys that collide because a name contains '\0'.
-        if (stamp !== undefined && table.names[table.slot(table.inserted - stamp)] === name) {
-          off = writeHpackInteger(buf, off, 7, 0x80, STATIC_TABLE_LENGTH + table.inserted - stamp);
-          continue;
+      const dynamic = this.dynamic.get(name);
+      if (dynamic !== undefined) {
+        if (mode === MODE_INDEX) {
+          const stamp = dynamic.values.get(value);
+          if (stamp !== undefined) {
+            off = writeHpackInteger(buf, off, 7, 0x80, STATIC_TABLE_LENGTH + table.inserted - stamp);
+            continue;
+          }
         }
-      }
-      if (nameIndex === 0) {
-        const stamp = this.byName.get(name);
-        if (stamp !== undefined) nameIndex = STATIC_TABLE_LENGTH + table.inserted - stamp;
+        if (nameIndex === 0) nameIndex = STATIC_TABLE_LENGTH + table.inserted - dynamic.newest;
       }
 
       off = writeHpackInteger(buf, off, LITERAL_PREFIX[mode], LITERAL_FLAGS[mode], nameIndex);
@@ -394,8 +436,14 @@ export class HpackEncoder {
         table.add(name, value, this.onEvict);
         // add() refuses an entry larger than the whole table; then there is nothing to remember.
         if (table.inserted !== stamp) {
-          this.exact.set(key, stamp);
-          this.byName.set(name, stamp);
+          // Looked up again: the eviction inside add() may have dropped this name's record.
+          let entry = this.dynamic.get(name);
+          if (entry === undefined) {
+            entry = new DynamicName();
+            this.dynamic.set(name, entry);
+          }
+          entry.newest = stamp;
+          entry.values.set(value, stamp);
         }
       }
     }
