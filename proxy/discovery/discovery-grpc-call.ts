@@ -8,7 +8,8 @@
 // reconnect always dials afresh.
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, SecureClientSessionOptions } from 'node:http2';
 // The data plane's lazy loader: one copy of the module, loaded by whoever needs it first.
-import { H2_CANCEL, H2_ENHANCE_YOUR_CALM, H2_NO_ERROR, H2_REFUSED_STREAM, nodeHttp2 } from '../http2/node-http2.ts';
+import { H2_CANCEL, H2_ENHANCE_YOUR_CALM, H2_NO_ERROR, H2_REFUSED_STREAM } from '../http2/http2-frame.ts';
+import { nodeHttp2 } from '../http2/node-http2.ts';
 
 /** gRPC status codes (grpc/doc/statuscodes.md), indexed by code. */
 export const GRPC_STATUS_NAMES: readonly string[] = [

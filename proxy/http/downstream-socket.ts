@@ -9,6 +9,5 @@ import type { Exchange } from './exchange.ts';
 export function downstreamSocket(ex: Exchange): Socket | undefined {
   const down = ex.down;
   if (down.httpVersion === 1) return (down as unknown as Http1ServerConnection<Exchange>).socket;
-  // The session's socket is node's proxy object, which forwards property reads to the real socket.
-  return (down as unknown as Http2Downstream<Exchange>).stream.session?.socket as Socket | undefined;
+  return (down as unknown as Http2Downstream<Exchange>).stream.conn.socket;
 }

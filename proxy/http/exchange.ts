@@ -2,11 +2,11 @@
 // response, what routing decided, the upstream request, response flags and
 // timings. With the request head's strings, the only object the proxy
 // allocates per request; handlers are module-level functions that take it.
-import type { ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import type { Cluster } from '../cluster/cluster.ts';
 import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
 import type { Http1Connection } from '../http1/http1-connection-pool.ts';
+import type { Http2Stream } from '../http2/http2-stream.ts';
 import type { MatchInput } from '../router/route-matcher.ts';
 import type { RetryState } from '../resilience/retry-state.ts';
 import type { CompiledRoute } from '../router/route-table.ts';
@@ -41,12 +41,12 @@ export class Exchange implements MatchInput {
   /** The upstream connection carrying this request, until its response is complete or abandoned. */
   upstream: Http1Connection<Exchange> | undefined = undefined;
   /** The HTTP/2 upstream stream carrying this request (http2 clusters), until it closes or is abandoned. */
-  upstreamStream: ClientHttp2Stream | undefined = undefined;
+  upstreamStream: Http2Stream | undefined = undefined;
   upstreamStart = 0;
   /** The request head as written upstream, kept for a retry on a stale keep-alive connection. */
   upstreamHead = '';
-  /** The same for HTTP/2 clusters: the head each try's stream is opened with. */
-  upstreamH2Head: OutgoingHttpHeaders | undefined = undefined;
+  /** The same for HTTP/2 clusters: the head each try's stream is opened with (flat, pseudo-headers first). */
+  upstreamH2Head: string[] | undefined = undefined;
   /** HTTP/2 clusters: the upstream's response trailers, held until its stream ends and they are relayed. */
   upstreamTrailers: string[] | undefined = undefined;
   requestId = '';

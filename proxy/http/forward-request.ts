@@ -392,7 +392,7 @@ export function onRequestBodyEnd(ex: Exchange): void {
   if (rs !== undefined) requestBodyEnded(ex, rs);
   const stream = ex.upstreamStream;
   if (stream !== undefined) {
-    if (!ex.done) endHttp2RequestBody(stream);
+    if (!ex.done) endHttp2RequestBody(ex, stream);
     return;
   }
   const conn = ex.upstream;

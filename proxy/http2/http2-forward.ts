@@ -6,12 +6,10 @@
 // the end, and resets travel both ways: a client that goes away cancels the
 // upstream stream, an upstream reset resets the client's stream with the same
 // code where that means something to the client.
-// Stream listeners are module-level functions finding their exchange through
-// a symbol, as on the HTTP/1.1 path.
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+// The stream's events are one module-level handler object; the stream's owner
+// is its exchange, as on the HTTP/1.1 path.
 import type { Exchange } from '../http/exchange.ts';
 import {
-  BODY_BAD_REQUEST,
   BODY_CONNECT_FAILURE,
   BODY_CONNECTION_TERMINATION,
   BODY_REFUSED_STREAM,
@@ -23,9 +21,11 @@ import { OUTLIER_CONNECT_FAILURE, OUTLIER_RESET } from '../cluster/outlier-detec
 import type { FailureKind } from '../resilience/retry-policy.ts';
 import { clearPerTryTimer } from '../resilience/retry-state.ts';
 import { observeGrpcStatus, observeResponseBody } from '../telemetry/exchange-telemetry.ts';
+import type { Http2Connection } from './http2-connection.ts';
+import { H2_CANCEL, H2_INTERNAL_ERROR, H2_NO_ERROR, H2_REFUSED_STREAM, relayedResetCode } from './http2-frame.ts';
+import type { Http2Stream, Http2StreamEvents } from './http2-stream.ts';
 import type { Http2StreamHandler } from './http2-upstream-pool.ts';
 import { streamSessionState } from './http2-upstream-pool.ts';
-import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM, flattenHeaders, relayedResetCode } from './node-http2.ts';
 
 /** What the HTTP/1.1 path does with a response head; forward-request.ts passes its own. */
 export type RelayHead = (ex: Exchange, status: number, headers: string[]) => void;
@@ -44,9 +44,6 @@ export interface Http2ForwardHooks {
 const NOT_FORWARDED = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
 const TE_TRAILERS = /(^|,)\s*trailers\s*(;|,|$)/i;
 
-const kEx = Symbol('jibe.http2.exchange');
-type TaggedStream = ClientHttp2Stream & { [kEx]?: Exchange };
-
 let hooks: Http2ForwardHooks;
 
 /**
@@ -56,18 +53,14 @@ let hooks: Http2ForwardHooks;
  */
 export function forwardHttp2(ex: Exchange, headers: string[], path: string, forwardHooks: Http2ForwardHooks): void {
   hooks = forwardHooks;
-  const out: OutgoingHttpHeaders = { ':method': ex.method, ':scheme': 'http', ':authority': headers[1], ':path': path };
+  const out: string[] = [':method', ex.method, ':scheme', 'http', ':authority', headers[1], ':path', path];
   for (let i = 2; i < headers.length; i += 2) {
     const name = headers[i].toLowerCase();
     if (NOT_FORWARDED.has(name)) continue;
-    const value = headers[i + 1];
-    const prior = out[name];
-    if (prior === undefined) out[name] = value;
-    else if (Array.isArray(prior)) prior.push(value);
-    else out[name] = [prior as string, value];
+    out.push(name, headers[i + 1]);
   }
   const te = ex.header('te');
-  if (te !== undefined && TE_TRAILERS.test(te)) out.te = 'trailers';
+  if (te !== undefined && TE_TRAILERS.test(te)) out.push('te', 'trailers');
   ex.upstreamH2Head = out;
   startHttp2Attempt(ex);
 }
@@ -80,33 +73,18 @@ export function startHttp2Attempt(ex: Exchange): void {
 
 const STREAM_HANDLER: Http2StreamHandler<Exchange> = { start: openStream };
 
-function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Stream | undefined {
+function openStream(ex: Exchange, conn: Http2Connection): Http2Stream | undefined {
   // Only the exchange's current try may open a stream (a stale queued one may not).
   if (ex.done || ex.responseStarted || ex.upstreamStream !== undefined) return undefined;
-  let stream: TaggedStream;
-  try {
-    // waitForTrailers: the request's end is sent by us (with the client's trailers, if any), so that
-    // cancelling a stream whose body is still coming resets it instead of first ending it cleanly (node's close() ends the writable side).
-    stream = session.request(ex.upstreamH2Head!, ex.hasBody ? { waitForTrailers: true } : { endStream: true });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    // A value node will not put on the wire came from the client; a session going away is the upstream's doing.
-    if (code.startsWith('ERR_HTTP2_INVALID') || code === 'ERR_INVALID_CHAR' || code === 'ERR_INVALID_HTTP_TOKEN') sendLocalReply(ex, 400, BODY_BAD_REQUEST, 0);
-    else sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
+  const stream = conn.request(ex.upstreamH2Head!, !ex.hasBody, UPSTREAM_EVENTS, ex);
+  if (stream === undefined) {
+    // The connection went away between the pool's pick and now.
+    sendLocalReply(ex, 503, BODY_CONNECTION_TERMINATION, ResponseFlag.UC);
     return undefined;
   }
-  stream[kEx] = ex;
   ex.upstreamStream = stream;
-  stream.on('response', onResponse);
-  stream.on('data', onData);
-  stream.on('trailers', onTrailers);
-  stream.on('end', onEnd);
-  stream.on('drain', onDrain);
-  stream.on('error', onError);
-  stream.on('close', onClose);
   hooks.tryStarted(ex);
   if (ex.hasBody) {
-    stream.on('wantTrailers', onWantTrailers);
     const rs = ex.retry;
     // A retry replays the body kept so far, then goes on with the rest as it comes.
     if (rs !== undefined && rs.body !== undefined && (rs.body.length > 0 || rs.bodyEnded)) replayBody(ex, stream, rs.body, rs.bodyEnded);
@@ -115,71 +93,81 @@ function openStream(ex: Exchange, session: ClientHttp2Session): ClientHttp2Strea
   return stream;
 }
 
-function replayBody(ex: Exchange, stream: ClientHttp2Stream, body: readonly Buffer[], ended: boolean): void {
+function replayBody(ex: Exchange, stream: Http2Stream, body: readonly Buffer[], ended: boolean): void {
   for (let i = 0; i < body.length; i++) stream.write(body[i]);
   if (body.length > 0) ex.bodySent = true;
-  if (ended) stream.end();
+  if (ended) endHttp2RequestBody(ex, stream);
   else ex.down.readBody();
 }
 
 /** A slice of the request body for the upstream stream. */
-export function writeHttp2RequestBody(ex: Exchange, stream: ClientHttp2Stream, chunk: Buffer): void {
+export function writeHttp2RequestBody(ex: Exchange, stream: Http2Stream, chunk: Buffer): void {
   ex.bodySent = true;
   if (!stream.write(chunk)) ex.down.pauseBody();
 }
 
-export function endHttp2RequestBody(stream: ClientHttp2Stream): void {
-  if (!stream.writableEnded) stream.end();
+/** The request is complete: its end goes upstream, with the client's trailers if it sent any. */
+export function endHttp2RequestBody(ex: Exchange, stream: Http2Stream): void {
+  if (stream.localEnded) return;
+  const trailers = ex.down.requestTrailers;
+  if (trailers === undefined || trailers.length === 0) {
+    stream.end();
+    return;
+  }
+  const out: string[] = [];
+  for (let i = 0; i < trailers.length; i += 2) out.push(trailers[i].toLowerCase(), trailers[i + 1]);
+  stream.endWithTrailers(out);
 }
 
 /** The exchange ends before the upstream stream did: cancel it (RST_STREAM CANCEL, as Envoy for a downstream reset). */
-export function cancelHttp2Upstream(stream: ClientHttp2Stream): void {
+export function cancelHttp2Upstream(stream: Http2Stream): void {
   // Response complete, request still going (the upstream answered early): NO_ERROR, as RFC 9113 §8.1 has servers do.
-  if (!stream.closed && !stream.destroyed) stream.close(stream.readableEnded || stream.endAfterHeaders ? H2_NO_ERROR : H2_CANCEL);
+  if (!stream.closed) stream.reset(stream.remoteEnded ? H2_NO_ERROR : H2_CANCEL);
 }
 
-function exOf(stream: TaggedStream): Exchange | undefined {
-  const ex = stream[kEx];
-  return ex !== undefined && ex.upstreamStream === stream ? ex : undefined;
+function exOf(stream: Http2Stream): Exchange | undefined {
+  const ex = stream.owner as Exchange;
+  return ex.upstreamStream === stream ? ex : undefined;
 }
 
-function onResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader): void {
-  const ex = exOf(this);
+/** Response fields without the `:status` pseudo-header, as the HTTP/1.1 path passes them. */
+function regularFields(fields: string[]): string[] {
+  let start = 0;
+  while (start < fields.length && fields[start].charCodeAt(0) === 58 /* : */) start += 2;
+  return start === 0 ? fields : fields.slice(start);
+}
+
+function onResponse(stream: Http2Stream, fields: string[]): void {
+  const ex = exOf(stream);
   if (ex === undefined || ex.done) return;
-  const fields = flattenHeaders(headers, true);
-  observeGrpcStatus(ex, fields);
-  hooks.relayHead(ex, Number(headers[':status']), fields);
-  // A head that ends the stream (gRPC's trailers-only answer) must reach the client as one: end in this tick (unless it is being retried).
-  if (this.endAfterHeaders && ex.upstreamStream === this) finishResponse(ex, this);
+  const regular = regularFields(fields);
+  observeGrpcStatus(ex, regular);
+  // A head that ends the stream (gRPC's trailers-only answer) reaches the client as one: `end` follows in this tick.
+  hooks.relayHead(ex, stream.status, regular);
 }
 
-function onData(this: TaggedStream, chunk: Buffer): void {
-  const ex = exOf(this);
+function onData(stream: Http2Stream, chunk: Buffer): void {
+  const ex = exOf(stream);
   if (ex === undefined || ex.done) return;
   observeResponseBody(ex, chunk);
-  if (!ex.down.write(chunk)) this.pause();
+  if (!ex.down.write(chunk)) stream.pause();
 }
 
-function onTrailers(this: TaggedStream, headers: IncomingHttpHeaders): void {
-  const ex = exOf(this);
+function onTrailers(stream: Http2Stream, fields: string[]): void {
+  const ex = exOf(stream);
   if (ex === undefined) return;
-  const trailers = flattenHeaders(headers, true);
-  observeGrpcStatus(ex, trailers);
-  ex.upstreamTrailers = trailers;
+  observeGrpcStatus(ex, fields);
+  ex.upstreamTrailers = fields;
 }
 
-function onEnd(this: TaggedStream): void {
-  const ex = exOf(this);
-  if (ex === undefined) return;
-  // node ends the readable side of a stream the peer reset too: that end is a reset, not a complete response.
-  const code = this.rstCode;
-  if (code !== undefined && code !== H2_NO_ERROR) upstreamClosed(ex, this);
-  else finishResponse(ex, this);
+function onEnd(stream: Http2Stream): void {
+  const ex = exOf(stream);
+  if (ex !== undefined) finishResponse(ex, stream);
 }
 
-function finishResponse(ex: Exchange, stream: TaggedStream): void {
+function finishResponse(ex: Exchange, stream: Http2Stream): void {
   // Both directions are over: nothing is left to cancel when the exchange finishes.
-  if (stream.writableEnded) ex.upstreamStream = undefined;
+  if (stream.localEnded) ex.upstreamStream = undefined;
   if (ex.timer !== undefined) {
     clearTimeout(ex.timer);
     ex.timer = undefined;
@@ -195,39 +183,29 @@ function finishResponse(ex: Exchange, stream: TaggedStream): void {
   }
 }
 
-function onDrain(this: TaggedStream): void {
-  const ex = exOf(this);
+function onDrain(stream: Http2Stream): void {
+  const ex = exOf(stream);
   if (ex !== undefined && ex.hasBody && !ex.done) ex.down.resumeBody();
 }
 
-function onWantTrailers(this: TaggedStream): void {
-  const ex = exOf(this);
-  // Cancelled (the exchange let go of the stream): the reset follows, never a clean end.
+function onClose(stream: Http2Stream): void {
+  const ex = exOf(stream);
   if (ex === undefined) return;
-  const trailers = ex.down.requestTrailers;
-  const out: OutgoingHttpHeaders = {};
-  if (trailers !== undefined) for (let i = 0; i < trailers.length; i += 2) out[trailers[i].toLowerCase()] = trailers[i + 1];
-  this.sendTrailers(out);
+  if (stream.resetCode < 0) ex.upstreamStream = undefined;
+  else upstreamClosed(ex, stream);
 }
 
-function onError(): void {
-  // 'close' follows, with rstCode saying how the stream ended.
-}
-
-function onClose(this: TaggedStream): void {
-  const ex = exOf(this);
-  if (ex !== undefined) upstreamClosed(ex, this);
-}
+const UPSTREAM_EVENTS: Http2StreamEvents = { headers: onResponse, data: onData, trailers: onTrailers, end: onEnd, drain: onDrain, close: onClose };
 
 /** The upstream stream closed or was reset before the exchange had its whole response. */
-function upstreamClosed(ex: Exchange, stream: TaggedStream): void {
+function upstreamClosed(ex: Exchange, stream: Http2Stream): void {
   ex.upstreamStream = undefined;
   if (ex.done || (ex.responseStarted && ex.down.finished)) return;
-  const code = stream.rstCode ?? H2_NO_ERROR;
+  const code = stream.resetCode < 0 ? H2_NO_ERROR : stream.resetCode;
   if (ex.responseStarted) {
     // Cut mid-response: the client must see a reset, not a short answer taken for whole.
     ex.flags |= code === H2_NO_ERROR ? ResponseFlag.UC : ResponseFlag.UR;
-    ex.down.destroy(relayedResetCode(code === H2_NO_ERROR ? 2 : code));
+    ex.down.destroy(relayedResetCode(code === H2_NO_ERROR ? H2_INTERNAL_ERROR : code));
     return;
   }
   const session = streamSessionState(stream);

@@ -1,44 +1,44 @@
-// HTTP/2 (h2c, prior knowledge) sessions to one upstream endpoint, for
-// clusters whose protocol is http2. Streams are multiplexed: a request goes on
-// the first session with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS;
-// a new session is opened only when every session is full (up to
-// `maxSessions`), beyond that requests wait here. A session that received
-// GOAWAY takes no new streams (node refuses them) and is closed once its
+// HTTP/2 connections to one upstream endpoint (http2-connection.ts, client
+// role), for clusters whose protocol is http2. Streams are multiplexed: a
+// request goes on the first connection with room under the peer's
+// SETTINGS_MAX_CONCURRENT_STREAMS; a new connection is opened only when every
+// connection is full (up to `maxSessions`), beyond that requests wait here. A
+// connection that received GOAWAY takes no new streams and is closed once its
 // streams are over; the streams it did not process (above the GOAWAY's last
-// stream id) are closed by nghttp2 with REFUSED_STREAM, which the forwarder
-// retries on another session when that is safe.
+// stream id) are closed as refused and marked unprocessed, which the
+// forwarder retries on another connection when that is safe.
 import net from 'node:net';
 import tls from 'node:tls';
-import type { ClientHttp2Session, ClientHttp2Stream, Settings } from 'node:http2';
+import type { Socket } from 'node:net';
 import { UpstreamConnectTimeoutError } from '../http1/http1-connection-pool.ts';
 import type { ClusterStats } from '../stats/proxy-stats.ts';
 import { ALPN_HTTP2 } from '../tls/tls-upstream.ts';
 import type { UpstreamTlsDial } from '../tls/tls-upstream.ts';
-import { nodeHttp2 } from './node-http2.ts';
+import { Http2Connection } from './http2-connection.ts';
+import type { Http2ConnectionHandler } from './http2-connection.ts';
+import type { Http2Stream } from './http2-stream.ts';
 
 export interface Http2PoolOptions {
-  /** Upper bound of sessions to the endpoint (a new one opens only when all are full). */
+  /** Upper bound of connections to the endpoint (a new one opens only when all are full). */
   maxSessions: number;
   connectTimeoutMs: number;
-  /** A session without streams is closed after this long. */
+  /** A connection without streams is closed after this long. */
   idleTimeoutMs: number;
 }
 
 export interface Http2StreamHandler<T> {
-  /** A session has room: open the stream on it. Returns the stream, or undefined when the owner no longer wants one. */
-  start(owner: T, session: ClientHttp2Session): ClientHttp2Stream | undefined;
+  /** A connection has room: open the stream on it. Returns the stream, or undefined when the owner no longer wants one. */
+  start(owner: T, conn: Http2Connection): Http2Stream | undefined;
 }
 
-// Until the peer's SETTINGS arrive, a session takes at most this many streams (RFC 9113 §6.5.2: the initial value is unlimited; 100 is its recommended floor).
+// Until the peer's SETTINGS arrive, a connection takes at most this many streams (RFC 9113 §6.5.2: the initial value is unlimited; 100 is its recommended floor).
 const INITIAL_MAX_STREAMS = 100;
-const CLIENT_SETTINGS: Settings = { enablePush: false };
 
 const kEntry = Symbol('jibe.http2.session');
-type TaggedSession = ClientHttp2Session & { [kEntry]?: Http2SessionEntry };
-type TaggedStream = ClientHttp2Stream & { [kEntry]?: Http2SessionEntry };
+type TaggedSocket = Socket & { [kEntry]?: Http2SessionEntry };
 
 export class Http2SessionEntry {
-  readonly session: TaggedSession;
+  readonly conn: Http2Connection;
   readonly pool: Http2Pool<unknown>;
   active = 0;
   maxStreams = INITIAL_MAX_STREAMS;
@@ -46,17 +46,15 @@ export class Http2SessionEntry {
   /** GOAWAY received (or sent): no new streams. */
   draining = false;
   closed = false;
-  /** Last stream id the peer's GOAWAY said it processed; streams above it never reached the application. */
-  goawayLastStreamId = Number.MAX_SAFE_INTEGER;
   connectTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
-  constructor(pool: Http2Pool<unknown>, session: TaggedSession) {
+  constructor(pool: Http2Pool<unknown>, conn: Http2Connection) {
     this.pool = pool;
-    this.session = session;
+    this.conn = conn;
   }
 
   get hasRoom(): boolean {
-    return !this.draining && !this.closed && this.active < this.maxStreams;
+    return !this.draining && !this.closed && !this.conn.goingAway && this.active < this.maxStreams;
   }
 }
 
@@ -116,36 +114,25 @@ export class Http2Pool<T> {
 
   private open(entry: Http2SessionEntry, owner: T, handler: Http2StreamHandler<T>): void {
     entry.active++;
-    const stream = handler.start(owner, entry.session) as TaggedStream | undefined;
-    if (stream === undefined) {
-      this.released(entry);
-      return;
-    }
-    stream[kEntry] = entry;
-    stream.on('close', onStreamClose);
+    // A stream that opens is released by its close (POOL_HANDLER.streamClosed).
+    if (handler.start(owner, entry.conn) === undefined) this.released(entry);
   }
 
   private connect(): Http2SessionEntry {
     const { address, port } = this;
-    const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
     const dial = this.tls;
-    const session: TaggedSession = nodeHttp2().connect(`${dial === undefined ? 'http' : 'https'}://${authority}`, {
-      settings: CLIENT_SETTINGS,
-      // Two proxies negotiate h2 over mesh mTLS and multiplex on it; the options are read per dial (rotation).
-      createConnection: dial === undefined ? () => net.connect({ host: address, port, noDelay: true }) : () => dialTls(dial, address, port),
-    });
-    const entry = new Http2SessionEntry(this as Http2Pool<unknown>, session);
-    session[kEntry] = entry;
+    // Two proxies negotiate h2 over mesh mTLS and multiplex on it; the TLS options are read per dial (rotation).
+    const socket: TaggedSocket = dial === undefined ? net.connect({ host: address, port, noDelay: true }) : dialTls(dial, address, port);
+    const conn = new Http2Connection(socket, false, POOL_HANDLER);
+    const entry = new Http2SessionEntry(this as Http2Pool<unknown>, conn);
+    conn.owner = entry;
+    socket[kEntry] = entry;
     this.sessions.push(entry);
     this.stats.upstream_cx_total++;
     this.stats.upstream_cx_active++;
     if (this.options.connectTimeoutMs > 0) entry.connectTimer = setTimeout(onConnectTimeout, this.options.connectTimeoutMs, entry);
-    if (this.options.idleTimeoutMs > 0) session.setTimeout(this.options.idleTimeoutMs, onSessionTimeout);
-    session.on('connect', onSessionConnect);
-    session.on('remoteSettings', onRemoteSettings);
-    session.on('goaway', onSessionGoaway);
-    session.on('error', onSessionError);
-    session.on('close', onSessionClose);
+    if (this.options.idleTimeoutMs > 0) socket.setTimeout(this.options.idleTimeoutMs, onSocketTimeout);
+    socket.once(dial === undefined ? 'connect' : 'secureConnect', onSocketConnect);
     return entry;
   }
 
@@ -153,7 +140,7 @@ export class Http2Pool<T> {
   released(entry: Http2SessionEntry): void {
     entry.active--;
     this.dispatchWaiting();
-    if (entry.active === 0 && (entry.draining || this.retired) && !entry.closed) entry.session.close();
+    if (entry.active === 0 && (entry.draining || this.retired) && !entry.closed) entry.conn.close();
   }
 
   /** Hands waiting requests the slots that are free now. */
@@ -182,7 +169,7 @@ export class Http2Pool<T> {
     this.retired = true;
     for (const entry of this.sessions) {
       entry.draining = true;
-      if (entry.active === 0) entry.session.close();
+      if (entry.active === 0) entry.conn.close();
     }
   }
 
@@ -191,7 +178,7 @@ export class Http2Pool<T> {
     this.retire();
     this.stats.upstream_rq_pending_active -= this.waiting.length;
     this.waiting.length = 0;
-    for (const entry of [...this.sessions]) entry.session.destroy();
+    for (const entry of [...this.sessions]) entry.conn.destroy();
   }
 
   get connections(): number {
@@ -199,24 +186,17 @@ export class Http2Pool<T> {
   }
 }
 
-/** How the session that carried `stream` fared: whether it ever connected, and whether the peer's GOAWAY left the stream unprocessed. */
-export function streamSessionState(stream: ClientHttp2Stream): { connected: boolean; unprocessed: boolean } {
-  const entry = (stream as TaggedStream)[kEntry];
-  if (entry === undefined) return { connected: false, unprocessed: true };
-  const id = stream.id;
-  return { connected: entry.connected, unprocessed: id === undefined || id > entry.goawayLastStreamId };
-}
-
-function onStreamClose(this: TaggedStream): void {
-  const entry = this[kEntry]!;
-  entry.pool.released(entry);
+/** How the connection that carried `stream` fared: whether it ever connected, and whether the peer's GOAWAY left the stream unprocessed. */
+export function streamSessionState(stream: Http2Stream): { connected: boolean; unprocessed: boolean } {
+  const entry = stream.conn.owner as Http2SessionEntry | undefined;
+  return { connected: entry !== undefined && entry.connected, unprocessed: stream.unprocessed };
 }
 
 function onConnectTimeout(entry: Http2SessionEntry): void {
   entry.connectTimer = undefined;
   if (!entry.connected) {
     entry.pool.stats.upstream_cx_connect_timeout++;
-    entry.session.destroy(new UpstreamConnectTimeoutError(entry.pool.options.connectTimeoutMs));
+    entry.conn.socket.destroy(new UpstreamConnectTimeoutError(entry.pool.options.connectTimeoutMs));
   }
 }
 
@@ -230,7 +210,7 @@ function dialTls(dial: UpstreamTlsDial, address: string, port: number): tls.TLSS
   return socket;
 }
 
-function onSessionConnect(this: TaggedSession): void {
+function onSocketConnect(this: TaggedSocket): void {
   const entry = this[kEntry]!;
   entry.connected = true;
   entry.pool.tls?.connected();
@@ -240,36 +220,38 @@ function onSessionConnect(this: TaggedSession): void {
   }
 }
 
-function onRemoteSettings(this: TaggedSession, settings: Settings): void {
+function onSocketTimeout(this: TaggedSocket): void {
   const entry = this[kEntry]!;
-  entry.maxStreams = settings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
-  entry.pool.dispatchWaiting();
-}
-
-function onSessionGoaway(this: TaggedSession, _code: number, lastStreamId: number): void {
-  const entry = this[kEntry]!;
-  entry.draining = true;
-  entry.goawayLastStreamId = lastStreamId;
-}
-
-function onSessionTimeout(this: TaggedSession): void {
-  const entry = this[kEntry]!;
-  // Only idle sessions time out; a busy one is bounded by its requests' timeouts.
+  // Only idle connections time out; a busy one is bounded by its requests' timeouts.
   if (entry.active === 0) {
     entry.draining = true;
-    this.close();
+    entry.conn.close();
   }
 }
 
-function onSessionError(): void {
-  // The session's streams fail with it ('close' on each); 'close' here forgets the session.
-}
-
-function onSessionClose(this: TaggedSession): void {
-  const entry = this[kEntry]!;
-  if (entry.connectTimer !== undefined) {
-    clearTimeout(entry.connectTimer);
-    entry.connectTimer = undefined;
-  }
-  entry.pool.sessionClosed(entry);
-}
+const POOL_HANDLER: Http2ConnectionHandler = {
+  stream(conn, stream) {
+    // Client role: the upstream may not open streams (push is disabled); the connection never calls this.
+    stream.reset(7);
+  },
+  settings(conn) {
+    const entry = conn.owner as Http2SessionEntry;
+    entry.maxStreams = conn.peerMaxStreams;
+    entry.pool.dispatchWaiting();
+  },
+  goaway(conn) {
+    (conn.owner as Http2SessionEntry).draining = true;
+  },
+  streamClosed(conn) {
+    const entry = conn.owner as Http2SessionEntry;
+    entry.pool.released(entry);
+  },
+  close(conn) {
+    const entry = conn.owner as Http2SessionEntry;
+    if (entry.connectTimer !== undefined) {
+      clearTimeout(entry.connectTimer);
+      entry.connectTimer = undefined;
+    }
+    entry.pool.sessionClosed(entry);
+  },
+};

@@ -6,7 +6,6 @@
 // whatever is left at the deadline).
 import net from 'node:net';
 import type { Server, Socket } from 'node:net';
-import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerResource } from '../../core/model/proxy-config.ts';
 import type { ProxyState } from '../config/proxy-state.ts';
@@ -17,7 +16,10 @@ import { BODY_BAD_REQUEST, sendLocalReply } from '../http/local-reply.ts';
 import { ResponseFlag, formatResponseFlags } from '../http/response-flags.ts';
 import { Http1ServerConnection } from '../http1/http1-server-connection.ts';
 import { Http2Downstream } from '../http2/http2-downstream.ts';
-import { nodeHttp2, sniffHttp2 } from '../http2/node-http2.ts';
+import { Http2Connection, connectionOf } from '../http2/http2-connection.ts';
+import type { Http2ConnectionHandler } from '../http2/http2-connection.ts';
+import { sniffHttp2 } from '../http2/http2-frame.ts';
+import type { Http2Stream } from '../http2/http2-stream.ts';
 import type { Http1ServerHandler } from '../http1/http1-server-connection.ts';
 import { debugEnabled } from '../proxy-logger.ts';
 import type { ProxyLogger } from '../proxy-logger.ts';
@@ -59,7 +61,7 @@ export interface HttpListenerOptions {
 // A request head (or the wait for one on a keep-alive connection) may take this long.
 const HEAD_TIMEOUT_MS = 60_000;
 // HTTP/2 settings the proxy announces to clients. Envoy's default stream limit is effectively unlimited; 1000 keeps one client's burst bounded.
-const H2_SERVER_SETTINGS = { maxConcurrentStreams: 1000, enablePush: false };
+const H2_SERVER_OPTIONS = { maxConcurrentStreams: 1000 };
 const kSniff = Symbol('jibe.sniff');
 type SniffingSocket = Socket & { [kSniff]?: { listener: HttpListener; head: Buffer | undefined; since: number } };
 const TUNNEL_REFUSED = 'HTTP/1.1 400 Bad Request\r\nserver: jibe\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
@@ -82,8 +84,7 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
   private readonly connections = new Set<Http1ServerConnection<Exchange>>();
   /** Accepted sockets whose first bytes have not yet said which HTTP they speak. */
   private readonly sniffing = new Set<SniffingSocket>();
-  private h2server: Http2Server | undefined = undefined;
-  private readonly h2sessions = new Set<ServerHttp2Session>();
+  private readonly h2sessions = new Set<Http2Connection>();
   private readonly connectHook: HttpListenerOptions['connect'];
   private readonly tls: HttpListenerOptions['tls'];
   private sweep: ReturnType<typeof setInterval> | undefined = undefined;
@@ -209,29 +210,24 @@ export class HttpListener implements ListenerContext, Http1ServerHandler<Exchang
       socket.destroy();
       return;
     }
-    // node's HTTP/2 session reads the socket's handle itself; bytes already read go back first.
-    socket.unshift(head);
-    (this.h2server ??= this.createHttp2Server()).emit('connection', socket);
+    const conn = new Http2Connection(socket, true, H2_SERVER_HANDLER, H2_SERVER_OPTIONS);
+    conn.owner = this;
+    this.h2sessions.add(conn);
+    // As for HTTP/1.1 heads: a connection with no traffic for this long is closed (GOAWAY first).
+    socket.setTimeout(HEAD_TIMEOUT_MS, closeIdleSession);
+    socket.resume();
+    conn.receive(head);
   }
 
-  private createHttp2Server(): Http2Server {
-    const server = nodeHttp2().createServer({ settings: H2_SERVER_SETTINGS });
-    server.on('session', (session: ServerHttp2Session) => {
-      this.h2sessions.add(session);
-      session.on('error', ignoreError);
-      // As for HTTP/1.1 heads: a connection with no traffic for this long is closed (GOAWAY first).
-      session.setTimeout(HEAD_TIMEOUT_MS, closeIdleSession);
-      session.once('close', () => this.h2sessions.delete(session));
-    });
-    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => this.http2Request(stream, headers, rawHeaders));
-    return server;
+  http2Closed(conn: Http2Connection): void {
+    this.h2sessions.delete(conn);
   }
 
-  private http2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined): void {
+  http2Request(conn: Http2Connection, stream: Http2Stream, fields: string[], endStream: boolean): void {
     const stats = this.stats;
     stats.downstream_rq_total++;
     stats.downstream_rq_active++;
-    const down = new Http2Downstream<Exchange>(stream, headers, rawHeaders, stream.session?.socket?.remoteAddress ?? '', this);
+    const down = new Http2Downstream<Exchange>(stream, fields, endStream, conn.socket.remoteAddress ?? '', this);
     const state = this.holder.current;
     const ex = new Exchange(down, this, state, performance.now());
     down.owner = ex;
@@ -385,9 +381,26 @@ export function serveHttpSocket(listener: HttpListener, socket: Socket, head?: B
   listener.adopt(socket, head);
 }
 
-function closeIdleSession(this: ServerHttp2Session): void {
-  this.close();
+function closeIdleSession(this: Socket): void {
+  const conn = connectionOf(this);
+  if (conn !== undefined && conn.activeStreams === 0) conn.close();
 }
+
+function ignoreHttp2Event(): void {
+  // Server role: the client's SETTINGS and GOAWAY need nothing from the listener (its streams finish or close on their own).
+}
+
+const H2_SERVER_HANDLER: Http2ConnectionHandler = {
+  stream(conn, stream, fields, endStream) {
+    (conn.owner as HttpListener).http2Request(conn, stream, fields, endStream);
+  },
+  settings: ignoreHttp2Event,
+  goaway: ignoreHttp2Event,
+  streamClosed: ignoreHttp2Event,
+  close(conn) {
+    (conn.owner as HttpListener).http2Closed(conn);
+  },
+};
 
 function ignoreError(): void {
   // 'close' follows; the request in flight (if any) is finished there.

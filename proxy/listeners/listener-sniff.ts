@@ -7,7 +7,7 @@
 // protocol detection timeout, 100 ms by default.
 import type { Socket } from 'node:net';
 import { IS_TOKEN } from '../http1/http1-syntax.ts';
-import { sniffHttp2 } from '../http2/node-http2.ts';
+import { sniffHttp2 } from '../http2/http2-frame.ts';
 
 export type SniffedProtocol = 'http1' | 'http2' | 'tls' | 'tcp';
 

@@ -9,11 +9,12 @@
 // has none). A body is mirrored only whole and within the replay buffer limit
 // (the caller hands over the kept slices), so a mirror never buffers without
 // bound.
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
 import type { Cluster } from '../cluster/cluster.ts';
 import type { UpstreamHost } from '../cluster/upstream-pool.ts';
 import type { Exchange } from '../http/exchange.ts';
 import type { Http1Connection, Http1Handler } from '../http1/http1-connection-pool.ts';
+import type { Http2Connection } from '../http2/http2-connection.ts';
+import type { Http2Stream, Http2StreamEvents } from '../http2/http2-stream.ts';
 import type { Http2StreamHandler } from '../http2/http2-upstream-pool.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
 import { shadowAuthority } from './mirror.ts';
@@ -30,15 +31,15 @@ class ShadowRequest {
   readonly host: UpstreamHost;
   readonly method: string;
   readonly body: readonly Buffer[] | undefined;
-  /** HTTP/1.1 head as one string, or the HTTP/2 header object. */
-  readonly head: string | OutgoingHttpHeaders;
+  /** HTTP/1.1 head as one string, or the HTTP/2 field list (pseudo-headers first). */
+  readonly head: string | string[];
   conn: Http1Connection<Exchange> | undefined = undefined;
-  stream: ClientHttp2Stream | undefined = undefined;
+  stream: Http2Stream | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   done = false;
   answered = false;
 
-  constructor(cluster: Cluster, host: UpstreamHost, method: string, head: string | OutgoingHttpHeaders, body: readonly Buffer[] | undefined) {
+  constructor(cluster: Cluster, host: UpstreamHost, method: string, head: string | string[], body: readonly Buffer[] | undefined) {
     this.cluster = cluster;
     this.host = host;
     this.method = method;
@@ -101,17 +102,15 @@ function h1Head(method: string, authority: string, path: string, headers: readon
   return head + '\r\n';
 }
 
-function h2Head(method: string, authority: string, path: string, headers: readonly string[], length: number): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = { ':method': method, ':scheme': 'http', ':authority': authority, ':path': path };
+function h2Head(method: string, authority: string, path: string, headers: readonly string[], length: number): string[] | undefined {
+  const out: string[] = [':method', method, ':scheme', 'http', ':authority', authority, ':path', path];
   for (let i = 2; i < headers.length; i += 2) {
     const name = headers[i].toLowerCase();
     if (NOT_COPIED.has(name)) continue;
-    const prior = out[name];
-    if (prior === undefined) out[name] = headers[i + 1];
-    else if (Array.isArray(prior)) prior.push(headers[i + 1]);
-    else out[name] = [prior as string, headers[i + 1]];
+    if (INVALID_VALUE.test(headers[i + 1])) return undefined;
+    out.push(name, headers[i + 1]);
   }
-  if (length >= 0) out['content-length'] = String(length);
+  if (length >= 0) out.push('content-length', String(length));
   return out;
 }
 
@@ -137,7 +136,7 @@ function onShadowTimeout(s: ShadowRequest): void {
   if (conn !== undefined && conn.owner === (s as unknown as Exchange)) conn.abort();
   const stream = s.stream;
   s.stream = undefined;
-  if (stream !== undefined && !stream.destroyed) stream.close(0x8 /* CANCEL */);
+  if (stream !== undefined && !stream.closed) stream.reset(0x8 /* CANCEL */);
   finishShadow(s, true);
 }
 
@@ -181,27 +180,16 @@ const SHADOW_H1_HANDLER: Http1Handler<Exchange> = {
   },
 };
 
-const kShadow = Symbol('jibe.shadow');
-type TaggedStream = ClientHttp2Stream & { [kShadow]?: ShadowRequest };
-
 const SHADOW_H2_HANDLER: Http2StreamHandler<Exchange> = {
-  start(owner: Exchange, session: ClientHttp2Session): ClientHttp2Stream | undefined {
+  start(owner: Exchange, conn: Http2Connection): Http2Stream | undefined {
     const s = shadowOf(owner);
     if (s.done) return undefined;
-    let stream: TaggedStream;
-    try {
-      stream = session.request(s.head as OutgoingHttpHeaders, { endStream: s.body === undefined });
-    } catch {
+    const stream = conn.request(s.head as string[], s.body === undefined, SHADOW_EVENTS, s);
+    if (stream === undefined) {
       finishShadow(s, true);
       return undefined;
     }
-    stream[kShadow] = s;
     s.stream = stream;
-    stream.on('response', onShadowResponse);
-    stream.on('error', onShadowError);
-    stream.on('close', onShadowClose);
-    // Flowing with no data listener: the answer is read and dropped, so its flow-control window keeps opening.
-    stream.resume();
     if (s.body !== undefined) {
       for (let i = 0; i < s.body.length; i++) stream.write(s.body[i]);
       stream.end();
@@ -210,21 +198,28 @@ const SHADOW_H2_HANDLER: Http2StreamHandler<Exchange> = {
   },
 };
 
-function onShadowResponse(this: TaggedStream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader): void {
-  const s = this[kShadow]!;
-  const status = Number(headers[':status']);
+function onShadowResponse(stream: Http2Stream): void {
+  const s = stream.owner as ShadowRequest;
   s.answered = true;
-  countClusterStatus(s.cluster.stats, status);
-  if (status >= 500) finishShadow(s, true);
+  countClusterStatus(s.cluster.stats, stream.status);
+  if (stream.status >= 500) finishShadow(s, true);
 }
 
-function onShadowError(): void {
-  // 'close' follows and counts the failure.
+function ignoreShadowEvent(): void {
+  // The shadow's body and trailers are read and dropped: its flow-control window keeps opening.
 }
 
-function onShadowClose(this: TaggedStream): void {
-  const s = this[kShadow]!;
+function onShadowClose(stream: Http2Stream): void {
+  const s = stream.owner as ShadowRequest;
   s.stream = undefined;
-  const code = this.rstCode;
-  finishShadow(s, !s.answered || (code !== undefined && code !== 0));
+  finishShadow(s, !s.answered || stream.resetCode > 0);
 }
+
+const SHADOW_EVENTS: Http2StreamEvents = {
+  headers: onShadowResponse,
+  data: ignoreShadowEvent,
+  trailers: ignoreShadowEvent,
+  end: ignoreShadowEvent,
+  drain: ignoreShadowEvent,
+  close: onShadowClose,
+};

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parseGrpcTimeout } from '../../../proxy/http/exchange.ts';
 import { encodeGrpcMessage } from '../../../proxy/http/local-reply.ts';
-import { H2_CANCEL, H2_INTERNAL_ERROR, H2_PREFACE, H2_REFUSED_STREAM, relayedResetCode, sniffHttp2 } from '../../../proxy/http2/node-http2.ts';
+import { H2_CANCEL, H2_INTERNAL_ERROR, PREFACE as H2_PREFACE, H2_REFUSED_STREAM, relayedResetCode, sniffHttp2 } from '../../../proxy/http2/http2-frame.ts';
 
 describe('sniffHttp2', () => {
   it('recognises the whole preface, waits on a prefix of it, refuses anything else', () => {
