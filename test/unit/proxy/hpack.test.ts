@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { HpackDecoder, HpackEncoder, HpackError, writeHpackInteger } from '../../../proxy/http2/hpack.ts';
 import {
   HUFFMAN_ERR_EOS,
@@ -353,4 +356,104 @@ test('a size update evicts at once and an entry larger than the table empties it
   assert.deepEqual(decoder.tableEntries(), []);
   assert.equal(decoder.tableSize, 0);
   assert.throws(() => decoder.decode(hex('be'), []), HpackError);
+});
+
+// Interop with a real peer: nghttp2 (inside node:http2) decodes our blocks and encodes the
+// blocks we decode, over a raw HTTP/2 connection whose frames this test writes by hand.
+test('interop with nghttp2: requests encoded here, responses decoded here, both tables shrunk by SETTINGS', async () => {
+  const received: Array<{ headers: Record<string, unknown>; sensitive: string[] }> = [];
+  const server = http2.createServer({ settings: { headerTableSize: 256 } });
+  server.on('stream', (stream, headers) => {
+    received.push({ headers: { ...headers }, sensitive: [...(headers[http2.sensitiveHeaders] as string[] ?? [])] });
+    stream.respond({
+      ':status': 200,
+      'content-type': 'application/grpc',
+      'x-echo': String(headers['x-value']),
+      'set-cookie': 'id=42',
+    }, { endStream: true });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const socket = net.connect(port, '127.0.0.1');
+  try {
+    const encoder = new HpackEncoder({ huffman: true });
+    const decoder = new HpackDecoder(256);
+    const responses: string[][] = [];
+    const requests = [0, 1, 2].map((i) => [
+      ':method', 'POST', ':scheme', 'http', ':path', `/svc/Method${i}`, ':authority', 'upstream:8080',
+      'content-type', 'application/grpc', 'te', 'trailers', 'authorization', 'Bearer secret',
+      'x-value', 'v'.repeat(i * 100), 'x-latin1', 'caf\u00e9',
+    ]);
+    const frame = (type: number, flags: number, streamId: number, payload: Buffer): Buffer => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(streamId, 5);
+      return Buffer.concat([head, payload]);
+    };
+    // Our SETTINGS: a 256-octet decoder table, so nghttp2's encoder must shrink and signal it.
+    const settings = Buffer.alloc(6);
+    settings.writeUInt16BE(0x1, 0);
+    settings.writeUInt32BE(256, 2);
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(4, 0, 0, settings)]));
+
+    await new Promise<void>((resolve, reject) => {
+      let pending = Buffer.alloc(0);
+      let sentRequests = false;
+      socket.on('error', reject);
+      socket.on('close', () => reject(new Error(`connection closed after ${responses.length} responses`)));
+      socket.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 9) {
+          const length = pending.readUIntBE(0, 3);
+          if (pending.length < 9 + length) break;
+          const [type, flags, streamId] = [pending[3], pending[4], pending.readUInt32BE(5) & 0x7fffffff];
+          let payload = pending.subarray(9, 9 + length);
+          pending = pending.subarray(9 + length);
+          if (type === 7) return reject(new Error(`GOAWAY error code ${payload.readUInt32BE(4)}`));
+          if (type === 3) return reject(new Error(`RST_STREAM ${streamId} code ${payload.readUInt32BE(0)}`));
+          if (type === 4 && (flags & 1) === 0) {
+            for (let at = 0; at + 6 <= payload.length; at += 6) {
+              if (payload.readUInt16BE(at) === 0x1) encoder.setMaxTableSize(payload.readUInt32BE(at + 2));
+            }
+            socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+            if (!sentRequests) {
+              sentRequests = true;
+              for (const [i, fields] of requests.entries()) socket.write(frame(1, 0x5, 1 + 2 * i, encoder.encode(fields)));
+            }
+          } else if (type === 1) {
+            assert.equal(flags & 0x4, 0x4, 'responses fit one HEADERS frame');
+            if ((flags & 0x8) !== 0) payload = payload.subarray(1, payload.length - payload[0]);
+            if ((flags & 0x20) !== 0) payload = payload.subarray(5);
+            const out: string[] = [];
+            decoder.decode(payload, out);
+            responses.push(out);
+            if (responses.length === requests.length) resolve();
+          }
+        }
+      });
+    });
+
+    assert.equal(received.length, 3);
+    for (const [i, { headers, sensitive }] of received.entries()) {
+      const fields = requests[i];
+      for (let f = 0; f < fields.length; f += 2) assert.equal(headers[fields[f]], fields[f + 1], `request ${i} ${fields[f]}`);
+      assert.ok(sensitive.includes('authorization'), 'authorization arrives never-indexed');
+    }
+    assert.ok(encoder.tableSize <= 256);
+    for (const [i, out] of responses.entries()) {
+      const fields = new Map<string, string>();
+      for (let f = 0; f < out.length; f += 2) fields.set(out[f], out[f + 1]);
+      assert.equal(fields.get(':status'), '200');
+      assert.equal(fields.get('content-type'), 'application/grpc');
+      assert.equal(fields.get('x-echo'), 'v'.repeat(i * 100));
+      assert.equal(fields.get('set-cookie'), 'id=42');
+      assert.ok(fields.has('date'));
+    }
+    assert.ok(decoder.tableSize <= 256 && decoder.maxTableSize === 256);
+  } finally {
+    socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
