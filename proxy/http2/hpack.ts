@@ -1,8 +1,9 @@
 // HPACK (RFC 7541) header compression for the proxy's own HTTP/2 codec.
 //
-// Both sides keep the dynamic table as a fixed-capacity ring of (name, value) strings:
-// every entry costs at least 32 bytes, so a table of N bytes never holds more than N/32
-// entries and the ring never has to grow. Strings are latin1 (one char per byte), so a
+// Both sides keep the dynamic table as a ring of (name, value) strings. Every entry costs at
+// least 32 bytes, so a table of N bytes never holds more than N/32 entries: the ring starts at
+// that bound for the default 4096-byte table and only grows (doubling) for larger tables that
+// are really filled, so a generous SETTINGS_HEADER_TABLE_SIZE costs nothing up front. Strings are latin1 (one char per byte), so a
 // string's length is its octet length everywhere below.
 
 import {
@@ -25,6 +26,8 @@ const DEFAULT_TABLE_SIZE = 4096;
 const ENTRY_OVERHEAD = 32;
 /** Integers above this are refused: no legitimate length, index or table size comes near it. */
 const MAX_INTEGER = 0x7fffffff;
+/** Ring slots allocated up front: enough for a full default-size table. */
+const INITIAL_RING = DEFAULT_TABLE_SIZE / ENTRY_OVERHEAD;
 
 // Node's latin1 fast paths exist on every Buffer but are missing from @types/node.
 type Latin1Buffer = Buffer & {
@@ -37,9 +40,9 @@ const EMPTY = Buffer.alloc(0) as Latin1Buffer;
 
 /** Ring of dynamic table entries, newest at dynamic index 1. */
 class DynamicTable {
-  readonly names: string[];
-  readonly values: string[];
-  readonly capacity: number;
+  names: string[];
+  values: string[];
+  capacity: number;
   /** Slot the next insertion goes to. */
   head = 0;
   count = 0;
@@ -50,7 +53,7 @@ class DynamicTable {
   inserted = 0;
 
   constructor(limit: number) {
-    this.capacity = Math.max(1, Math.floor(limit / ENTRY_OVERHEAD));
+    this.capacity = Math.max(1, Math.min(INITIAL_RING, Math.floor(limit / ENTRY_OVERHEAD)));
     this.names = new Array<string>(this.capacity).fill('');
     this.values = new Array<string>(this.capacity).fill('');
     this.maxSize = limit;
@@ -80,12 +83,29 @@ class DynamicTable {
       if (onEvict !== undefined) onEvict(s, stamp);
     }
     if (entrySize > this.maxSize) return;
+    if (this.count === this.capacity) this.grow();
     this.names[this.head] = name;
     this.values[this.head] = value;
     this.head = this.head + 1 === this.capacity ? 0 : this.head + 1;
     this.count++;
     this.size += entrySize;
     this.inserted++;
+  }
+
+  /** Doubles the ring, laying entries out oldest first from slot 0. */
+  private grow(): void {
+    const capacity = this.capacity * 2;
+    const names = new Array<string>(capacity).fill('');
+    const values = new Array<string>(capacity).fill('');
+    for (let i = this.count, to = 0; i >= 1; i--, to++) {
+      const s = this.slot(i);
+      names[to] = this.names[s];
+      values[to] = this.values[s];
+    }
+    this.names = names;
+    this.values = values;
+    this.capacity = capacity;
+    this.head = this.count;
   }
 
   entries(): Array<[string, string]> {

@@ -459,3 +459,46 @@ test('interop with nghttp2: requests encoded here, responses decoded here, both 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('a decoder advertising a large table grows its ring and keeps indices right', () => {
+  const decoder = new HpackDecoder(1 << 16);
+  const model: Array<[string, string]> = [];
+  const rand = prng(42);
+  let modelSize = 0;
+  const evictTo = (max: number): void => {
+    while (modelSize > max) {
+      const [n, v] = model.pop()!;
+      modelSize -= n.length + v.length + 32;
+    }
+  };
+  for (let i = 0; i < 3000; i++) {
+    const name = `n${i % 37}`;
+    const value = 'x'.repeat(Math.floor(rand() * 300));
+    const block = Buffer.alloc(16 + name.length + value.length);
+    let off = writeHpackInteger(block, 0, 6, 0x40, 0);
+    off = writeHpackInteger(block, off, 7, 0, name.length);
+    off += block.write(name, off, 'latin1');
+    off = writeHpackInteger(block, off, 7, 0, value.length);
+    off += block.write(value, off, 'latin1');
+    decoder.decode(block.subarray(0, off), []);
+    model.unshift([name, value]);
+    modelSize += name.length + value.length + 32;
+    evictTo(1 << 16);
+    if (i % 500 === 499) {
+      assert.deepEqual(decoder.tableEntries(), model);
+      assert.equal(decoder.tableSize, modelSize);
+      for (let k = 0; k < 20; k++) {
+        const at = Math.floor(rand() * model.length);
+        const index = Buffer.alloc(8);
+        const out: string[] = [];
+        decoder.decode(index.subarray(0, writeHpackInteger(index, 0, 7, 0x80, 62 + at)), out);
+        assert.deepEqual(out, model[at]);
+      }
+    }
+  }
+  assert.ok(model.length > 128, 'the table outgrew the initial ring');
+  const update = Buffer.alloc(8);
+  decoder.decode(update.subarray(0, writeHpackInteger(update, 0, 5, 0x20, 1000)), []);
+  evictTo(1000);
+  assert.deepEqual(decoder.tableEntries(), model);
+});
