@@ -674,7 +674,14 @@ export class Http2Connection {
     stream.closed = true;
     stream.resetCode = code;
     stream.resetByPeer = byPeer;
+    const held = stream.inbound;
     stream.inbound = undefined;
+    // Data a paused stream held counts against the connection's window: dropped, it must come back or the connection stalls.
+    if (held !== undefined) {
+      let n = 0;
+      for (const item of held) if (item !== STREAM_END) n += item.length;
+      this.consumed(undefined, n);
+    }
     stream.outbound = undefined;
     this.streams.delete(stream.id);
     this.blocked.delete(stream);
