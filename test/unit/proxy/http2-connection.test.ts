@@ -599,6 +599,77 @@ describe('Http2Connection, client role, node:http2 server', { timeout: 60_000 },
   });
 });
 
+describe('Http2Connection, connection window of data dropped with its stream', { timeout: 120_000 }, () => {
+  // 20 streams each holding a full 1 MiB stream window when they are reset: 20 MiB, more than the
+  // 16 MiB connection window. Held data the reset drops must come back to the connection, or the
+  // peer can send nothing more on it, on any stream.
+  const rounds = 20;
+
+  it('server role: requests reset while their paused body is held leave the connection able to carry more', async (t) => {
+    const body = seededBytes(STREAM_WINDOW + 64 * 1024, 11);
+    let current: Http2Stream | undefined;
+    let delivered = 0;
+    const server = await startOurServer(
+      t,
+      connHandler({
+        stream(conn, stream) {
+          current = stream;
+          stream.pause();
+          stream.events = streamEvents({
+            data: (s, chunk) => (delivered += chunk.length),
+            end: (s) => s.sendHeaders([':status', '200'], true),
+          });
+        },
+      }),
+    );
+    const client = nodeClient(t, server.url);
+    for (let i = 0; i < rounds; i++) {
+      current = undefined;
+      const req = client.request({ ':method': 'POST', ':path': `/held/${i}` });
+      const res = nodeResponse(req);
+      req.end(body);
+      await waitFor(() => heldBytes(current) >= STREAM_WINDOW, () => `round ${i}: the paused stream holds ${heldBytes(current)} bytes`);
+      current!.reset(8);
+      assert.equal((await res).rstCode, 8);
+    }
+    current = undefined;
+    const req = client.request({ ':method': 'POST', ':path': '/last' });
+    const res = nodeResponse(req);
+    req.end(body);
+    await waitFor(() => current !== undefined, () => 'the last request never arrived');
+    current!.resume();
+    assert.equal((await res).headers[':status'], 200);
+    assert.equal(delivered, body.length);
+  });
+
+  it('client role: responses reset while paused leave the connection able to carry more', async (t) => {
+    const body = seededBytes(2 * STREAM_WINDOW, 12);
+    // nghttp2 keeps counting the unsent rest of a reset response against maxSessionMemory (10 MB by default) and would refuse round 10 with ENHANCE_YOUR_CALM.
+    const node = await startNodeServer(t, { maxSessionMemory: 100 }, (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end(body);
+    });
+    const conn = ourClient(t, node.port, connHandler());
+    for (let i = 0; i < rounds; i++) {
+      let delivered = 0;
+      const ex = exchange({
+        data(s, chunk) {
+          s.pause();
+          delivered += chunk.length;
+        },
+      });
+      const stream = conn.request(requestHead(node.port, 'GET', `/held/${i}`), true, ex.events, undefined)!;
+      await waitFor(() => delivered + heldBytes(stream) >= STREAM_WINDOW, () => `round ${i}: the paused stream took ${delivered + heldBytes(stream)} bytes (closed ${stream.closed}, code ${stream.resetCode}, sessions ${node.sessions.size})`);
+      stream.reset(8);
+      assert.equal((await ex.closed).resetCode, 8);
+    }
+    const ex = exchange();
+    conn.request(requestHead(node.port, 'GET', '/last'), true, ex.events, undefined);
+    assert.equal((await ex.closed).resetCode, -1);
+    assert.equal(Buffer.concat(ex.body).length, body.length);
+  });
+});
+
 describe('Http2Connection, large header blocks', { timeout: 60_000 }, () => {
   // Random letters and digits: Huffman cannot squeeze 40 KiB of them into one 16 KiB frame.
   const big = seededBytes(40 * 1024, 9).toString('base64').replace(/[+/=]/g, 'x').slice(0, 40 * 1024);
