@@ -646,7 +646,9 @@ export class Http2Connection {
   private localEnd(stream: Http2Stream): void {
     stream.localEnded = true;
     if (stream.closed) return;
-    if (stream.remoteEnded && stream.inbound === undefined) this.closeStream(stream, -1, false);
+    // Server role: a request that came whole but is still held unread is dropped, not reset: both sides
+    // sent END_STREAM, so the stream is closed and no RST_STREAM may follow on it (RFC 9113 §5.1).
+    if (stream.remoteEnded && (stream.inbound === undefined || this.server)) this.closeStream(stream, -1, false);
     // A complete response to a request still coming: the rest of it is not wanted (RFC 9113 §8.1).
     else if (this.server) this.resetStream(stream, H2_NO_ERROR);
   }
