@@ -421,6 +421,35 @@ describe('Http2Connection, server role, node:http2 client', { timeout: 60_000 },
     assert.equal(res.rstCode, 7);
   });
 
+  it('answers a complete request it holds paused without resetting the closed stream', async (t) => {
+    let ours: Http2Stream | undefined;
+    let writes: FrameReader | undefined;
+    const closed = deferred<Http2Stream>();
+    const server = await startOurServer(
+      t,
+      connHandler({
+        stream(conn, stream) {
+          ours = stream;
+          stream.pause();
+          stream.events = streamEvents({ close: (s) => closed.resolve(s) });
+        },
+      }),
+      (socket) => (writes = tapWrites(socket, false)),
+    );
+    const client = nodeClient(t, server.url);
+    const req = client.request({ ':method': 'POST', ':path': '/denied' });
+    const res = nodeResponse(req);
+    req.end(Buffer.from('abc'));
+    // The whole request is in (END_STREAM received) but the owner never read it: a local reply, as a 403.
+    await waitFor(() => ours?.remoteEnded === true, () => 'the request body never ended');
+    ours!.sendHeaders([':status', '403'], true);
+    const stream = await closed.promise;
+    assert.equal((await res).headers[':status'], 403);
+    assert.equal(stream.resetCode, -1);
+    // Both sides sent END_STREAM: the stream is closed, and no frame but PRIORITY may follow on it (RFC 9113 §5.1).
+    assert.deepEqual(writes!.frames.filter((f) => f.streamId === stream.id && f.type === FrameType.RST_STREAM), []);
+  });
+
   it('resets a request whose body is shorter than its content-length with PROTOCOL_ERROR', async (t) => {
     const closed = deferred<Http2Stream>();
     let got = 0;
