@@ -791,10 +791,14 @@ describe('Http2Connection, malformed traffic on the server role', { timeout: 120
       for (let k = 0; k < count; k++) {
         const type = int(13);
         const streamId = int(4) === 0 ? int(0x80000000) : int(8);
-        let payload = seededBytes(int(101), int(0xffffffff));
-        // A valid request block now and then, so streams open and later frames meet them.
-        if (type === FrameType.HEADERS && int(2) === 0) payload = encoder.encode([':method', 'POST', ':scheme', 'http', ':path', '/fuzz', ':authority', 'x']);
-        frames.push(frame(type, int(256), streamId, payload));
+        const flags = int(256);
+        // A valid request now and then, so streams open and the random frames after it meet them.
+        if ((k === 0 || type === FrameType.HEADERS) && int(2) === 0) {
+          const block = encoder.encode([':method', 'POST', ':scheme', 'http', ':path', '/fuzz', ':authority', 'x']);
+          frames.push(frame(FrameType.HEADERS, (flags & Flag.END_STREAM) | Flag.END_HEADERS, 2 * k + 1, block));
+          continue;
+        }
+        frames.push(frame(type, flags, streamId, seededBytes(int(101), int(0xffffffff))));
       }
       await rawExchange(server.port, frames);
     }
