@@ -7,11 +7,14 @@ import { freePort, startProcess, waitForPort, type ManagedProcess } from './benc
 export interface FortioServer {
   process: ManagedProcess;
   port: number;
+  /** Its gRPC ping service's port, when started with `grpc`. */
+  grpcPort?: number;
 }
 
-/** Echo server on 127.0.0.1 only; every other listener fortio would open is disabled. */
-export async function startFortioServer(fortio: string, cpus: string): Promise<FortioServer> {
+/** Echo server on 127.0.0.1 only (with its gRPC ping service when `grpc`); every other listener fortio would open is disabled. */
+export async function startFortioServer(fortio: string, cpus: string, grpc = false): Promise<FortioServer> {
   const port = await freePort();
+  const grpcPort = grpc ? await freePort() : undefined;
   const managed = startProcess({
     name: 'fortio server',
     command: fortio,
@@ -19,7 +22,7 @@ export async function startFortioServer(fortio: string, cpus: string): Promise<F
     args: [
       'server',
       '-http-port', `127.0.0.1:${port}`,
-      '-grpc-port', 'disabled',
+      '-grpc-port', grpcPort !== undefined ? `127.0.0.1:${grpcPort}` : 'disabled',
       '-redirect-port', 'disabled',
       '-tcp-port', 'disabled',
       '-udp-port', 'disabled',
@@ -28,11 +31,15 @@ export async function startFortioServer(fortio: string, cpus: string): Promise<F
     ],
   });
   await waitForPort(managed, port);
-  return { process: managed, port };
+  if (grpcPort !== undefined) await waitForPort(managed, grpcPort);
+  return { process: managed, port, grpcPort };
 }
 
 export interface LoadOptions {
+  /** An http:// URL, or host:port of a gRPC ping service with `grpc`. */
   url: string;
+  /** gRPC ping calls (fortio `-grpc -ping`) instead of HTTP requests. */
+  grpc?: boolean;
   connections: number;
   /** 0 = as fast as possible. */
   qps: number;
@@ -53,7 +60,7 @@ export interface LoadOptions {
 export interface LoadResult {
   actualQps: number;
   requests: number;
-  /** Requests that did not answer 200 (including connection errors). */
+  /** Requests that did not answer 200 (gRPC: OK/SERVING), including connection errors. */
   errors: number;
   /** Seconds, keyed by percentile (50, 90, 99). */
   percentiles: Map<number, number>;
@@ -85,6 +92,7 @@ export async function runLoad(fortio: string, options: LoadOptions): Promise<Loa
   ];
   if (options.resolution !== undefined) args.push('-r', String(options.resolution));
   if (options.uniform) args.push('-uniform');
+  if (options.grpc) args.push('-grpc', '-ping');
   for (const header of options.headers ?? []) args.push('-H', header);
   args.push(options.url);
   const managed = startProcess({ name: 'fortio load', command: fortio, args, cpus: options.cpus });
@@ -96,7 +104,8 @@ export async function runLoad(fortio: string, options: LoadOptions): Promise<Loa
 export function parseLoadJson(text: string): LoadResult {
   const json = JSON.parse(text) as FortioJson;
   const histogram = json.DurationHistogram;
-  const ok = json.RetCodes?.['200'] ?? 0;
+  const codes = json.RetCodes ?? {};
+  const ok = (codes['200'] ?? 0) + (codes.OK ?? 0) + (codes.SERVING ?? 0);
   const percentiles = new Map<number, number>();
   for (const entry of histogram.Percentiles ?? []) percentiles.set(entry.Percentile, entry.Value);
   return {

@@ -1,6 +1,7 @@
 // Soak (issue 3): the Jibe sidecar under a steady 1000 requests/s of
-// HTTP/1.1 keep-alive traffic for 5 minutes, its resident memory sampled
-// throughout, so a leak shows as growth between the start and the end. Not
+// HTTP/1.1 keep-alive traffic (or, with --grpc, 1000 gRPC calls/s over
+// HTTP/2 both sides) for 5 minutes, its resident memory sampled throughout,
+// so a leak shows as growth between the start and the end. Not
 // part of `npm run bench`'s default set (it takes the full duration); run it
 // by name.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { REPO_ROOT, requirePeerBinary } from '../peers/paths.ts';
 export const name = 'soak';
 export const description = 'Jibe sidecar at 1000 rps for 5 minutes: RSS at start and end (issue 3; run by name only)';
 export const SECTION_TITLE = 'Soak: sidecar memory at 1000 rps (issue 3)';
+export const GRPC_SECTION_TITLE = 'Soak: sidecar memory at 1000 gRPC calls/s (issue 3)';
 
 const LOAD_CPUS = '0';
 const PROXY_CPUS = '1';
@@ -45,6 +47,7 @@ export async function run(argv: string[]): Promise<void> {
       smoke: { type: 'boolean', default: false },
       duration: { type: 'string' },
       qps: { type: 'string', default: '1000' },
+      grpc: { type: 'boolean', default: false },
       write: { type: 'boolean' },
       'no-write': { type: 'boolean', default: false },
     },
@@ -58,8 +61,11 @@ export async function run(argv: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'jibe-bench-soak-'));
   const forgetInterrupt = onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    const upstream = await startFortioServer(fortio, LOAD_CPUS);
-    const sidecar = await startJibeSidecar({ upstreamPort: upstream.port, cpus: PROXY_CPUS, controlPlaneCpus: LOAD_CPUS });
+    const grpc = values.grpc;
+    const upstream = await startFortioServer(fortio, LOAD_CPUS, grpc);
+    const sidecar = grpc
+      ? await startJibeSidecar({ upstreamPort: upstream.grpcPort!, cpus: PROXY_CPUS, controlPlaneCpus: LOAD_CPUS, portName: 'grpc' })
+      : await startJibeSidecar({ upstreamPort: upstream.port, cpus: PROXY_CPUS, controlPlaneCpus: LOAD_CPUS });
     const pid = sidecar.process.pid;
     log(`sidecar pid ${pid} on 127.0.0.1:${sidecar.port}; ${qps} rps for ${seconds} s`);
     const idle = memoryFigures(pid);
@@ -73,7 +79,8 @@ export async function run(argv: string[]): Promise<void> {
     let result;
     try {
       result = await runLoad(fortio, {
-        url: `http://127.0.0.1:${sidecar.port}/echo?size=1024`,
+        url: grpc ? `127.0.0.1:${sidecar.port}` : `http://127.0.0.1:${sidecar.port}/echo?size=1024`,
+        grpc,
         connections: 16,
         qps,
         durationSeconds: seconds,
@@ -110,14 +117,18 @@ export async function run(argv: string[]): Promise<void> {
       '',
       `Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · load average before/after: ${loadBefore} / ${loadAfter} · Node ${process.version} · commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()}`,
       '',
-      `Setup: the sidecar as \`jibe up\` runs it (compiled dist/, \`${PROXY_NODE_FLAGS.join(' ')}\`, fed by \`jibe control-plane\`) pinned to core ${PROXY_CPUS}; fortio server and \`fortio load -uniform -c 16 -qps ${qps}\` (HTTP/1.1 keep-alive, 1 KiB answers) on core ${LOAD_CPUS}. VmRSS sampled every ${SAMPLE_MS / 1000} s; growth = end median − start median, tolerance ${mb(GROWTH_TOLERANCE_BYTES)} MB.`,
+      `Setup: the sidecar as \`jibe up\` runs it (compiled dist/, \`${PROXY_NODE_FLAGS.join(' ')}\`, fed by \`jibe control-plane\`) pinned to core ${PROXY_CPUS}; fortio server and ` +
+        (grpc
+          ? `\`fortio load -grpc -ping -uniform -c 16 -qps ${qps}\` (gRPC unary calls, HTTP/2 from the client to the sidecar and from the sidecar to fortio's ping service, whose port is registered as \`grpc\`)`
+          : `\`fortio load -uniform -c 16 -qps ${qps}\` (HTTP/1.1 keep-alive, 1 KiB answers)`) +
+        ` on core ${LOAD_CPUS}. VmRSS sampled every ${SAMPLE_MS / 1000} s; growth = end median − start median, tolerance ${mb(GROWTH_TOLERANCE_BYTES)} MB.`,
       '',
       summary,
       '',
       `RSS samples (MB): ${trace}`,
       '',
     ].join('\n');
-    writeSection(SECTION_TITLE, body);
+    writeSection(grpc ? GRPC_SECTION_TITLE : SECTION_TITLE, body);
     log(`recorded in ${BENCHMARKS_FILE}`);
   } finally {
     await stopAll();
