@@ -15,6 +15,11 @@ export interface ManagedProcess {
   exited: Promise<number | string>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when it is gone. */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * From now on stdout is drained and dropped, not decoded or kept: a proxy's
+   * access log must not put a reader's work on the load generators' core.
+   */
+  muteStdout(): void;
 }
 
 export interface StartOptions {
@@ -87,12 +92,14 @@ export function startProcess(options: StartOptions): ManagedProcess {
   if (child.pid === undefined) throw new Error(`${options.name}: could not start ${command}`);
   const pid = child.pid;
   let tail = '';
+  let muted = false;
   const record = (chunk: Buffer): string => {
     const text = chunk.toString();
     tail = (tail + text).slice(-OUTPUT_TAIL_CHARS);
     return text;
   };
   child.stdout!.on('data', (chunk: Buffer) => {
+    if (muted) return;
     const text = record(chunk);
     options.onStdout?.(text);
   });
@@ -110,6 +117,9 @@ export function startProcess(options: StartOptions): ManagedProcess {
     child,
     output: () => tail,
     exited,
+    muteStdout() {
+      muted = true;
+    },
     async stop(graceMs = 3000) {
       if (child.exitCode !== null || child.signalCode !== null) {
         running.delete(managed);

@@ -120,6 +120,8 @@ export async function startJibeSidecar(options: SidecarOptions): Promise<JibeSid
     },
   });
   const ports = await race(started, managed, timeoutMs, 'jibe sidecar');
+  // Only the start line was wanted: what follows (the access log, when on) is drained and dropped.
+  managed.muteStdout();
   if (ports.outbound === undefined) throw new Error('jibe sidecar started without an outbound listener');
   await waitForPort(managed, ports.outbound);
   // /ready answers 200 once the first push from the control plane is applied.
