@@ -49,7 +49,7 @@ import type { Http2StreamEvents } from './http2-stream.ts';
 export interface Http2ConnectionHandler {
   /** Server role: a client opened `stream` with a valid request head (`stream.method`, `.path`, … are set). */
   stream(conn: Http2Connection, stream: Http2Stream, fields: string[], endStream: boolean): void;
-  /** The peer's SETTINGS arrived (the first time: it speaks HTTP/2 and stream limits are known). */
+  /** A SETTINGS frame from the peer was applied (after the first, it speaks HTTP/2 and its stream limit is known; later ones may change it). */
   settings(conn: Http2Connection): void;
   /** The peer's GOAWAY: no new streams; streams above `lastStreamId` were never processed. */
   goaway(conn: Http2Connection, code: number, lastStreamId: number): void;
