@@ -17,6 +17,7 @@ import { Http2Connection } from '../../../proxy/http2/http2-connection.ts';
 import type { Http2ConnectionHandler } from '../../../proxy/http2/http2-connection.ts';
 import { FRAME_HEADER_LENGTH, Flag, FrameType, PREFACE, frameHeader, settingsFrame } from '../../../proxy/http2/http2-frame.ts';
 import type { Http2Stream, Http2StreamEvents } from '../../../proxy/http2/http2-stream.ts';
+import { seededRandom } from './resilience/resilience-test-helpers.ts';
 
 // What the connection grants per stream (STREAM_WINDOW in http2-connection.ts).
 const STREAM_WINDOW = 1 << 20;
@@ -68,17 +69,6 @@ async function waitStable(value: () => number, polls = 15): Promise<void> {
   }
 }
 
-/** Deterministic bytes (mulberry32), so a failure replays. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seededBytes(length: number, seed: number): Buffer {
   const next = seededRandom(seed);
