@@ -30,7 +30,7 @@ import {
 } from '../resilience/retry-state.ts';
 import type { RetryState } from '../resilience/retry-state.ts';
 import { countClusterStatus } from '../stats/proxy-stats.ts';
-import { observeResponseBody } from '../telemetry/exchange-telemetry.ts';
+import { observeResponseBody, responseAtMessageBoundary } from '../telemetry/exchange-telemetry.ts';
 import type { Exchange } from './exchange.ts';
 import {
   BODY_BAD_REQUEST,
@@ -38,12 +38,15 @@ import {
   BODY_CONNECTION_TERMINATION,
   BODY_PROTOCOL_ERROR,
   BODY_TIMEOUT,
+  GRPC_DEADLINE_EXCEEDED,
+  encodeGrpcMessage,
   sendLocalReply,
 } from './local-reply.ts';
 import { ResponseFlag } from './response-flags.ts';
 import { unmapIpv4 } from './client-address.ts';
 
 export const UPSTREAM_SERVICE_TIME = 'x-jibe-upstream-service-time';
+const GRPC_TIMEOUT_MESSAGE = encodeGrpcMessage(BODY_TIMEOUT.toString());
 
 // Codes given to each incoming header name the forwarder treats specially.
 const DROP = 1; // hop-by-hop, or the proxy sets it itself
@@ -559,12 +562,26 @@ function onRouteTimeout(ex: Exchange): void {
     cluster.outlier?.recordStatus(ex.host!, 504);
   }
   abortUpstream(ex);
-  if (ex.responseStarted) {
-    ex.flags |= ResponseFlag.UT;
-    ex.down.destroy();
-  } else {
-    sendLocalReply(ex, 504, BODY_TIMEOUT, ResponseFlag.UT);
+  if (ex.responseStarted) cutTimedOutResponse(ex);
+  else sendLocalReply(ex, 504, BODY_TIMEOUT, ResponseFlag.UT);
+}
+
+/**
+ * A timeout after the answer started. A gRPC call over HTTP/2 between two
+ * messages still gets its status: its headers are out, so DEADLINE_EXCEEDED
+ * goes in trailers, as a gRPC server ends a call it gave up on. Anything else
+ * is cut (a reset, or a closed HTTP/1.1 connection), so a short answer is not
+ * taken for whole.
+ */
+function cutTimedOutResponse(ex: Exchange): void {
+  ex.flags |= ResponseFlag.UT;
+  const down = ex.down;
+  if (ex.grpc && down.httpVersion === 2 && !down.finished && responseAtMessageBoundary(ex)) {
+    ex.grpcStatus = Number(GRPC_DEADLINE_EXCEEDED);
+    down.endWithTrailers(['grpc-status', GRPC_DEADLINE_EXCEEDED, 'grpc-message', GRPC_TIMEOUT_MESSAGE]);
+    return;
   }
+  down.destroy();
 }
 
 /**
@@ -580,8 +597,7 @@ function onPerTryTimeout(ex: Exchange): void {
   cluster.stats.upstream_rq_per_try_timeout++;
   if (ex.responseStarted) {
     abortUpstream(ex);
-    ex.flags |= ResponseFlag.UT;
-    ex.down.destroy();
+    cutTimedOutResponse(ex);
     return;
   }
   cluster.outlier?.recordStatus(ex.host!, 504);

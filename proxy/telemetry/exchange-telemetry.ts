@@ -75,6 +75,12 @@ export function observeGrpcStatus(ex: Exchange, fields: readonly string[]): void
   }
 }
 
+/** Whether the response relayed so far ends on a gRPC message boundary (no message half sent). */
+export function responseAtMessageBoundary(ex: Exchange): boolean {
+  const frames = ex.telemetry?.responseFrames;
+  return frames === undefined || (frames.bodyLeft === 0 && frames.prefixSeen === 0);
+}
+
 export function requestMessages(ex: Exchange): number {
   return ex.telemetry?.requestFrames?.messages ?? 0;
 }

@@ -104,6 +104,12 @@ describe('HTTP/2 through the proxy', () => {
     h1echo = await startUpstream('h1');
     // Answers headers then resets with CANCEL (path /after-headers), or waits and records the client's reset (/hang).
     resetter = await startH2Upstream((stream, headers) => {
+      if (headers[':path'] === '/grpc-stall') {
+        // One whole gRPC message, then nothing: the client's deadline passes mid-call.
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.write(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+        return;
+      }
       if (headers[':path'] === '/after-headers') {
         // waitForTrailers: node's close() would otherwise end the stream cleanly before resetting it.
         stream.respond({ ':status': 200 }, { waitForTrailers: true });
@@ -255,6 +261,14 @@ describe('HTTP/2 through the proxy', () => {
     const reply = await h2request(client, { ':authority': 'silent', ':path': '/pkg.Svc/Slow', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '50m' }, '');
     assert.equal(reply.headers[':status'], 200);
     assert.equal(reply.headers['grpc-status'], '4');
+  });
+
+  it('ends a gRPC call whose deadline passes after its answer started with DEADLINE_EXCEEDED in trailers', async () => {
+    const reply = await h2request(client, { ':authority': 'resetter', ':path': '/grpc-stall', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '100m' }, '');
+    assert.equal(reply.headers[':status'], 200);
+    assert.equal(reply.body.length, 7, 'the whole message that came before the deadline is delivered');
+    assert.equal(reply.trailers?.['grpc-status'], '4');
+    assert.equal(reply.rstCode, http2.constants.NGHTTP2_NO_ERROR);
   });
 
   it('relays an upstream reset after the response started as a reset of the client stream (same code)', async () => {
