@@ -24,6 +24,7 @@ import {
   FrameType,
   H2_CANCEL,
   H2_COMPRESSION_ERROR,
+  H2_ENHANCE_YOUR_CALM,
   H2_FLOW_CONTROL_ERROR,
   H2_FRAME_SIZE_ERROR,
   H2_INTERNAL_ERROR,
@@ -72,6 +73,8 @@ const CONNECTION_WINDOW = 16 << 20;
 // Limits this side enforces on what it receives.
 const MAX_HEADER_BLOCK = 256 * 1024;
 const MAX_HEADER_LIST_SIZE = 64 * 1024;
+// Rapid-reset guard, Envoy's defaults: once the peer opened this many streams, it may reset at most half of them early.
+const PREMATURE_RESET_MIN_STREAMS = 500;
 // Closed streams remembered to tell late frames (ignored after our reset) from protocol errors.
 const RECENTLY_CLOSED = 128;
 // Socket buffer above which writers are told to wait for `drain`.
@@ -96,6 +99,9 @@ export class Http2Connection {
   closed = false;
   /** Highest stream id the peer opened. */
   lastPeerStreamId = 0;
+  /** Streams the peer opened, and those of them it reset before their response was complete. */
+  private peerStreams = 0;
+  private prematureResets = 0;
 
   private readonly decoder = new HpackDecoder();
   private readonly encoder = new HpackEncoder();
@@ -378,6 +384,7 @@ export class Http2Connection {
     }
     if (!this.server || (id & 1) === 0) return this.connectionError(H2_PROTOCOL_ERROR, 'HEADERS opening a stream the peer may not open');
     this.lastPeerStreamId = id;
+    this.peerStreams++;
     if (selfDependent) return this.sendReset(id, H2_PROTOCOL_ERROR);
     if (this.goingAway) return this.sendReset(id, H2_REFUSED_STREAM);
     if (this.streams.size >= this.maxConcurrentStreams) return this.sendReset(id, H2_REFUSED_STREAM);
@@ -438,7 +445,14 @@ export class Http2Connection {
     if (p.length !== 4) return this.connectionError(H2_FRAME_SIZE_ERROR, 'RST_STREAM of the wrong size');
     if (id === 0 || this.isIdle(id)) return this.connectionError(H2_PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
     const stream = this.streams.get(id);
-    if (stream !== undefined) this.closeStream(stream, p.readUInt32BE(0), true);
+    if (stream === undefined) return;
+    // Rapid reset (CVE-2023-44487): a client that cancels most of its streams before their answer makes the
+    // proxy start upstream work it throws away; past a point the connection is refused, as Envoy does.
+    if (this.server && !stream.localEnded && ++this.prematureResets * 2 >= this.peerStreams && this.peerStreams >= PREMATURE_RESET_MIN_STREAMS) {
+      this.closeStream(stream, p.readUInt32BE(0), true);
+      return this.connectionError(H2_ENHANCE_YOUR_CALM, 'too many streams reset before their response');
+    }
+    this.closeStream(stream, p.readUInt32BE(0), true);
   }
 
   private onSettings(flags: number, id: number, p: Buffer): void {

@@ -760,6 +760,33 @@ describe('Http2Connection, malformed traffic on the server role', { timeout: 120
     return goaway?.payload.readUInt32BE(4);
   }
 
+  it('refuses a connection that resets most of its streams before their answer (rapid reset)', async (t) => {
+    let opened = 0;
+    const server = await startOurServer(
+      t,
+      connHandler({
+        stream(conn, stream) {
+          opened++;
+          stream.events = streamEvents();
+        },
+      }),
+    );
+    const encoder = new HpackEncoder();
+    const rstCancel = Buffer.from([0, 0, 0, 8]);
+    const attack = (count: number): Buffer[] => {
+      const out: Buffer[] = [];
+      // HEADERS then RST_STREAM, stream after stream (CVE-2023-44487).
+      for (let i = 0; i < count; i++) {
+        const id = 1 + 2 * i;
+        out.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, encoder.encode([':method', 'GET', ':scheme', 'http', ':path', `/r${i}`, ':authority', 'x'])));
+        out.push(frame(FrameType.RST_STREAM, 0, id, rstCancel));
+      }
+      return out;
+    };
+    assert.equal(goawayCode(await rawExchange(server.port, attack(600))), 11, 'GOAWAY ENHANCE_YOUR_CALM');
+    assert.equal(opened, 500, 'the guard lets the first 500 streams through');
+  });
+
   it('survives seeded random frames, answers crafted ones with the right GOAWAY, and still serves', async (t) => {
     const server = await startOurServer(
       t,
