@@ -75,6 +75,9 @@ const MAX_HEADER_BLOCK = 256 * 1024;
 const MAX_HEADER_LIST_SIZE = 64 * 1024;
 // Rapid-reset guard, Envoy's defaults: once the peer opened this many streams, it may reset at most half of them early.
 const PREMATURE_RESET_MIN_STREAMS = 500;
+// Control-frame answers queued to a peer that does not read them, at most (Envoy's max_outbound_control_frames is 1000 per
+// flush; this counts from the last time the socket emptied, so a legitimate slow reader's keepalive PINGs stay far below).
+const MAX_QUEUED_ANSWERS = 10_000;
 // Closed streams remembered to tell late frames (ignored after our reset) from protocol errors.
 const RECENTLY_CLOSED = 128;
 // Socket buffer above which writers are told to wait for `drain`.
@@ -102,6 +105,8 @@ export class Http2Connection {
   /** Streams the peer opened, and those of them it reset before their response was complete. */
   private peerStreams = 0;
   private prematureResets = 0;
+  /** Answers to the peer's control frames queued since the socket last emptied (pushAnswer). */
+  private queuedAnswers = 0;
 
   private readonly decoder = new HpackDecoder();
   private readonly encoder = new HpackEncoder();
@@ -493,7 +498,7 @@ export class Http2Connection {
         // MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored (RFC 9113 §6.5.2).
       }
     }
-    this.push(SETTINGS_ACK);
+    if (!this.pushAnswer(SETTINGS_ACK)) return;
     this.gotSettings = true;
     this.flushBlocked();
     this.handler.settings(this);
@@ -502,7 +507,7 @@ export class Http2Connection {
   private onPing(flags: number, id: number, p: Buffer): void {
     if (p.length !== 8) return this.connectionError(H2_FRAME_SIZE_ERROR, 'PING of the wrong size');
     if (id !== 0) return this.connectionError(H2_PROTOCOL_ERROR, 'PING on a stream');
-    if ((flags & Flag.ACK) === 0) this.push(pingFrame(p, true));
+    if ((flags & Flag.ACK) === 0) this.pushAnswer(pingFrame(p, true));
   }
 
   private onGoaway(id: number, p: Buffer): void {
@@ -682,7 +687,7 @@ export class Http2Connection {
   /** RST_STREAM for a stream that has no object (refused, idle, closed), or for `stream` when it has one. */
   private sendReset(id: number, code: number, stream?: Http2Stream): void {
     if (stream !== undefined) return this.resetStream(stream, code);
-    this.push(rstStreamFrame(id, code));
+    if (!this.pushAnswer(rstStreamFrame(id, code))) return;
     this.remember(id, true);
   }
 
@@ -779,6 +784,27 @@ export class Http2Connection {
       stream.needDrain = false;
       stream.events.drain(stream);
     }
+  }
+
+  /**
+   * Queues a frame the peer's own frame asked for (SETTINGS ACK, PING ACK, a
+   * reset of a stream it may not use). A peer that sends such frames without
+   * reading the answers would grow the socket's buffer without bound (the
+   * PING, SETTINGS and reset floods of CVE-2019-9512/9515): past
+   * MAX_QUEUED_ANSWERS queued while the socket never emptied, the connection
+   * is dropped, as nghttp2 and Envoy do. False when it was.
+   */
+  private pushAnswer(buf: Buffer): boolean {
+    if (this.socket.writableLength === 0) this.queuedAnswers = 0;
+    if (++this.queuedAnswers > MAX_QUEUED_ANSWERS) {
+      this.closed = true;
+      this.goingAway = true;
+      this.closeAll(H2_ENHANCE_YOUR_CALM);
+      this.socket.destroy();
+      return false;
+    }
+    this.push(buf);
+    return true;
   }
 
   /** Queues bytes for the socket; everything queued in one event leaves in one writev. */

@@ -787,6 +787,26 @@ describe('Http2Connection, malformed traffic on the server role', { timeout: 120
     assert.equal(opened, 500, 'the guard lets the first 500 streams through');
   });
 
+  it('drops a connection that floods PINGs without reading the answers, and answers a reading one', async (t) => {
+    const server = await startOurServer(t, connHandler({}));
+    const ping = frame(FrameType.PING, 0, 0, Buffer.alloc(8));
+    // A reader gets every answer.
+    const answered = await rawExchange(server.port, Array.from({ length: 200 }, () => ping));
+    assert.equal(answered.filter((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0).length, 200);
+    // A peer that never reads: its socket fills, the answers pile up, and the connection is dropped.
+    const flooder = net.connect(server.port, '127.0.0.1');
+    flooder.on('error', noop);
+    flooder.pause();
+    t.after(() => flooder.destroy());
+    const burst = Buffer.concat([PREFACE, settingsFrame([]), ...Array.from({ length: 4096 }, () => ping)]);
+    const closedBefore = server.closedCount();
+    for (let i = 0; i < 200 && server.closedCount() === closedBefore && !flooder.destroyed; i++) {
+      // The server dropping the connection shows here as ECONNRESET: that is the outcome wanted.
+      if (!flooder.write(i === 0 ? burst : burst.subarray(PREFACE.length + FRAME_HEADER_LENGTH))) await once(flooder, 'drain').catch(noop);
+    }
+    await waitFor(() => server.closedCount() > closedBefore, () => 'the flooding connection is still open');
+  });
+
   it('survives seeded random frames, answers crafted ones with the right GOAWAY, and still serves', async (t) => {
     const server = await startOurServer(
       t,
