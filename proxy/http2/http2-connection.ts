@@ -680,8 +680,11 @@ export class Http2Connection {
     this.closeStream(stream, code, false);
   }
 
+  /** The peer broke a stream's rules: the reset answers its frame, so it counts against the flood guard. */
   private streamError(stream: Http2Stream, code: number): void {
-    this.resetStream(stream, code);
+    if (stream.closed) return;
+    if (!this.closed && !this.pushAnswer(rstStreamFrame(stream.id, code))) return;
+    this.closeStream(stream, code, false);
   }
 
   /** RST_STREAM for a stream that has no object (refused, idle, closed), or for `stream` when it has one. */
