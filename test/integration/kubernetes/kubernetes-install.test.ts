@@ -6,11 +6,9 @@
 // them, while the Deployments have no pods: no kubelet here), and
 // `uninstall` removes everything but the CRDs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import { KubeApiError, kubePath } from '../../../platforms/kubernetes/kube-client.ts';
@@ -25,20 +23,9 @@ import { clusterUnavailable, startTestCluster } from './kube-test-cluster.ts';
 import type { TestCluster } from './kube-test-cluster.ts';
 import { eventually, serviceAccountToken } from './kube-setup.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
+import { runJibeSourceCombined as jibe } from '../../helpers/jibe-cli.ts';
 
-const JIBE = fileURLToPath(new URL('../../../cli/jibe.ts', import.meta.url));
 const problem = clusterUnavailable();
-
-function jibe(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [JIBE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
 
 if (problem && process.env.CI === 'true') {
   it('the Kubernetes install tests need the API server', () => assert.fail(problem));

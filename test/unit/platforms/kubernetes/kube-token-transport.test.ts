@@ -2,29 +2,16 @@
 // only over TLS verified against pinned roots, or in plaintext to loopback
 // (`jibe up`). Refusals happen before the token is read or anything dialled.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { isJibeError } from '../../../../core/errors/errors.ts';
 import { checkTokenApi, identityFromToken, isLoopbackHost, readRootsFile } from '../../../../proxy/identity/identity-source.ts';
+import { runJibeSourceCombined as jibe } from '../../../helpers/jibe-cli.ts';
 
-const JIBE = fileURLToPath(new URL('../../../../cli/jibe.ts', import.meta.url));
 const ROOT = `-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----`;
-
-function jibe(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [JIBE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
 
 describe('where a sidecar may send its token', () => {
   let dir: string;
