@@ -5,33 +5,20 @@
 // first full sync, and the time from a Consul health change until the mesh
 // view has it and until a connected sidecar (a client of every service) has
 // ACKed the config carrying it.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { setTimeout as delay } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
-import pino from 'pino';
-import type { RunningControlPlane } from '../../core/control-plane.ts';
-import type { RunningProxy } from '../../proxy/proxy.ts';
 import type { ConsulClient } from '../../platforms/consul/consul-client.ts';
 import { startConsulAgent } from '../integration/consul/consul-agent.ts';
 import type { ConsulAgent } from '../integration/consul/consul-agent.ts';
-import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
-import { startTestControlPlane } from '../helpers/control-plane.ts';
-import { countChangePaths, startSyncSidecar } from './sync-sidecar.ts';
-import { formatLatencies, percentile } from './latency-percentiles.ts';
+import { machineDescription } from './benchmarks-md.ts';
+import { formatLatencies } from './latency-percentiles.ts';
+import { goalCell, memoryCell, runRegistrySyncBench } from './registry-sync-harness.ts';
+import type { RegistrySyncBench } from './registry-sync-harness.ts';
 
 export const name = 'consul-sync';
 export const description = 'Consul, 1,000 services / 10,000 instances: control-plane memory, first sync, health change → mesh and proxy (issue 6)';
 export const SECTION_TITLE = 'Consul platform at scale (issue 6)';
 
 const NODES = 100;
-const GOAL_MS = 1000;
-
-function log(message: string): void {
-  process.stdout.write(`[consul-sync] ${message}\n`);
-}
+const PER_SERVICE = 10;
 
 const checkId = (s: number, i: number) => `svc-${s}-${i}-check`;
 const nodeOf = (s: number, i: number) => `node-${(s * 10 + i) % NODES}`;
@@ -67,100 +54,51 @@ async function populate(client: ConsulClient, services: number, perService: numb
   }));
 }
 
-export async function run(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { smoke: { type: 'boolean', default: false }, changes: { type: 'string' }, services: { type: 'string' }, 'no-write': { type: 'boolean', default: false } },
-  });
-  const services = Number(values.services ?? (values.smoke ? 100 : 1000));
-  const perService = 10;
-  const changes = Number(values.changes ?? (values.smoke ? 10 : 100));
-  const record = !values.smoke && !values['no-write'];
-  let agent: ConsulAgent | undefined;
-  let cp: RunningControlPlane | undefined;
-  let proxy: RunningProxy | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'jibe-consul-bench-'));
-  try {
-    agent = await startConsulAgent();
-    const client = agent.client();
-    let started = performance.now();
-    await populate(client, services, perService);
-    log(`registered ${services} services, ${services * perService} instances in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+interface Consul {
+  agent: ConsulAgent;
+  client: ConsulClient;
+  stop(): Promise<void>;
+}
 
-    globalThis.gc?.();
-    const before = process.memoryUsage();
-    started = performance.now();
-    cp = await startTestControlPlane({
-      dataDir: dir,
-      platforms: ['vm', 'consul'],
-      pluginOptions: { consul: { address: agent.address } },
-      logger: pino({ level: 'warn' }),
-    });
-    const mesh = cp.mesh;
-    const consulCount = () => mesh.snapshot().workloads.reduce((n, w) => n + (w.platform === 'consul' ? 1 : 0), 0);
-    while (consulCount() < services * perService) await delay(5);
-    const firstSyncMs = performance.now() - started;
-    globalThis.gc?.();
-    const after = process.memoryUsage();
-    log(`first full sync ${firstSyncMs.toFixed(0)} ms; heap +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(0)} MiB, rss ${(after.rss / 2 ** 20).toFixed(0)} MiB`);
+const bench: RegistrySyncBench<Consul> = {
+  name,
+  platform: 'consul',
+  perService: PER_SERVICE,
+  sectionTitle: SECTION_TITLE,
+  async start() {
+    const agent = await startConsulAgent();
+    return { agent, client: agent.client(), stop: () => agent.stop() };
+  },
+  pluginOptions: ({ agent }) => ({ address: agent.address }),
+  populate: ({ client }, services) => populate(client, services, PER_SERVICE),
+  populated: (services) => `registered ${services} services, ${services * PER_SERVICE} instances`,
+  changeLabel: 'health change',
+  change({ agent, client }, mesh, s, i) {
+    const id = `svc-${s}-${i}.${nodeOf(s, i)}.${agent.datacenter}`;
+    const present = () => mesh.snapshot().workloads.some((w) => w.name === id && w.health === 'healthy');
+    const goingDown = present();
+    return {
+      make: () => txn(client, [checkOp(s, i, goingDown ? 'critical' : 'passing')]),
+      made: () => present() !== goingDown,
+      undo: () => txn(client, [checkOp(s, i, 'passing')]),
+      undone: present,
+    };
+  },
+  report: ({ agent }, r) => [
+    `Command: \`node_modules/.bin/node --expose-gc test/bench/run.ts consul-sync\` (${new Date().toISOString().slice(0, 10)}; ${machineDescription()}).`,
+    '',
+    `Consul ${agent.datacenter} dev agent (real, in memory) with ${r.services} services × ${r.perService} instances on ${NODES} nodes, each instance with a check; the control plane runs the vm and consul platforms in one process, plus one sidecar that is a client of every service (its config carries all ${r.services * r.perService} endpoints). ${r.changes} health changes, each a check going critical (the instance's endpoint turns unhealthy) measured from the catalog write to the change being visible.`,
+    '',
+    '| Figure | Value | Target |',
+    '| --- | --- | --- |',
+    `| Control-plane memory for the Consul view (heap growth after GC; process RSS) | ${memoryCell(r)} | — |`,
+    `| Time to first full sync (start → all ${r.services * r.perService} instances in the mesh view) | ${(r.firstSyncMs / 1000).toFixed(2)} s | — |`,
+    `| Health change → mesh view | ${formatLatencies(r.toMesh)} | — |`,
+    `| Health change → affected sidecar ACKed its new config | ${formatLatencies(r.toProxy)} | ${goalCell(r.toProxy)} |`,
+    `| Registry changes during the measured changes: health-only (incremental path) / full | ${r.paths.incremental} / ${r.paths.full} | all health-only |`,
+  ].join('\n'),
+};
 
-    const sidecar = await startSyncSidecar(cp);
-    proxy = sidecar.proxy;
-    const syncedVersion = sidecar.syncedVersion;
-    const proxySyncMs = sidecar.firstSyncMs;
-    log(`sidecar with every service synced in ${proxySyncMs.toFixed(0)} ms`);
-
-    const toMesh: number[] = [];
-    const toProxy: number[] = [];
-    // Whether each measured change reached the mesh as health-only (the incremental path) or as "anything changed".
-    const { paths, measuring } = countChangePaths(cp);
-    for (let c = 0; c < changes; c++) {
-      const s = (c * 37) % services;
-      const i = c % perService;
-      const id = `svc-${s}-${i}.${nodeOf(s, i)}.${agent.datacenter}`;
-      const present = () => mesh.snapshot().workloads.some((w) => w.name === id && w.health === 'healthy');
-      const goingDown = present();
-      measuring.on = true;
-      const t0 = performance.now();
-      await txn(client, [checkOp(s, i, goingDown ? 'critical' : 'passing')]);
-      while (present() === goingDown) await delay(2);
-      toMesh.push(performance.now() - t0);
-      const version = mesh.snapshot().version;
-      while ((await syncedVersion()) < version) await delay(5);
-      toProxy.push(performance.now() - t0);
-      measuring.on = false;
-      if ((c + 1) % 10 === 0) log(`${c + 1}/${changes} changes; last: mesh ${toMesh[c].toFixed(0)} ms, sidecar ${toProxy[c].toFixed(0)} ms`);
-      // Flip it back outside the measurement, so every change starts from all-passing.
-      await txn(client, [checkOp(s, i, 'passing')]);
-      while (!present()) await delay(2);
-      while ((await syncedVersion()) < mesh.snapshot().version) await delay(5);
-    }
-    toMesh.sort((a, b) => a - b);
-    toProxy.sort((a, b) => a - b);
-    log(`health change → mesh view: ${formatLatencies(toMesh)}`);
-    log(`health change → sidecar ACKed: ${formatLatencies(toProxy)}`);
-    log(`registry changes during the measured changes: ${paths.incremental} health-only (incremental), ${paths.full} full`);
-    if (record) {
-      const body = [
-        `Command: \`node_modules/.bin/node --expose-gc test/bench/run.ts consul-sync\` (${new Date().toISOString().slice(0, 10)}; ${machineDescription()}).`,
-        '',
-        `Consul ${agent.datacenter} dev agent (real, in memory) with ${services} services × ${perService} instances on ${NODES} nodes, each instance with a check; the control plane runs the vm and consul platforms in one process, plus one sidecar that is a client of every service (its config carries all ${services * perService} endpoints). ${changes} health changes, each a check going critical (the instance's endpoint turns unhealthy) measured from the catalog write to the change being visible.`,
-        '',
-        '| Figure | Value | Target |',
-        '| --- | --- | --- |',
-        `| Control-plane memory for the Consul view (heap growth after GC; process RSS) | +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(0)} MiB; ${(after.rss / 2 ** 20).toFixed(0)} MiB | — |`,
-        `| Time to first full sync (start → all ${services * perService} instances in the mesh view) | ${(firstSyncMs / 1000).toFixed(2)} s | — |`,
-        `| Health change → mesh view | ${formatLatencies(toMesh)} | — |`,
-        `| Health change → affected sidecar ACKed its new config | ${formatLatencies(toProxy)} | p99 < ${GOAL_MS} ms (${percentile(toProxy, 99) < GOAL_MS ? 'met' : 'NOT met'}) |`,
-        `| Registry changes during the measured changes: health-only (incremental path) / full | ${paths.incremental} / ${paths.full} | all health-only |`,
-      ].join('\n');
-      writeSection(SECTION_TITLE, body);
-      log(`written to ${BENCHMARKS_FILE}`);
-    }
-  } finally {
-    await proxy?.close();
-    await cp?.close();
-    await agent?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+export function run(argv: string[]): Promise<void> {
+  return runRegistrySyncBench(bench, argv);
 }
