@@ -15,21 +15,11 @@ import { agentRegistration, validateServiceSpec } from '../../../platforms/consu
 import { DEFAULT_CONVERT_OPTIONS, toService } from '../../../platforms/consul/consul-converters.ts';
 import type { ConvertedService } from '../../../platforms/consul/consul-converters.ts';
 import type { ConsulCheck, ConsulHealthEntry } from '../../../platforms/consul/consul-types.ts';
+import { joinedAgentState } from './agent-test-helpers.ts';
 
 const NODE = { Node: 'vm-node', Address: '10.0.0.9', Datacenter: 'dc1' };
 
-function state(): AgentState {
-  return {
-    version: 1,
-    controlPlane: { address: '198.51.100.1:15015', addresses: ['198.51.100.1:15015'], spiffeId: 'spiffe://cluster.local/ns/jibe-system/sa/jibe-control-plane', rootSha256: 'ab', trustDomain: 'cluster.local' },
-    identity: { spiffeId: 'spiffe://cluster.local/ns/shop/sa/reviews-sa', namespace: 'shop', serviceAccount: 'reviews-sa' },
-    registration: { name: 'reviews-vm', address: '198.51.100.3', services: [] },
-    capture: { enabled: true },
-    proxy: { enabled: true, uid: 1337, gid: 1337, outboundPort: 15001, inboundPort: 15006, adminPort: 15000 },
-    heartbeatMs: 10_000,
-    joinedAt: '2026-01-01T00:00:00.000Z',
-  };
-}
+const state = (): AgentState => joinedAgentState('reviews-vm', 'shop', 'reviews-sa');
 
 function options(extra: Partial<JoinOptions>): JoinOptions {
   return {

@@ -14,13 +14,14 @@ import { PROXY_NODE_FLAGS } from '../../../proxy/proxy-node-flags.ts';
 import { mergeOptions } from '../../../agents/node/node-agent.ts';
 import type { JoinOptions } from '../../../agents/node/node-agent.ts';
 import type { AgentState } from '../../../agents/node/agent-state.ts';
+import { JOINED_CONTROL_PLANE_ID, joinedAgentState } from './agent-test-helpers.ts';
 
 const SPEC = {
   namespace: 'default',
   workload: 'ratings-vm',
   discovery: '198.51.100.1:40123',
   certDir: '/var/lib/jibe-agent/certs',
-  controlPlane: 'spiffe://cluster.local/ns/jibe-system/sa/jibe-control-plane',
+  controlPlane: JOINED_CONTROL_PLANE_ID,
   outboundPort: 15001,
   adminPort: 15000,
 };
@@ -75,18 +76,7 @@ describe('sidecarCommand', () => {
   });
 });
 
-function state(): AgentState {
-  return {
-    version: 1,
-    controlPlane: { address: '198.51.100.1:15015', addresses: ['198.51.100.1:15015'], spiffeId: SPEC.controlPlane, rootSha256: 'ab', trustDomain: 'cluster.local' },
-    identity: { spiffeId: 'spiffe://cluster.local/ns/default/sa/ratings', namespace: 'default', serviceAccount: 'ratings' },
-    registration: { name: 'ratings-vm', address: '198.51.100.3', services: [] },
-    capture: { enabled: true },
-    proxy: { enabled: true, uid: 1337, gid: 1337, outboundPort: 15001, inboundPort: 15006, adminPort: 15000 },
-    heartbeatMs: 10_000,
-    joinedAt: '2026-01-01T00:00:00.000Z',
-  };
-}
+const state = (): AgentState => joinedAgentState('ratings-vm', 'default', 'ratings');
 
 function options(extra: Partial<JoinOptions>): JoinOptions {
   return {
