@@ -5,18 +5,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { formatStats, parseInterval, peerHost, scrapeAll } from '../../../cli/commands/stat.ts';
 import { formatTop, topRound } from '../../../cli/commands/top.ts';
-import type { ProxyResource } from '../../../core/model/proxy-config.ts';
 import type { Exchange } from '../../../proxy/http/exchange.ts';
 import type { RunningProxy } from '../../../proxy/proxy.ts';
 import type { Sample } from '../../../proxy/telemetry/prometheus-text.ts';
 import { serviceStats } from '../../../proxy/telemetry/telemetry-stat.ts';
 import { MAX_TOP_KEYS, MAX_TOP_SAMPLERS, PathSampler } from '../../../proxy/telemetry/telemetry-top.ts';
-import { cluster, endpoints, freePort, fullUpdate, request, route, routeConfig, startSidecar, startUpstream, toCluster, vhost } from '../proxy/proxy-test-helpers.ts';
+import { freePort, fullUpdate, inboundToApp, outboundToService, request, startSidecar, startUpstream } from '../proxy/proxy-test-helpers.ts';
 import type { Upstream } from '../proxy/proxy-test-helpers.ts';
 
 const HOST = 'reviews.default.svc.cluster.local';
-const OUT = `outbound|9080||${HOST}`;
-const IN = 'inbound|9080||';
 
 function counter(reporter: string, service: string, code: string, value: number): Sample {
   return { name: 'istio_requests_total', labels: { reporter, destination_service_name: service, destination_service_namespace: 'default', response_code: code }, value };
@@ -98,25 +95,13 @@ describe('jibe stat and jibe top against two sidecars', () => {
       metricsPort: 0,
       metricsAddress: '127.0.0.1',
     });
-    const inbound: ProxyResource[] = [
-      { type: 'listener', name: 'inbound-9080', direction: 'inbound', address: '127.0.0.1', port: inboundPort, protocol: 'http', routeConfig: 'inbound-9080' },
-      routeConfig('inbound-9080', [vhost('inbound', ['*'], [route('default', [], toCluster(IN))])]),
-      { ...cluster(IN), service: '' },
-      endpoints(IN, [app.port]),
-    ];
-    await callee.apply(fullUpdate(inbound));
+    await callee.apply(fullUpdate(inboundToApp(inboundPort, app.port)));
     caller = await startSidecar({
       node: { id: 'sidecar~productpage-v1.default', type: 'sidecar', namespace: 'default', workload: 'productpage-v1', labels: { app: 'productpage', version: 'v1' } },
       metricsPort: 0,
       metricsAddress: '127.0.0.1',
     });
-    await caller.apply(
-      fullUpdate([
-        routeConfig('outbound', [vhost(HOST, [HOST, 'reviews', 'reviews:9080'], [route('reviews', [], toCluster(OUT))])]),
-        { ...cluster(OUT), service: HOST, port: 9080 },
-        endpoints(OUT, [{ port: inboundPort, workload: 'reviews-v1', namespace: 'default', labels: { app: 'reviews', version: 'v1' } }]),
-      ]),
-    );
+    await caller.apply(fullUpdate(outboundToService(HOST, 9080, { port: inboundPort, workload: 'reviews-v1', namespace: 'default', labels: { app: 'reviews', version: 'v1' } })));
   });
 
   after(async () => {

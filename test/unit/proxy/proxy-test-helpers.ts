@@ -144,6 +144,35 @@ export function simpleOutbound(...upstreams: Upstream[]): ProxyResource[] {
   ];
 }
 
+/**
+ * A sidecar's inbound side as core/mesh compiles it for service port `servicePort`:
+ * an HTTP listener on `port` sending every request to the app on `appPort`.
+ */
+export function inboundToApp(port: number, appPort: number, servicePort = 9080): ProxyResource[] {
+  const name = `inbound|${servicePort}||`;
+  const routes = `inbound-${servicePort}`;
+  return [
+    { type: 'listener', name: routes, direction: 'inbound', address: '127.0.0.1', port, protocol: 'http', routeConfig: routes },
+    routeConfig(routes, [vhost('inbound', ['*'], [route('default', [], toCluster(name))])]),
+    { ...cluster(name), service: '' },
+    endpoints(name, [appPort]),
+  ];
+}
+
+/**
+ * A sidecar's outbound route to `host`:`servicePort` as core/mesh compiles it
+ * (also reached by the short name and short name:port) with one endpoint.
+ */
+export function outboundToService(host: string, servicePort: number, endpoint: Partial<Endpoint>): ProxyResource[] {
+  const name = `outbound|${servicePort}||${host}`;
+  const short = host.split('.')[0];
+  return [
+    routeConfig('outbound', [vhost(host, [host, short, `${short}:${servicePort}`], [route(short, [], toCluster(name))])]),
+    { ...cluster(name), service: host, port: servicePort },
+    endpoints(name, [endpoint]),
+  ];
+}
+
 export const silentLogger = pino({ level: 'silent' });
 
 export async function startSidecar(options: Partial<ProxyOptions> = {}): Promise<RunningProxy> {

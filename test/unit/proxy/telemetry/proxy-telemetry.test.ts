@@ -5,15 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
-import type { ProxyResource } from '../../../../core/model/proxy-config.ts';
 import type { RunningProxy } from '../../../../proxy/proxy.ts';
 import { parsePrometheusText, sumSamples } from '../../../../proxy/telemetry/prometheus-text.ts';
 import type { ZipkinSpan } from '../../../../proxy/telemetry/zipkin-reporter.ts';
-import { cluster, endpoints, freePort, fullUpdate, request, route, routeConfig, startSidecar, startUpstream, toCluster, vhost } from '../proxy-test-helpers.ts';
+import { freePort, fullUpdate, inboundToApp, outboundToService, request, startSidecar, startUpstream } from '../proxy-test-helpers.ts';
 import type { Upstream } from '../proxy-test-helpers.ts';
 
 const HOST = 'reviews.default.svc.cluster.local';
-const OUT = `outbound|9080||${HOST}`;
 const IN = 'inbound|9080||';
 
 let app: Upstream;
@@ -35,23 +33,13 @@ before(async () => {
     node: { id: 'sidecar~reviews-v2.default', type: 'sidecar', namespace: 'default', workload: 'reviews-v2', labels: { app: 'reviews', version: 'v2' } },
     telemetry: { accessLog: 'json', accessLogDestination: logStream, tracing: { sampling: 100 }, spanSink: { report: (s) => spans.push(s) } },
   });
-  const inbound: ProxyResource[] = [
-    { type: 'listener', name: 'inbound-9080', direction: 'inbound', address: '127.0.0.1', port: inboundPort, protocol: 'http', routeConfig: 'inbound-9080' },
-    routeConfig('inbound-9080', [vhost('inbound', ['*'], [route('default', [], toCluster(IN))])]),
-    { ...cluster(IN), service: '' },
-    endpoints(IN, [app.port]),
-  ];
-  await callee.apply(fullUpdate(inbound));
+  await callee.apply(fullUpdate(inboundToApp(inboundPort, app.port)));
   caller = await startSidecar({
     node: { id: 'sidecar~productpage-v1.default', type: 'sidecar', namespace: 'default', workload: 'productpage-v1', labels: { app: 'productpage', version: 'v1' } },
     telemetry: { tracing: { sampling: 100 }, spanSink: { report: (s) => spans.push(s) } },
   });
   await caller.apply(
-    fullUpdate([
-      routeConfig('outbound', [vhost(HOST, [HOST, 'reviews', 'reviews:9080'], [route('reviews', [], toCluster(OUT))])]),
-      { ...cluster(OUT), service: HOST, port: 9080 },
-      endpoints(OUT, [{ port: inboundPort, workload: 'reviews-v2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/reviews', labels: { app: 'reviews', version: 'v2' }, platform: 'vm' }]),
-    ]),
+    fullUpdate(outboundToService(HOST, 9080, { port: inboundPort, workload: 'reviews-v2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/reviews', labels: { app: 'reviews', version: 'v2' }, platform: 'vm' })),
   );
 });
 
