@@ -2,6 +2,8 @@
 // sidecar whose outbound listener routes `reviews` to the server sidecar's
 // inbound listener, which forwards to an app on 127.0.0.1. Logs are captured
 // so tests can assert on why a connection was refused.
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from 'pino';
@@ -41,6 +43,42 @@ export function capturingLogger(): { logger: Logger; lines: Array<Record<string,
     },
   });
   return { logger: pino({ level: 'warn' }, sink), lines };
+}
+
+/** A TCP app on loopback that echoes what it reads; counts the connections that reached it. */
+export interface TcpEcho {
+  port: number;
+  connections: number;
+  close(): Promise<void>;
+}
+
+export async function startTcpEcho(): Promise<TcpEcho> {
+  const echo: TcpEcho = { port: 0, connections: 0, close: () => new Promise<void>((r) => server.close(() => r())) };
+  const server = net.createServer((s) => {
+    echo.connections++;
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  echo.port = (server.address() as AddressInfo).port;
+  return echo;
+}
+
+/**
+ * Sends `ping` once `ready` fires ('connect', or 'secureConnect' for TLS): resolves with what came
+ * back before the connection ended, or, cut without an answer, 'reset' / 'closed' / 'error <code>'.
+ */
+export function pingExchange(socket: net.Socket, ready: 'connect' | 'secureConnect'): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    socket.once(ready, () => socket.write('ping'));
+    socket.on('data', (d: Buffer) => {
+      data += d.toString();
+      if (data === 'ping') socket.end();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(data !== '' ? data : err.code === 'ECONNRESET' ? 'reset' : `error ${err.code ?? err.message}`));
+    socket.on('close', () => resolve(data !== '' ? data : 'closed'));
+  });
 }
 
 export interface ServerSide {

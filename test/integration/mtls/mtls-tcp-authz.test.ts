@@ -4,7 +4,6 @@
 // denied connections, and labels the TCP metrics with the verified peer.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import type { CompiledAuthorization, CompiledAuthzPolicy, ListenerResource } from '../../../core/model/proxy-config.ts';
@@ -12,14 +11,13 @@ import type { WorkloadCertificate } from '../../../proxy/identity/identity-manag
 import type { RunningProxy } from '../../../proxy/proxy.ts';
 import { MeshIdentity } from '../../../proxy/tls/mesh-identity.ts';
 import { cluster, endpoints, freePort, fullUpdate, route, routeConfig, startSidecar, toCluster, vhost } from '../../unit/proxy/proxy-test-helpers.ts';
-import { PRODUCTPAGE, RATINGS, REVIEWS, capturingLogger, issue, openCa } from './mtls-fixtures.ts';
+import { PRODUCTPAGE, RATINGS, REVIEWS, capturingLogger, issue, openCa, pingExchange, startTcpEcho } from './mtls-fixtures.ts';
+import type { TcpEcho } from './mtls-fixtures.ts';
 
 const policy = (name: string, rules: CompiledAuthzPolicy['rules']): CompiledAuthzPolicy => ({ name: `AuthorizationPolicy/default/${name}`, rules });
 const authz = (parts: Partial<CompiledAuthorization>): CompiledAuthorization => ({ destinationPort: 9000, custom: [], deny: [], allow: [], audit: [], ...parts });
 
-let echo: net.Server;
-let echoPort: number;
-let echoConnections = 0;
+let echo: TcpEcho;
 let proxy: RunningProxy;
 let lines: Array<Record<string, unknown>>;
 let port: number;
@@ -42,33 +40,20 @@ function configure(a: CompiledAuthorization | undefined, protocol: ListenerResou
         ...(a !== undefined ? { authz: a } : {}),
       },
       { ...cluster('inbound|9000||', 'ROUND_ROBIN', { protocol: 'tcp' }), service: '' },
-      endpoints('inbound|9000||', [echoPort]),
+      endpoints('inbound|9000||', [echo.port]),
       routeConfig('inbound|9000', [vhost('inbound', ['*'], [route('default', [], toCluster('inbound|9000||'))])]),
     ]),
   );
 }
 
-/** Sends `ping`, resolves with what came back before the connection ended, or 'reset' / 'closed' when cut without an answer. */
-function exchange(socket: net.Socket, ready: string): Promise<string> {
-  return new Promise((resolve) => {
-    let data = '';
-    socket.once(ready, () => socket.write('ping'));
-    socket.on('data', (d: Buffer) => {
-      data += d.toString();
-      if (data === 'ping') socket.end();
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => resolve(data !== '' ? data : err.code === 'ECONNRESET' ? 'reset' : `error ${err.code ?? err.message}`));
-    socket.on('close', () => resolve(data !== '' ? data : 'closed'));
-  });
-}
 
 function mtls(cert: WorkloadCertificate): Promise<string> {
   const socket = tls.connect({ host: '127.0.0.1', port, key: cert.keyPem, cert: cert.certChainPem, ca: cert.trustBundle, ALPNProtocols: ['istio-tcp', 'istio'], servername: 'outbound_.9000_._.db.default.svc.cluster.local', checkServerIdentity: () => undefined });
-  return exchange(socket, 'secureConnect');
+  return pingExchange(socket, 'secureConnect');
 }
 
 function plaintext(): Promise<string> {
-  return exchange(net.connect({ host: '127.0.0.1', port }), 'connect');
+  return pingExchange(net.connect({ host: '127.0.0.1', port }), 'connect');
 }
 
 const denied = (policyName: string) => lines.some((l) => l.msg === 'rbac connection denied' && l.policy === policyName);
@@ -77,13 +62,7 @@ before(async () => {
   const { ca } = await openCa();
   certA = await issue(ca, PRODUCTPAGE);
   certB = await issue(ca, RATINGS);
-  echo = net.createServer((s) => {
-    echoConnections++;
-    s.on('error', () => {});
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  echoPort = (echo.address() as AddressInfo).port;
+  echo = await startTcpEcho();
   port = await freePort();
   const captured = capturingLogger();
   captured.logger.level = 'info';
@@ -93,17 +72,17 @@ before(async () => {
 
 after(async () => {
   await proxy.close();
-  await new Promise((r) => echo.close(r));
+  await echo.close();
 });
 
 describe('AuthorizationPolicy on a TCP port', () => {
   it('ALLOW principal A: A over mTLS echoes, B and plaintext are cut before reaching the app', async () => {
     await configure(authz({ allow: [policy('allow-a', [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/productpage'] } }] }])] }));
     assert.equal(await mtls(certA), 'ping');
-    const before = echoConnections;
+    const before = echo.connections;
     assert.match(await mtls(certB), /^(reset|closed)$/);
     assert.match(await plaintext(), /^(reset|closed)$/);
-    assert.equal(echoConnections, before, 'denied connections never reach the app');
+    assert.equal(echo.connections, before, 'denied connections never reach the app');
     assert.equal(proxy.stats.tcp_rbac_allowed, 1);
     assert.equal(proxy.stats.tcp_rbac_denied, 2);
     assert.ok(lines.some((l) => l.msg === 'rbac connection denied' && l.sourcePrincipal === 'cluster.local/ns/default/sa/ratings' && l.reason === 'no-allow-match'), JSON.stringify(lines));
