@@ -1,5 +1,6 @@
 // Writes one benchmark's figures into BENCHMARKS.md: its own `## ` section is
 // replaced on a rerun, every other section is kept as it was.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -37,4 +38,13 @@ export function writeSection(title: string, body: string, file = BENCHMARKS_FILE
 export function machineDescription(): string {
   const model = cpus()[0]?.model.trim() ?? 'unknown CPU';
   return `nproc ${availableParallelism()}, ${model}`;
+}
+
+/** The checkout's short commit id, for a figure's provenance; 'unknown' outside git. */
+export function gitRevision(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
 }

@@ -7,7 +7,7 @@
 //
 // Each change flips the reviews VirtualService between two weight splits, so
 // every apply is a real change that every sidecar must receive.
-import { execFileSync } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { parseDocuments, type ParsedDocument } from '../../core/config/load-documents.ts';
 import { freePort, onInterrupt, startProcess, type ManagedProcess } from './bench-processes.ts';
-import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { gitRevision, machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { REPO_ROOT } from '../peers/paths.ts';
 import { percentile } from './latency-percentiles.ts';
 
@@ -356,13 +356,6 @@ function debounceDefaults(): { quietMs: number; capMs: number } | undefined {
   return undefined;
 }
 
-function gitRevision(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 export async function run(argv: string[]): Promise<void> {
   const options = parseOptions(argv);

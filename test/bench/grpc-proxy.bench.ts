@@ -10,14 +10,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpuSeconds, freePort, onInterrupt, startProcess, stopAll, waitForPort } from './bench-processes.ts';
-import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { gitRevision, machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
 import { startJibeSidecar } from './jibe-sidecar.ts';
 import { startNginx } from './nginx.ts';
 import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
 import { installPeers } from '../peers/install.ts';
-import { REPO_ROOT, requirePeerBinary } from '../peers/paths.ts';
+import { requirePeerBinary } from '../peers/paths.ts';
 
 export const name = 'grpc-proxy';
 export const description = 'gRPC unary and multiplexed streams: direct vs one Jibe sidecar vs nginx grpc_pass, h2c, proxy on one core (issue 3)';
@@ -170,7 +170,7 @@ export async function run(argv: string[]): Promise<void> {
     const body = [
       `Command: \`npm run bench -- ${[name, ...argv].join(' ')}\``,
       '',
-      `Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · load average before/after: ${uptimeBefore} / ${uptimeAfter} · Node ${process.version} · ${versionOf(nginx, ['-v'])} · fortio ${versionOf(fortio, ['version'])} · commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()}`,
+      `Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · load average before/after: ${uptimeBefore} / ${uptimeAfter} · Node ${process.version} · ${versionOf(nginx, ['-v'])} · fortio ${versionOf(fortio, ['version'])} · commit ${gitRevision()}`,
       '',
       `Setup: fortio's gRPC ping server (upstream) and \`fortio load -grpc -ping -qps 0\` pinned to core ${LOAD_CPUS}; nginx (1 worker, \`listen … http2\` + \`grpc_pass\`, upstream keepalive 32) and the Jibe sidecar (compiled dist/, \`${PROXY_NODE_FLAGS.join(' ')}\`, fed by \`jibe control-plane\`, the upstream registered with a \`grpc\` port so its cluster speaks h2c) pinned to core ${PROXY_CPUS}. ` +
         `${seconds} s per target and load after a 2 s warm-up; "multiplexed" is fortio's \`-s 8\`: 8 concurrent calls as HTTP/2 streams per connection (fortio has no streaming-RPC load; bidirectional streaming is covered for correctness by the grpc-go interop suite, not measured here). Per proxy core = calls/s ÷ the proxy's CPU share, relative to nginx's.`,

@@ -6,6 +6,7 @@
 // Numbers are per block; the machine is shared, so compare runs made side by side.
 
 import { HpackDecoder, HpackEncoder } from '../../proxy/http2/hpack.ts';
+import { median } from './latency-percentiles.ts';
 
 const REQUEST = [
   ':method', 'POST',
@@ -23,11 +24,6 @@ const HEADS: Array<[string, readonly string[]]> = [['request', REQUEST], ['respo
 
 const iterations = Number(process.argv[2] ?? 200_000);
 const ROUNDS = 5;
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-}
 
 /** Median over ROUNDS of the ns one call of fn takes, after a warm-up round. */
 function measure(fn: () => void): number {

@@ -10,16 +10,17 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpuSeconds, memoryFigures, onInterrupt, proportionalBytes, stopAll } from './bench-processes.ts';
-import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { gitRevision, machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { median } from './latency-percentiles.ts';
 import { formatSummary, summarizeCpuProfile } from './cpu-profile-summary.ts';
 import { loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
 import { startJibeSidecar } from './jibe-sidecar.ts';
 import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
 import { startNginx } from './nginx.ts';
 import { installPeers } from '../peers/install.ts';
-import { CACHE_DIR, REPO_ROOT, requirePeerBinary } from '../peers/paths.ts';
+import { CACHE_DIR, requirePeerBinary } from '../peers/paths.ts';
 
 export const name = 'http-sidecar';
 export const description = 'Jibe sidecar vs nginx vs direct: HTTP/1.1 keep-alive, 1 KiB, 16 connections (issue 2)';
@@ -207,12 +208,6 @@ async function sampled<T>(pids: number[], work: () => Promise<T>): Promise<{ res
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
 function medianOf(rounds: RoundFigures[], pick: (round: RoundFigures) => number | undefined): number | undefined {
   const values = rounds.map(pick).filter((value): value is number => value !== undefined);
   return values.length === 0 ? undefined : median(values);
@@ -376,13 +371,6 @@ function versionOf(command: string, args: string[]): string {
   return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n')[0] || 'unknown';
 }
 
-function gitRevision(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function startTargets(options: Options, nginxBinary: string, dir: string, upstreamPort: number, profileDir?: string): Promise<Target[]> {
   const targets: Target[] = [];

@@ -21,6 +21,7 @@ import { waitFor } from '../helpers/wait-for.ts';
 import { BOOKINFO_NETWORKING_DIR } from '../../deploy/samples/bookinfo/bookinfo.ts';
 import { requirePeerBinary } from '../peers/paths.ts';
 import { machineDescription, writeSection } from './benchmarks-md.ts';
+import { median } from './latency-percentiles.ts';
 import { PERCENTILES, runLoad } from './fortio.ts';
 import type { LoadResult } from './fortio.ts';
 
@@ -33,10 +34,6 @@ const PATHS: Array<{ key: string; label: string; placement: Placement; prefix: s
   { key: 'kubernetes', label: 'one platform: productpage → reviews-v3 → ratings, all k8s pods', placement: ALL_KUBERNETES, prefix: '100.72.11' },
 ];
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-};
 const ms = (seconds: number | undefined) => (seconds === undefined ? NaN : seconds * 1000);
 
 export async function run(argv: string[]): Promise<void> {

@@ -8,15 +8,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { memoryFigures, onInterrupt, stopAll } from './bench-processes.ts';
-import { machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { gitRevision, machineDescription, writeSection, BENCHMARKS_FILE } from './benchmarks-md.ts';
+import { median } from './latency-percentiles.ts';
 import { runLoad, startFortioServer } from './fortio.ts';
 import { startJibeSidecar } from './jibe-sidecar.ts';
 import { PROXY_NODE_FLAGS } from '../../proxy/proxy-node-flags.ts';
 import { installPeers } from '../peers/install.ts';
-import { REPO_ROOT, requirePeerBinary } from '../peers/paths.ts';
+import { requirePeerBinary } from '../peers/paths.ts';
 
 export const name = 'soak';
 export const description = 'Jibe sidecar at 1000 rps for 5 minutes: RSS at start and end (issue 3; run by name only)';
@@ -34,11 +34,6 @@ function log(line: string): void {
 }
 
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -115,7 +110,7 @@ export async function run(argv: string[]): Promise<void> {
     const body = [
       `Command: \`npm run bench -- ${[name, ...argv].join(' ')}\``,
       '',
-      `Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · load average before/after: ${loadBefore} / ${loadAfter} · Node ${process.version} · commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()}`,
+      `Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · machine: ${machineDescription()} · load average before/after: ${loadBefore} / ${loadAfter} · Node ${process.version} · commit ${gitRevision()}`,
       '',
       `Setup: the sidecar as \`jibe up\` runs it (compiled dist/, \`${PROXY_NODE_FLAGS.join(' ')}\`, fed by \`jibe control-plane\`) pinned to core ${PROXY_CPUS}; fortio server and ` +
         (grpc

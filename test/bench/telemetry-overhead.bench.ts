@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { CACHE_DIR, peerBinary } from '../peers/paths.ts';
 import { cpuSeconds, pinSelf } from './bench-processes.ts';
 import { machineDescription, writeSection } from './benchmarks-md.ts';
+import { median } from './latency-percentiles.ts';
 import { formatSummary, summarizeCpuProfile } from './cpu-profile-summary.ts';
 import { loadJsonPath, runLoad, startFortioServer, type LoadResult } from './fortio.ts';
 import { startJibeSidecar, type JibeSidecar } from './jibe-sidecar.ts';
@@ -71,11 +72,6 @@ interface Measured {
   maxRps: number[];
   latency: LoadResult[];
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 function log(line: string): void {
   process.stdout.write(`[bench] ${line}\n`);
