@@ -18,7 +18,7 @@ import type { Service } from '../../../core/model/service.ts';
 import type { Workload } from '../../../core/model/workload.ts';
 import { deregisterService, registerService } from '../../../platforms/consul/consul-registration.ts';
 import { startProxy } from '../../../proxy/proxy.ts';
-import type { RunningProxy } from '../../../proxy/proxy.ts';
+import type { ProxyOptions, RunningProxy } from '../../../proxy/proxy.ts';
 import { consulSkipReason, runJibeSource, startConsulAgent, waitUntil } from './consul-agent.ts';
 import type { ConsulAgent } from './consul-agent.ts';
 import { startTestControlPlane } from '../../helpers/control-plane.ts';
@@ -88,6 +88,9 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
   const consulWorkloads = async () => (await getJson<{ workloads: Workload[] }>(`${api}/api/v1/workloads`)).workloads.filter((w) => w.platform === 'consul');
   const service = async (hostname: string) => (await getJson<{ services: Service[] }>(`${api}/api/v1/services`)).services.find((s) => s.hostname === hostname);
   const names = async () => (await consulWorkloads()).map((w) => `${w.name}:${w.health}`).sort();
+  /** A sidecar subscribed to this control plane's discovery as `node`. */
+  const sidecar = (node: ProxyOptions['node']) =>
+    startProxy({ node, discoveryAddress: `127.0.0.1:${cp.ports.discovery}`, outboundPort: 0, adminPort: 0, logger: pino({ level: 'silent' }), drainTimeoutMs: 500 });
 
   before(async () => {
     agent = await startConsulAgent();
@@ -228,14 +231,7 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     assert.equal(registered.status, 200, await registered.text());
     let proxy: RunningProxy | undefined;
     try {
-      proxy = await startProxy({
-        node: { id: 'sidecar~productpage.default', type: 'sidecar', namespace: 'default', workload: 'productpage', platform: 'vm', labels: { app: 'productpage' } },
-        discoveryAddress: `127.0.0.1:${cp.ports.discovery}`,
-        outboundPort: 0,
-        adminPort: 0,
-        logger: pino({ level: 'silent' }),
-        drainTimeoutMs: 500,
-      });
+      proxy = await sidecar({ id: 'sidecar~productpage.default', type: 'sidecar', namespace: 'default', workload: 'productpage', platform: 'vm', labels: { app: 'productpage' } });
       const outbound = proxy.ports.outbound as number;
       const reply = await waitUntil('a routed answer from the Consul service', async () => {
         const r = await request(outbound, `reviews.default.svc.cluster.local:${app.port}`, '/reviews/1');
@@ -287,24 +283,10 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     const proxies: RunningProxy[] = [];
     try {
       // The Consul instance's Jibe sidecar: it gets its config as that workload and binds the inbound port Consul checks.
-      const reviewsSidecar = await startProxy({
-        node: { id: `sidecar~${workload}.default`, type: 'sidecar', namespace: 'default', workload, platform: 'consul', labels: {} },
-        discoveryAddress: `127.0.0.1:${cp.ports.discovery}`,
-        outboundPort: 0,
-        adminPort: 0,
-        logger: pino({ level: 'silent' }),
-        drainTimeoutMs: 500,
-      });
+      const reviewsSidecar = await sidecar({ id: `sidecar~${workload}.default`, type: 'sidecar', namespace: 'default', workload, platform: 'consul', labels: {} });
       proxies.push(reviewsSidecar);
       reviewsOutbound = reviewsSidecar.ports.outbound as number;
-      const productpageSidecar = await startProxy({
-        node: { id: 'sidecar~productpage-rt.default', type: 'sidecar', namespace: 'default', workload: 'productpage-rt', platform: 'vm', labels: {} },
-        discoveryAddress: `127.0.0.1:${cp.ports.discovery}`,
-        outboundPort: 0,
-        adminPort: 0,
-        logger: pino({ level: 'silent' }),
-        drainTimeoutMs: 500,
-      });
+      const productpageSidecar = await sidecar({ id: 'sidecar~productpage-rt.default', type: 'sidecar', namespace: 'default', workload: 'productpage-rt', platform: 'vm', labels: {} });
       proxies.push(productpageSidecar);
       // Healthy once Consul's check finds the sidecar listening (its first check may take one interval).
       await waitUntil('reviews healthy behind its sidecar', async () => {
