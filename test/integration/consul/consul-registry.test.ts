@@ -184,7 +184,8 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     const sidecarPort = (sidecar.address() as AddressInfo).port;
     try {
       await registerService(agent.client(), { service: 'details', id: 'details-1', port: 9080, address: '127.0.0.1', protocol: 'http', sidecar: { port: sidecarPort } });
-      const w = await waitUntil('details with its sidecar', async () => (await consulWorkloads()).find((x) => x.name.startsWith('details-1.')));
+      // The instance and its sidecar reach the mesh in separate Consul answers: wait for the view that has both.
+      const w = await waitUntil('details with its sidecar', async () => (await consulWorkloads()).find((x) => x.name.startsWith('details-1.') && x.proxy !== undefined));
       assert.deepEqual(w.proxy, { inboundPorts: { 9080: sidecarPort } });
     } finally {
       sidecar.close();
