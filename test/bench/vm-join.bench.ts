@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { peerBinary } from '../peers/paths.ts';
 import { onInterrupt } from './bench-processes.ts';
 import { machineDescription, writeSection } from './benchmarks-md.ts';
+import { median } from './latency-percentiles.ts';
 import { parseLoadJson, PERCENTILES } from './fortio.ts';
 import type { LoadResult } from './fortio.ts';
 import { applyRules, HTTP_APP, joinVm, mint, startLan, startMesh, startVm, vmEnvironmentProblem, workloads } from '../integration/vm/vm-netns.ts';
@@ -213,12 +214,6 @@ function report(joins: Round[], captured: LoadResult[], direct: LoadResult[], o:
   if (!o.smoke) writeSection(SECTION, body);
 }
 
-function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 function ms(seconds: number | undefined): string {
   return seconds === undefined ? '?' : (seconds * 1000).toFixed(3);
