@@ -7,10 +7,9 @@ import { after, before, test } from 'node:test';
 import type { RunningProxy } from '../../../../proxy/proxy.ts';
 import { parsePrometheusText, sumSamples } from '../../../../proxy/telemetry/prometheus-text.ts';
 import { PEER_METADATA_HEADER } from '../../../../proxy/telemetry/telemetry-labels.ts';
-import { cluster, endpoints, freePort, fullUpdate, request, route, routeConfig, startSidecar, startUpstream, toCluster, vhost } from '../proxy-test-helpers.ts';
+import { freePort, fullUpdate, inboundToApp, request, startSidecar, startUpstream } from '../proxy-test-helpers.ts';
 import type { Upstream } from '../proxy-test-helpers.ts';
 
-const IN = 'inbound|9080||';
 /** proxy-telemetry.ts MAX_INBOUND_PEERS. */
 const BOUND = 1000;
 
@@ -24,12 +23,7 @@ before(async () => {
   inboundPort = await freePort();
   callee = await startSidecar({ node: { id: 'sidecar~reviews-v1.default', type: 'sidecar', namespace: 'default', workload: 'reviews-v1', labels: { app: 'reviews' } } });
   await callee.apply(
-    fullUpdate([
-      { type: 'listener', name: 'inbound-9080', direction: 'inbound', address: '127.0.0.1', port: inboundPort, protocol: 'http', routeConfig: 'inbound-9080' },
-      routeConfig('inbound-9080', [vhost('inbound', ['*'], [route('default', [], toCluster(IN))])]),
-      { ...cluster(IN), service: '' },
-      endpoints(IN, [app.port]),
-    ]),
+    fullUpdate(inboundToApp(inboundPort, app.port)),
   );
 });
 
