@@ -5,11 +5,10 @@
 //
 // The line is one template string: pino's generic serializer (a property walk
 // and an escape check per value, an ISO date per line) cost the sidecar more
-// than the rest of its telemetry together. Lines collect in a batch that goes
-// to a sonic-boom destination (pino.destination) when it is large or when the
-// flush timer fires, so the event loop makes one write call per batch.
-import pino from 'pino';
+// than the rest of its telemetry together. Lines go to stdout in batches
+// (access-log-batch.ts), one write per ~100 lines.
 import type { DestinationStream } from 'pino';
+import { AccessLogBatch } from './access-log-batch.ts';
 
 export type AccessLogFormat = 'json' | 'text';
 
@@ -68,16 +67,7 @@ export interface AccessLog {
 }
 
 /**
- * A quiet proxy would hold its last lines forever, so a timer flushes what is
- * pending, as Envoy's access log flush interval (1 s) does.
- */
-export const ACCESS_LOG_FLUSH_MS = 1000;
-/** A batch this large is written at once (a busy proxy then writes about once per 60 lines). */
-export const ACCESS_LOG_BATCH_BYTES = 64 * 1024;
-
-/**
- * `destination` defaults to stdout (file descriptor 1) through sonic-boom,
- * which writes asynchronously and keeps order across partial writes. A
+ * `destination` undefined: batched to stdout (access-log-batch.ts). A
  * destination passed in gets each line as it is made (it does its own
  * buffering, if any).
  */
@@ -87,46 +77,22 @@ export function createAccessLog(format: AccessLogFormat, destination?: Destinati
     const flushStream = (): void => (destination as { flush?: () => void }).flush?.();
     return { format, write: (entry) => void destination.write(format1(entry)), flush: flushStream, close: flushStream };
   }
-  // Buffer mode, minLength 0: sonic-boom writes each batch as it comes and never
-  // re-measures or re-encodes a growing string; batching is ours, in bytes.
-  const stream = pino.destination({ dest: 1, sync: false, minLength: 0, maxWrite: 4 * ACCESS_LOG_BATCH_BYTES, contentMode: 'buffer' } as Parameters<typeof pino.destination>[0]);
-  let batch = Buffer.allocUnsafe(ACCESS_LOG_BATCH_BYTES);
-  let used = 0;
-  const flush = (): void => {
-    if (used === 0) return;
-    // The batch is handed over whole (sonic-boom may hold it until written); the next one is new.
-    stream.write(batch.subarray(0, used) as unknown as string);
-    batch = Buffer.allocUnsafe(ACCESS_LOG_BATCH_BYTES);
-    used = 0;
-  };
-  const timer = setInterval(flush, ACCESS_LOG_FLUSH_MS);
-  timer.unref();
+  const batch = new AccessLogBatch({ droppedLine: format === 'json' ? droppedJsonLine : droppedTextLine });
   return {
     format,
-    write: (entry) => {
-      const line = format1(entry);
-      // UTF-8 takes at most 3 bytes per UTF-16 unit: a line that might not fit goes after a flush.
-      if (used + line.length * 3 > ACCESS_LOG_BATCH_BYTES) {
-        flush();
-        if (line.length * 3 > ACCESS_LOG_BATCH_BYTES) {
-          stream.write(Buffer.from(line) as unknown as string);
-          return;
-        }
-      }
-      used += batch.write(line, used);
-    },
-    flush,
-    close: () => {
-      clearInterval(timer);
-      flush();
-      // Asynchronous like every write: a flushSync could overtake a write still in flight.
-      try {
-        stream.flush();
-      } catch {
-        // Not writable (stdout closed): nothing more to do.
-      }
-    },
+    write: (entry) => batch.add(format1(entry)),
+    flush: () => batch.flush(),
+    close: () => batch.close(),
   };
+}
+
+/** The line a stall leaves in the log, in pino's shape (level 40: warn). */
+export function droppedJsonLine(dropped: number, nowMs: number): string {
+  return '{"level":40,"time":"' + isoTime(nowMs) + '","dropped_lines":' + dropped + ',"msg":"access log lines dropped: stdout was not read fast enough"}\n';
+}
+
+export function droppedTextLine(dropped: number, nowMs: number): string {
+  return '[' + isoTime(nowMs) + '] access log: ' + dropped + ' lines dropped: stdout was not read fast enough\n';
 }
 
 // `YYYY-MM-DDTHH:MM:SS.` of the second last formatted: lines of one second share it.
