@@ -49,7 +49,9 @@ export function registerProxy(program: Command): void {
       if (opts.type !== type) throw new Error(`--type must be sidecar or gateway, not "${opts.type}"`);
       if (type === 'sidecar' && !opts.workload) throw new Error('a sidecar needs --workload (the workload it fronts)');
       const labels = type === 'gateway' && Object.keys(opts.labels).length === 0 ? { istio: 'ingressgateway' } : opts.labels;
-      const logger = pino({ level: opts.logLevel, base: { component: 'proxy', workload: opts.workload ?? 'gateway' } });
+      // Through process.stdout, the stream the access log writes to: one writer keeps lines whole and in order, and
+      // never blocks traffic (pino's default, synchronous writes to fd 1, would wait out a full pipe).
+      const logger = pino({ level: opts.logLevel, base: { component: 'proxy', workload: opts.workload ?? 'gateway' } }, process.stdout);
       const controlPlaneId: string = opts.controlPlaneId ?? process.env.JIBE_CONTROL_PLANE_ID ?? `spiffe://${opts.trustDomain}/ns/jibe-system/sa/jibe-control-plane`;
       const source = await startIdentitySource(opts, type, logger, controlPlaneId);
       const discoveryTls = opts.discoveryTls === true || /:15012$/.test(opts.discovery);
