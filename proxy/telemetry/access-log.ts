@@ -3,12 +3,13 @@
 // Envoy's default text format for people reading a terminal. Built only when
 // the log is on, after the response is over.
 //
-// The line is one template string: pino's generic serializer (a property walk
-// and an escape check per value, an ISO date per line) cost the sidecar more
-// than the rest of its telemetry together. Lines go to stdout in batches
-// (access-log-batch.ts), one write per ~100 lines.
+// pino's generic serializer (a property walk and an escape check per value, an
+// ISO date per line) cost the sidecar more than the rest of its telemetry
+// together: the JSON line is written by access-log-json.ts, straight into the
+// batch that goes to stdout (access-log-batch.ts, one write per ~100 lines).
 import type { DestinationStream } from 'pino';
 import { AccessLogBatch } from './access-log-batch.ts';
+import { jsonLineBound, writeJsonLine } from './access-log-json.ts';
 
 export type AccessLogFormat = 'json' | 'text';
 
@@ -78,9 +79,14 @@ export function createAccessLog(format: AccessLogFormat, destination?: Destinati
     return { format, write: (entry) => void destination.write(format1(entry)), flush: flushStream, close: flushStream };
   }
   const batch = new AccessLogBatch({ droppedLine: format === 'json' ? droppedJsonLine : droppedTextLine });
+  const writeJson = (entry: AccessLogEntry): void => {
+    // Straight into the batch; only a line too long for any batch (a path of tens of KiB) is made as a string.
+    if (batch.reserve(jsonLineBound(entry))) batch.commit(writeJsonLine(entry, batch.buffer, batch.offset));
+    else batch.add(formatJsonLine(entry));
+  };
   return {
     format,
-    write: (entry) => batch.add(format1(entry)),
+    write: format === 'json' ? writeJson : (entry) => batch.add(formatTextLine(entry)),
     flush: () => batch.flush(),
     close: () => batch.close(),
   };
@@ -111,82 +117,10 @@ export function isoTime(ms: number): string {
   return isoPrefix + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli + 'Z';
 }
 
-/** A JSON string literal; JSON.stringify only for the rare value that needs escaping. */
-export function jsonString(value: string): string {
-  // A charCode loop beats a regex character class on the short strings of a line.
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    // Control characters, `"`, `\`, and surrogates (a lone one is written as a \u escape by JSON.stringify).
-    if (c < 32 || c === 34 || c === 92 || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(value);
-  }
-  return '"' + value + '"';
-}
-
-const identityJson = new WeakMap<AccessLogIdentity, string>();
-// A proxy's lines come in runs of one caller, one upstream: the last fragment is kept beside the map.
-let lastIdentity: AccessLogIdentity | undefined;
-let lastIdentityJson = '';
-
-function identityFragment(id: AccessLogIdentity): string {
-  if (id === lastIdentity) return lastIdentityJson;
-  let json = identityJson.get(id);
-  if (json === undefined) {
-    json =
-      ',"source_workload":' + jsonString(id.source_workload) +
-      ',"source_namespace":' + jsonString(id.source_workload_namespace) +
-      ',"source_principal":' + jsonString(id.source_principal) +
-      ',"destination_workload":' + jsonString(id.destination_workload) +
-      ',"destination_namespace":' + jsonString(id.destination_workload_namespace) +
-      ',"destination_principal":' + jsonString(id.destination_principal) +
-      ',"destination_service":' + jsonString(id.destination_service) +
-      ',"reporter":' + jsonString(id.reporter);
-    identityJson.set(id, json);
-  }
-  lastIdentity = id;
-  lastIdentityJson = json;
-  return json;
-}
-
-// `"upstream_host":…,"upstream_cluster":…,"route_name":…` of the last line: the same for every
-// request of one route to one endpoint, so consecutive lines skip three escape scans and five joins.
-let lastHost = '';
-let lastCluster = '';
-let lastRoute = '';
-let lastUpstreamJson = ',"upstream_host":"","upstream_cluster":"","route_name":""';
-
-function upstreamFragment(host: string, cluster: string, route: string): string {
-  if (host !== lastHost || cluster !== lastCluster || route !== lastRoute) {
-    lastUpstreamJson = ',"upstream_host":' + jsonString(host) + ',"upstream_cluster":' + jsonString(cluster) + ',"route_name":' + jsonString(route);
-    lastHost = host;
-    lastCluster = cluster;
-    lastRoute = route;
-  }
-  return lastUpstreamJson;
-}
-
-/** The JSON line, field for field what pino wrote for `logger.info(entry, 'access')`. */
+/** The JSON line as a string (a destination passed in, tests): the same bytes the batch gets. */
 export function formatJsonLine(e: AccessLogEntry): string {
-  let line =
-    '{"level":30,"time":"' + isoTime(e.nowMs) +
-    '","start_time":"' + isoTime(e.startMs) +
-    '","method":' + jsonString(e.method) +
-    ',"authority":' + jsonString(e.authority) +
-    ',"path":' + jsonString(e.path) +
-    ',"protocol":"' + e.protocol +
-    '","response_code":' + e.response_code +
-    ',"response_flags":"' + e.response_flags +
-    '","bytes_received":' + e.bytes_received +
-    ',"bytes_sent":' + e.bytes_sent +
-    ',"duration_ms":' + e.duration_ms +
-    upstreamFragment(e.upstream_host, e.upstream_cluster, e.route_name) +
-    ',"x_request_id":' + jsonString(e.x_request_id) +
-    ',"trace_id":' + jsonString(e.trace_id) +
-    ',"downstream_remote_address":' + jsonString(e.downstream_remote_address) +
-    identityFragment(e.identity);
-  if (e.user_agent !== undefined) line += ',"user_agent":' + jsonString(e.user_agent);
-  if (e.grpc_status !== undefined) line += ',"grpc_status":"' + e.grpc_status + '"';
-  if (e.authz_policy !== undefined) line += ',"authz_policy":' + jsonString(e.authz_policy) + ',"authz_result":' + jsonString(e.authz_result ?? '');
-  return line + ',"msg":"access"}\n';
+  const scratch = Buffer.allocUnsafe(jsonLineBound(e));
+  return scratch.toString('utf8', 0, writeJsonLine(e, scratch, 0));
 }
 
 /**

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
-import { createAccessLog, formatJsonLine, formatTextLine, isoTime, jsonString } from '../../../../proxy/telemetry/access-log.ts';
+import { createAccessLog, formatJsonLine, formatTextLine, isoTime } from '../../../../proxy/telemetry/access-log.ts';
 import type { AccessLogEntry } from '../../../../proxy/telemetry/access-log.ts';
 
 function entry(overrides: Partial<AccessLogEntry> = {}): AccessLogEntry {
@@ -80,8 +80,25 @@ test('values that need escaping are escaped; optional fields left undefined are 
   assert.equal(parsed.user_agent, nasty);
   assert.equal('grpc_status' in parsed, false);
   assert.equal('authz_policy' in parsed, false);
-  assert.equal(jsonString('plain'), '"plain"');
-  assert.equal(jsonString(nasty), JSON.stringify(nasty));
+  assert.equal(formatJsonLine(e), JSON.stringify(expected(e)) + '\n');
+});
+
+test('a line is byte for byte JSON.stringify of its fields: numbers, durations, times, escapes and non-ASCII alike', () => {
+  const second = Date.UTC(2026, 11, 31, 23, 59, 59, 0);
+  const cases: Array<Partial<AccessLogEntry>> = [
+    {},
+    { duration_ms: 0 }, { duration_ms: 0.001 }, { duration_ms: 0.5 }, { duration_ms: 1.23 }, { duration_ms: 12 }, { duration_ms: 1234.567 }, { duration_ms: 60_000.01 },
+    { duration_ms: 1 / 3 }, { duration_ms: 1e21 }, { response_code: 0 }, { response_code: 503 }, { bytes_received: 9_007_199_254_740_991 }, { bytes_sent: 10 },
+    { startMs: second + 999.9, nowMs: second + 1000.2 }, { startMs: second + 5, nowMs: second + 5 }, { nowMs: second + 99.5 },
+    { path: '/ünïcödé/日本語', authority: 'xn--bcher-kva.example', user_agent: 'curl/8 😀' },
+    { path: '/a\u007fb', x_request_id: '\t', trace_id: '0af7651916cd43dd8448eb211c80319c' },
+    { response_flags: 'UF,URX', grpc_status: '14', authz_policy: 'ns/deny "x"', authz_result: 'denied' },
+    { upstream_host: '[::1]:9080', route_name: 'r\u2028', identity: { ...entry().identity, source_principal: 'spiffe://td/ns/é/sa/"q"' } },
+  ];
+  for (const overrides of cases) {
+    const e = entry(overrides);
+    assert.equal(formatJsonLine(e), JSON.stringify(expected(e)) + '\n', JSON.stringify(overrides));
+  }
 });
 
 test('isoTime equals Date#toISOString across seconds, with fractional and sub-100 milliseconds', () => {
