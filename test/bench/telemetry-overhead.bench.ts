@@ -265,10 +265,12 @@ export async function run(argv: string[]): Promise<void> {
   const verdicts: string[] = [];
   if (both > 0) {
     const cpuCost = pairedCost(both);
+    // A sidecar held to its CPU serves 1/(CPU per request): +x CPU per request is 1 - 1/(1+x) less throughput.
+    const cpuThroughputCost = 1 - 1 / (1 + cpuCost);
     const throughputCost = cpuOnly ? NaN : -pairedThroughput(both);
-    const within = (cpuOnly || throughputCost < BUDGET) && cpuCost < BUDGET;
+    const within = (cpuOnly || throughputCost < BUDGET) && cpuThroughputCost < BUDGET;
     verdicts.push(
-      `Metrics + access log: **${pct(cpuCost)} CPU per request** at ${qps} rps${cpuOnly ? '' : `, **${pct(-throughputCost)} throughput per CPU-second** at max rate (max rps while sharing the core: ${pct(median(measured[both].maxRps) / rpsOff - 1)})`} (${within ? 'within' : 'OVER'} the ${BUDGET * 100}% budget).`,
+      `Metrics + access log: **${pct(cpuCost)} CPU per request** at ${qps} rps, i.e. **${pct(-cpuThroughputCost)} throughput** for a sidecar held to its CPU${cpuOnly ? '' : `; **${pct(-throughputCost)} throughput per CPU-second** at max rate (max rps${concurrent ? ' while sharing the core' : ''}: ${pct(median(measured[both].maxRps) / rpsOff - 1)})`} (${within ? 'within' : 'OVER'} the ${BUDGET * 100}% throughput budget).`,
     );
   }
   if (metricsOnly > 0) {
