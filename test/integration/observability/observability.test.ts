@@ -95,11 +95,15 @@ describe('observability of the local mesh', { skip, timeout: 300_000 }, () => {
       seen[v] = (seen[v] ?? 0) + 1;
     }
     assert.equal(seen.v3, undefined);
-    let byVersion: Record<string, number> = {};
+    // Both reporters count each request (productpage's sidecar as source, the reviews sidecar as destination), and
+    // Prometheus scrapes each proxy on its own schedule: read the rates only once every proxy has been scraped after
+    // the last request, or a proxy scraped mid-traffic skews one version's rate.
+    const trafficEnd = Date.now() / 1000;
     await waitFor(async () => {
-      byVersion = await rates();
-      return (byVersion.v1 ?? 0) > 0 && (byVersion.v2 ?? 0) > 0;
-    }, 'the split to show in Prometheus', 30_000);
+      const scraped = await promQuery('min(timestamp(up{job="jibe-proxies"}))');
+      return scraped.length === 1 && Number(scraped[0].value[1]) > trafficEnd;
+    }, 'every proxy to be scraped after the traffic', 30_000);
+    const byVersion = await rates();
     assert.equal(byVersion.v3 ?? 0, 0, 'v3 gets no traffic under the split');
     assert.deepEqual(Object.keys(byVersion).filter((v) => byVersion[v] > 0).sort(), ['v1', 'v2']);
     const measured = byVersion.v1 / (byVersion.v1 + byVersion.v2);
