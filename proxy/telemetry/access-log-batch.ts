@@ -32,12 +32,15 @@ export interface AccessLogBatchOptions {
   /** Default ACCESS_LOG_MAX_PENDING_BYTES. */
   maxPendingBytes?: number;
   droppedLine: DroppedLinesLine;
+  /** Called first by every flush (the timer's too): lines held elsewhere go into the batch. */
+  beforeFlush?: () => void;
 }
 
 export class AccessLogBatch {
   private readonly output: Writable;
   private readonly maxPendingBytes: number;
   private readonly droppedLine: DroppedLinesLine;
+  private readonly beforeFlush: (() => void) | undefined;
   private batch = Buffer.allocUnsafe(ACCESS_LOG_BATCH_BYTES);
   private used = 0;
   /** Lines in the current batch (counted as dropped if it is). */
@@ -53,6 +56,7 @@ export class AccessLogBatch {
     this.reuse = this.output === process.stdout;
     this.maxPendingBytes = options.maxPendingBytes ?? ACCESS_LOG_MAX_PENDING_BYTES;
     this.droppedLine = options.droppedLine;
+    this.beforeFlush = options.beforeFlush;
     this.timer = setInterval(() => this.flush(), ACCESS_LOG_FLUSH_MS);
     this.timer.unref();
     // A write error (EPIPE: the reader went away) destroys the stream; unhandled it would end the proxy.
@@ -99,6 +103,7 @@ export class AccessLogBatch {
   }
 
   flush(): void {
+    this.beforeFlush?.();
     if (this.used === 0) return;
     const chunk = this.batch.subarray(0, this.used);
     const lines = this.lines;

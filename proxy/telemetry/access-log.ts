@@ -78,18 +78,67 @@ export function createAccessLog(format: AccessLogFormat, destination?: Destinati
     const flushStream = (): void => (destination as { flush?: () => void }).flush?.();
     return { format, write: (entry) => void destination.write(format1(entry)), flush: flushStream, close: flushStream };
   }
-  const batch = new AccessLogBatch({ droppedLine: format === 'json' ? droppedJsonLine : droppedTextLine });
+  if (format === 'text') {
+    const batch = new AccessLogBatch({ droppedLine: droppedTextLine });
+    return { format, write: (entry) => batch.add(formatTextLine(entry)), flush: () => batch.flush(), close: () => batch.close() };
+  }
+  // JSON entries wait in a ring of PENDING_LINES copies and are formatted together when it is full or the batch is
+  // about to be written: the formatter's code and constants then stay in the CPU's caches across lines, instead of
+  // being fetched again between two requests' work.
+  const pending: AccessLogEntry[] = [];
+  let count = 0;
   const writeJson = (entry: AccessLogEntry): void => {
     // Straight into the batch; only a line too long for any batch (a path of tens of KiB) is made as a string.
     if (batch.reserve(jsonLineBound(entry))) batch.commit(writeJsonLine(entry, batch.buffer, batch.offset));
     else batch.add(formatJsonLine(entry));
   };
+  const formatPending = (): void => {
+    const n = count;
+    // Zero first: a batch that fills meanwhile flushes, and its flush must not format these lines again.
+    count = 0;
+    for (let i = 0; i < n; i++) writeJson(pending[i]);
+  };
+  const batch = new AccessLogBatch({ droppedLine: droppedJsonLine, beforeFlush: formatPending });
   return {
     format,
-    write: format === 'json' ? writeJson : (entry) => batch.add(formatTextLine(entry)),
+    write: (entry) => {
+      if (count === PENDING_LINES) formatPending();
+      const slot = pending[count];
+      if (slot === undefined) pending.push({ ...entry });
+      else copyEntry(slot, entry);
+      count++;
+    },
     flush: () => batch.flush(),
     close: () => batch.close(),
   };
+}
+
+/** JSON lines formatted together (see createAccessLog). */
+const PENDING_LINES = 64;
+
+function copyEntry(to: AccessLogEntry, from: AccessLogEntry): void {
+  to.startMs = from.startMs;
+  to.nowMs = from.nowMs;
+  to.method = from.method;
+  to.authority = from.authority;
+  to.path = from.path;
+  to.protocol = from.protocol;
+  to.response_code = from.response_code;
+  to.response_flags = from.response_flags;
+  to.bytes_received = from.bytes_received;
+  to.bytes_sent = from.bytes_sent;
+  to.duration_ms = from.duration_ms;
+  to.upstream_host = from.upstream_host;
+  to.upstream_cluster = from.upstream_cluster;
+  to.route_name = from.route_name;
+  to.x_request_id = from.x_request_id;
+  to.trace_id = from.trace_id;
+  to.downstream_remote_address = from.downstream_remote_address;
+  to.identity = from.identity;
+  to.grpc_status = from.grpc_status;
+  to.authz_policy = from.authz_policy;
+  to.authz_result = from.authz_result;
+  to.user_agent = from.user_agent;
 }
 
 /** The line a stall leaves in the log, in pino's shape (level 40: warn). */

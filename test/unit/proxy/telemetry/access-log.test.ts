@@ -2,6 +2,7 @@
 // would: same fields, same order as pino's `logger.info(entry, 'access')`,
 // escaping wherever a value needs it, and times equal to Date's ISO form.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
@@ -131,4 +132,29 @@ test('a destination passed in gets each line as it is made', () => {
   log.close();
   assert.equal(lines.length, 2);
   assert.equal((JSON.parse(lines[1]) as { response_code: number }).response_code, 503);
+});
+
+test('on stdout, every entry becomes its own line, in order, whatever the entry object is reused for afterwards', () => {
+  // In a child process, whose stdout is a pipe: entries wait and are formatted in groups, and the one reused entry
+  // object the proxy fills changes after each write. 1000 lines cross several groups and 64 KiB batches.
+  const script = `
+    import { createAccessLog } from ${JSON.stringify(new URL('../../../../proxy/telemetry/access-log.ts', import.meta.url).pathname)};
+    const entry = JSON.parse(process.argv[1]);
+    const log = createAccessLog('json');
+    for (let i = 0; i < 1000; i++) {
+      entry.response_code = 200 + (i % 300);
+      entry.bytes_sent = i;
+      entry.path = '/item/' + i;
+      log.write(entry);
+    }
+    log.close();
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(entry())], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  assert.equal(child.status, 0, child.stderr);
+  const lines = child.stdout.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 1000);
+  lines.forEach((line, i) => {
+    const e = entry({ response_code: 200 + (i % 300), bytes_sent: i, path: '/item/' + i });
+    assert.equal(line + '\n', formatJsonLine(e), `line ${i}`);
+  });
 });
