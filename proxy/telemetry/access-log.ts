@@ -61,7 +61,13 @@ export interface AccessLogIdentity {
 
 export interface AccessLog {
   readonly format: AccessLogFormat;
-  write(entry: AccessLogEntry): void;
+  /**
+   * The entry for the next line. The caller sets every field (it may hold an
+   * older line's values) and then calls `commit`; the log keeps no other copy.
+   */
+  next(): AccessLogEntry;
+  /** The entry `next` gave is filled: it becomes a line. */
+  commit(): void;
   flush(): void;
   /** Flushes and stops the periodic flush. */
   close(): void;
@@ -74,17 +80,20 @@ export interface AccessLog {
  */
 export function createAccessLog(format: AccessLogFormat, destination?: DestinationStream): AccessLog {
   const format1 = format === 'json' ? formatJsonLine : formatTextLine;
+  // Lines made one at a time reuse one entry.
+  const entry = newAccessLogEntry();
+  const next = (): AccessLogEntry => entry;
   if (destination !== undefined) {
     const flushStream = (): void => (destination as { flush?: () => void }).flush?.();
-    return { format, write: (entry) => void destination.write(format1(entry)), flush: flushStream, close: flushStream };
+    return { format, next, commit: () => void destination.write(format1(entry)), flush: flushStream, close: flushStream };
   }
   if (format === 'text') {
     const batch = new AccessLogBatch({ droppedLine: droppedTextLine });
-    return { format, write: (entry) => batch.add(formatTextLine(entry)), flush: () => batch.flush(), close: () => batch.close() };
+    return { format, next, commit: () => batch.add(formatTextLine(entry)), flush: () => batch.flush(), close: () => batch.close() };
   }
-  // JSON entries wait in a ring of PENDING_LINES copies and are formatted together when it is full or the batch is
-  // about to be written: the formatter's code and constants then stay in the CPU's caches across lines, instead of
-  // being fetched again between two requests' work.
+  // JSON entries wait in a ring of PENDING_LINES and are formatted together when it is full or the batch is about
+  // to be written: the formatter's code and constants then stay in the CPU's caches across lines, instead of being
+  // fetched again between two requests' work. The proxy fills the ring's entries in place.
   const pending: AccessLogEntry[] = [];
   let count = 0;
   const writeJson = (entry: AccessLogEntry): void => {
@@ -101,13 +110,12 @@ export function createAccessLog(format: AccessLogFormat, destination?: Destinati
   const batch = new AccessLogBatch({ droppedLine: droppedJsonLine, beforeFlush: formatPending });
   return {
     format,
-    write: (entry) => {
+    next: () => {
       if (count === PENDING_LINES) formatPending();
-      const slot = pending[count];
-      if (slot === undefined) pending.push({ ...entry });
-      else copyEntry(slot, entry);
-      count++;
+      if (count === pending.length) pending.push(newAccessLogEntry());
+      return pending[count];
     },
+    commit: () => void count++,
     flush: () => batch.flush(),
     close: () => batch.close(),
   };
@@ -116,30 +124,19 @@ export function createAccessLog(format: AccessLogFormat, destination?: Destinati
 /** JSON lines formatted together (see createAccessLog). */
 const PENDING_LINES = 64;
 
-function copyEntry(to: AccessLogEntry, from: AccessLogEntry): void {
-  to.startMs = from.startMs;
-  to.nowMs = from.nowMs;
-  to.method = from.method;
-  to.authority = from.authority;
-  to.path = from.path;
-  to.protocol = from.protocol;
-  to.response_code = from.response_code;
-  to.response_flags = from.response_flags;
-  to.bytes_received = from.bytes_received;
-  to.bytes_sent = from.bytes_sent;
-  to.duration_ms = from.duration_ms;
-  to.upstream_host = from.upstream_host;
-  to.upstream_cluster = from.upstream_cluster;
-  to.route_name = from.route_name;
-  to.x_request_id = from.x_request_id;
-  to.trace_id = from.trace_id;
-  to.downstream_remote_address = from.downstream_remote_address;
-  to.identity = from.identity;
-  to.grpc_status = from.grpc_status;
-  to.authz_policy = from.authz_policy;
-  to.authz_result = from.authz_result;
-  to.user_agent = from.user_agent;
+/** An entry with every field present (one object shape for all of them); its values are placeholders. */
+function newAccessLogEntry(): AccessLogEntry {
+  return {
+    startMs: 0, nowMs: 0, method: '', authority: '', path: '', protocol: '', response_code: 0, response_flags: '', bytes_received: 0, bytes_sent: 0,
+    duration_ms: 0, upstream_host: '', upstream_cluster: '', route_name: '', x_request_id: '', trace_id: '', downstream_remote_address: '',
+    identity: NO_IDENTITY, grpc_status: undefined, authz_policy: undefined, authz_result: undefined, user_agent: undefined,
+  };
 }
+
+const NO_IDENTITY: AccessLogIdentity = {
+  source_workload: '', source_workload_namespace: '', source_principal: '', destination_workload: '', destination_workload_namespace: '',
+  destination_principal: '', destination_service: '', reporter: '',
+};
 
 /** The line a stall leaves in the log, in pino's shape (level 40: warn). */
 export function droppedJsonLine(dropped: number, nowMs: number): string {

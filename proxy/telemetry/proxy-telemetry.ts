@@ -97,8 +97,6 @@ export class ProxyTelemetry {
   private noRoute: IdentitySeries | undefined;
   /** Inbound callers past MAX_INBOUND_PEERS, by security policy (plaintext, mTLS). */
   private readonly inboundOverflow: Array<IdentitySeries | undefined> = [undefined, undefined];
-  /** The access log entry, refilled for each line. */
-  private readonly entry: AccessLogEntry = emptyEntry();
   /** Path samplings in progress (`jibe top`); empty nearly always. */
   private samplers: PathSampler[] = [];
 
@@ -205,7 +203,11 @@ export class ProxyTelemetry {
       trace = this.traceOf(ex);
       if (trace.sampled === true && this.spanSink !== undefined) this.spanSink.report(this.span(ex, trace, status, durationMs));
     }
-    if (this.accessLog !== undefined) this.accessLog.write(this.accessEntry(ex, ids ?? this.identityOf(ex), status, durationMs, trace));
+    const log = this.accessLog;
+    if (log !== undefined) {
+      fillAccessEntry(log.next(), ex, ids ?? this.identityOf(ex), status, durationMs, trace);
+      log.commit();
+    }
     if (this.samplers.length !== 0) for (const sampler of this.samplers) sampler.record(ex, status, durationMs);
   }
 
@@ -387,40 +389,39 @@ export class ProxyTelemetry {
     return span;
   }
 
-  /** Fills the one reused entry (the log formats it at once and keeps nothing). */
-  private accessEntry(ex: Exchange, ids: IdentitySeries, status: number, durationMs: number, trace: TraceContext | undefined): AccessLogEntry {
-    const e = this.entry;
-    const startMs = performance.timeOrigin + ex.startTime;
-    e.startMs = startMs;
-    // The exchange's end, from the clock reading recordExchange already made.
-    e.nowMs = startMs + durationMs;
-    e.method = ex.method;
-    e.authority = ex.authority;
-    e.path = ex.pathAndQuery();
-    e.protocol = ex.down.httpVersion === 2 ? 'HTTP/2' : 'HTTP/1.1';
-    e.response_code = status;
-    e.response_flags = formatResponseFlags(ex.flags);
-    e.bytes_received = ex.requestBytes;
-    e.bytes_sent = ex.responseBytes;
-    e.duration_ms = Math.round(durationMs * 1000) / 1000;
-    e.upstream_host = ex.host?.key ?? '';
-    e.upstream_cluster = ex.cluster?.name ?? '';
-    e.route_name = ex.route?.name ?? '';
-    e.x_request_id = ex.requestId || (ex.header('x-request-id') ?? '');
-    e.trace_id = trace?.traceId ?? incomingTraceId(ex.down.rawHeaders);
-    e.downstream_remote_address = ex.down.remoteAddress;
-    e.identity = ids.base;
-    e.user_agent = ex.header('user-agent');
-    e.grpc_status = ex.grpc && ex.grpcStatus >= 0 ? String(ex.grpcStatus) : undefined;
-    const authz = authzRecord(ex);
-    if (authz !== undefined && authz.policy !== undefined) {
-      e.authz_policy = authz.policy;
-      e.authz_result = authz.result;
-    } else {
-      e.authz_policy = undefined;
-      e.authz_result = undefined;
-    }
-    return e;
+}
+
+/** Sets every field of the access log's entry for this exchange (the entry may hold an older line's values). */
+function fillAccessEntry(e: AccessLogEntry, ex: Exchange, ids: IdentitySeries, status: number, durationMs: number, trace: TraceContext | undefined): void {
+  const startMs = performance.timeOrigin + ex.startTime;
+  e.startMs = startMs;
+  // The exchange's end, from the clock reading recordExchange already made.
+  e.nowMs = startMs + durationMs;
+  e.method = ex.method;
+  e.authority = ex.authority;
+  e.path = ex.pathAndQuery();
+  e.protocol = ex.down.httpVersion === 2 ? 'HTTP/2' : 'HTTP/1.1';
+  e.response_code = status;
+  e.response_flags = formatResponseFlags(ex.flags);
+  e.bytes_received = ex.requestBytes;
+  e.bytes_sent = ex.responseBytes;
+  e.duration_ms = Math.round(durationMs * 1000) / 1000;
+  e.upstream_host = ex.host?.key ?? '';
+  e.upstream_cluster = ex.cluster?.name ?? '';
+  e.route_name = ex.route?.name ?? '';
+  e.x_request_id = ex.requestId || (ex.header('x-request-id') ?? '');
+  e.trace_id = trace?.traceId ?? incomingTraceId(ex.down.rawHeaders);
+  e.downstream_remote_address = ex.down.remoteAddress;
+  e.identity = ids.base;
+  e.user_agent = ex.header('user-agent');
+  e.grpc_status = ex.grpc && ex.grpcStatus >= 0 ? String(ex.grpcStatus) : undefined;
+  const authz = authzRecord(ex);
+  if (authz !== undefined && authz.policy !== undefined) {
+    e.authz_policy = authz.policy;
+    e.authz_result = authz.result;
+  } else {
+    e.authz_policy = undefined;
+    e.authz_result = undefined;
   }
 }
 
@@ -429,16 +430,6 @@ function incomingTraceId(raw: readonly string[]): string {
   // Most requests carry no trace header: one length check per header, no allocation.
   if (!hasTraceHeader(raw)) return '';
   return parseTraceContext(readTraceHeaders(raw))?.traceId ?? '';
-}
-
-const UNKNOWN_IDENTITY = identityLabels('source', UNKNOWN_PEER, UNKNOWN_PEER, serviceIdentity('', ''), UNKNOWN);
-
-function emptyEntry(): AccessLogEntry {
-  return {
-    startMs: 0, nowMs: 0, method: '', authority: '', path: '', protocol: '', response_code: 0, response_flags: '', bytes_received: 0, bytes_sent: 0,
-    duration_ms: 0, upstream_host: '', upstream_cluster: '', route_name: '', x_request_id: '', trace_id: '', downstream_remote_address: '',
-    identity: UNKNOWN_IDENTITY, grpc_status: undefined, authz_policy: undefined, authz_result: undefined, user_agent: undefined,
-  };
 }
 
 function findEndpoint(cluster: Cluster, key: string): Endpoint | undefined {

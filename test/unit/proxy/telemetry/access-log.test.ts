@@ -127,30 +127,33 @@ test('a destination passed in gets each line as it is made', () => {
     },
   }) as unknown as DestinationStream;
   const log = createAccessLog('json', sink);
-  log.write(entry());
-  log.write(entry({ response_code: 503 }));
+  Object.assign(log.next(), entry());
+  log.commit();
+  Object.assign(log.next(), entry({ response_code: 503 }));
+  log.commit();
   log.close();
   assert.equal(lines.length, 2);
   assert.equal((JSON.parse(lines[1]) as { response_code: number }).response_code, 503);
 });
 
-test('on stdout, every entry becomes its own line, in order, whatever the entry object is reused for afterwards', () => {
-  // In a child process, whose stdout is a pipe: entries wait and are formatted in groups, and the one reused entry
-  // object the proxy fills changes after each write. 1000 lines cross several groups and 64 KiB batches.
+test('on stdout, every committed entry becomes its own line, in order, though the log hands out its entries again', () => {
+  // In a child process, whose stdout is a pipe: entries wait in a ring and are formatted in groups, and the entries
+  // `next` gives are refilled once their lines are made. 1000 lines cross many groups and several 64 KiB batches.
   const script = `
     import { createAccessLog } from ${JSON.stringify(new URL('../../../../proxy/telemetry/access-log.ts', import.meta.url).pathname)};
     const entry = JSON.parse(process.argv[1]);
     const log = createAccessLog('json');
     for (let i = 0; i < 1000; i++) {
-      entry.response_code = 200 + (i % 300);
-      entry.bytes_sent = i;
-      entry.path = '/item/' + i;
-      log.write(entry);
+      Object.assign(log.next(), entry, { response_code: 200 + (i % 300), bytes_sent: i, path: '/item/' + i });
+      log.commit();
     }
+    process.stderr.write(String(process.stdout.bytesWritten));
     log.close();
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(entry())], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   assert.equal(child.status, 0, child.stderr);
+  // The ring is bounded: most lines went out while entries were still coming, not all at close.
+  assert.ok(Number(child.stderr) > child.stdout.length / 2, `${child.stderr} of ${child.stdout.length} bytes written before close`);
   const lines = child.stdout.split('\n').filter((l) => l !== '');
   assert.equal(lines.length, 1000);
   lines.forEach((line, i) => {
