@@ -3,6 +3,14 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { JibeError } from '../../core/errors/errors.ts';
 
+/**
+ * Ports this process handed out, or checked for a caller that will bind them:
+ * never handed out again. Between the check and the bind a port looks free,
+ * so without this two picks of one `jibe up` (about forty ports) could return
+ * the same port — a few percent of runs — and one of its two users would fail.
+ */
+const handedOut = new Set<number>();
+
 /** Whether `port` can be bound on 127.0.0.1 right now. */
 function canBind(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -39,7 +47,11 @@ export async function freePort(): Promise<number> {
       const port = bottom + Math.floor(Math.random() * (top - bottom));
       // Never one of the mesh's own well-known ports (15000–15099), which other processes bind by default.
       if (port >= 15000 && port < 15100) continue;
-      if (await canBind(port)) return port;
+      if (handedOut.has(port)) continue;
+      if (await canBind(port)) {
+        handedOut.add(port);
+        return port;
+      }
     }
   }
   return new Promise((resolve, reject) => {
@@ -47,13 +59,18 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as net.AddressInfo;
+      handedOut.add(port);
       server.close(() => resolve(port));
     });
   });
 }
 
-/** Fails with JIBE_ERR_PORT_IN_USE naming the port and its flag when it is taken. */
+/**
+ * Fails with JIBE_ERR_PORT_IN_USE naming the port and its flag when it is taken.
+ * A free port is the caller's from then on: `freePort` will not hand it out.
+ */
 export function ensurePortFree(port: number, flag: string, host = '127.0.0.1'): Promise<void> {
+  handedOut.add(port);
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', (err: NodeJS.ErrnoException) =>
