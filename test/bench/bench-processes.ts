@@ -3,7 +3,7 @@
 // error, or on Ctrl-C — so a failed run never leaves a proxy holding a port.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 
 export interface ManagedProcess {
   name: string;
@@ -143,19 +143,8 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((managed) => managed.stop()));
 }
 
-/** A port that is free right now on 127.0.0.1 (for peers that cannot report an ephemeral one). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A port that is free right now on 127.0.0.1, below the ephemeral range (for peers that cannot report an ephemeral one). */
+export { freePort } from '../../cli/up/ports.ts';
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -6,9 +6,9 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from '../../../cli/up/ports.ts';
 import { ConsulClient } from '../../../platforms/consul/consul-client.ts';
 import { peerBinary } from '../../peers/paths.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
@@ -42,16 +42,6 @@ export interface ConsulAgent {
 export function consulSkipReason(): string | undefined {
   if (peerBinary('consul') || process.env.CI === 'true') return undefined;
   return 'consul is not installed (node_modules/.bin/node test/peers/install.ts consul)';
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 export async function startConsulAgent(options: ConsulAgentOptions = {}): Promise<ConsulAgent> {

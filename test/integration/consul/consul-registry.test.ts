@@ -16,6 +16,7 @@ import pino from 'pino';
 import type { RunningControlPlane } from '../../../core/control-plane.ts';
 import type { Service } from '../../../core/model/service.ts';
 import type { Workload } from '../../../core/model/workload.ts';
+import { freePort } from '../../../cli/up/ports.ts';
 import { deregisterService, registerService } from '../../../platforms/consul/consul-registration.ts';
 import { startProxy } from '../../../proxy/proxy.ts';
 import type { ProxyOptions, RunningProxy } from '../../../proxy/proxy.ts';
@@ -266,12 +267,8 @@ describe('consul platform against a real Consul agent', { skip: consulSkipReason
     await new Promise<void>((resolve) => reviews.listen(0, '127.0.0.1', resolve));
     apps.push({ close: () => new Promise<void>((resolve) => reviews.close(() => resolve())) });
     const reviewsPort = (reviews.address() as AddressInfo).port;
-    const sidecarPort = await new Promise<number>((resolve) => {
-      const probe = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
+    // Below the ephemeral range: a port bind(0) handed out may be taken by an outgoing connection before the sidecar binds it.
+    const sidecarPort = await freePort();
 
     const put = await fetch(`${api}/api/v1/workloads`, {
       method: 'PUT',

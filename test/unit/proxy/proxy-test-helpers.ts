@@ -81,14 +81,8 @@ export async function startUpstream(name: string, handler?: UpstreamHandler): Pr
   return upstream;
 }
 
-/** A port that was free a moment ago (for config listeners, whose ports come from config). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port that was free a moment ago (for config listeners, whose ports come from config), below the ephemeral range. */
+export { freePort } from '../../../cli/up/ports.ts';
 
 export const cluster = (name: string, lbPolicy: LbPolicy = 'ROUND_ROBIN', extra: Partial<ClusterResource> = {}): ClusterResource => ({
   type: 'cluster',
