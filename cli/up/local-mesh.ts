@@ -235,7 +235,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         gw, supervisor, 30_000, 'the ingress gateway to serve /productpage',
       );
     }
-    await waitFor(() => allSynced(server, workloads.length + 1), gw, supervisor, 20_000, 'every proxy to ACK its config');
+    let lagging = '';
+    await waitFor(async () => (lagging = await unsyncedProxies(server, workloads.length + 1)) === '', gw, supervisor, 20_000, () => `every proxy to ACK its config (not yet: ${lagging})`);
     say(`✓ ingress gateway   http://localhost:${options.gatewayPort}`);
   } catch (err) {
     await supervisor.stopAll();
@@ -256,23 +257,27 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   };
 }
 
-async function allSynced(server: string, expected: number): Promise<boolean> {
+/** '' when at least `expected` proxies are connected and all run the current config, else who is not (for the error). */
+async function unsyncedProxies(server: string, expected: number): Promise<string> {
   try {
     const { version, proxies } = await callApi<{ version: string; proxies: ProxyStatus[] }>(server, 'GET', '/api/v1/proxies');
-    return proxies.length >= expected && proxies.every((p) => syncState(p, version) === 'SYNCED');
-  } catch {
-    return false;
+    const lagging = proxies.map((p) => ({ id: p.id, state: syncState(p, version) })).filter((p) => p.state !== 'SYNCED');
+    if (proxies.length < expected) lagging.push({ id: `${expected - proxies.length} of ${expected} proxies`, state: 'NOT CONNECTED' });
+    return lagging.map((p) => `${p.id} ${p.state}`).join(', ');
+  } catch (err) {
+    return `the control plane did not answer (${(err as Error).message})`;
   }
 }
 
-async function waitFor(check: () => Promise<boolean>, child: Child, supervisor: ProcessSupervisor, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(check: () => Promise<boolean>, child: Child, supervisor: ProcessSupervisor, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const waitingFor = () => (typeof what === 'string' ? what : what());
   while (Date.now() < deadline) {
     if (child.process.exitCode !== null || child.restarts > 0) {
-      throw new JibeError('JIBE_ERR_PROCESS', `${child.name} exited while waiting for ${what}; its log (${child.logFile}) ends with:\n${supervisor.tail(child)}`);
+      throw new JibeError('JIBE_ERR_PROCESS', `${child.name} exited while waiting for ${waitingFor()}; its log (${child.logFile}) ends with:\n${supervisor.tail(child)}`);
     }
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 150));
   }
-  throw new JibeError('JIBE_ERR_PROCESS', `timed out after ${timeoutMs / 1000}s waiting for ${what}`, { hint: `see the logs in ${path.dirname(child.logFile)}` });
+  throw new JibeError('JIBE_ERR_PROCESS', `timed out after ${timeoutMs / 1000}s waiting for ${waitingFor()}`, { hint: `see the logs in ${path.dirname(child.logFile)}` });
 }
