@@ -9,6 +9,7 @@
 // The output is byte for byte what pino writes for `logger.info(entry, 'access')`
 // with the same fields (access-log.test.ts compares them).
 import type { AccessLogEntry, AccessLogIdentity } from './access-log.ts';
+import { putIsoTime } from './access-log-time.ts';
 
 const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
 
@@ -46,50 +47,39 @@ export function jsonLineBound(e: AccessLogEntry): number {
 /** Writes the line for `e` into `buf` at `pos` (which has `jsonLineBound(e)` bytes of room); returns where it ends. */
 export function writeJsonLine(e: AccessLogEntry, buf: Buffer, pos: number): number {
   pos = putBytes(buf, pos, K_START);
-  pos = putTime(buf, pos, e.nowMs);
+  pos = putIsoTime(buf, pos, e.nowMs);
   pos = putBytes(buf, pos, K_START_TIME);
-  pos = putTime(buf, pos, e.startMs);
-  pos = putBytes(buf, pos, K_METHOD);
-  pos = putString(buf, pos, e.method);
-  pos = putBytes(buf, pos, K_AUTHORITY);
-  pos = putString(buf, pos, e.authority);
-  pos = putBytes(buf, pos, K_PATH);
-  pos = putString(buf, pos, e.path);
-  pos = putBytes(buf, pos, K_PROTOCOL);
-  pos = putString(buf, pos, e.protocol);
-  pos = putBytes(buf, pos, K_RESPONSE_CODE);
-  pos = putNumber(buf, pos, e.response_code);
-  pos = putBytes(buf, pos, K_RESPONSE_FLAGS);
-  pos = putString(buf, pos, e.response_flags);
-  pos = putBytes(buf, pos, K_BYTES_RECEIVED);
-  pos = putNumber(buf, pos, e.bytes_received);
-  pos = putBytes(buf, pos, K_BYTES_SENT);
-  pos = putNumber(buf, pos, e.bytes_sent);
-  pos = putBytes(buf, pos, K_DURATION);
-  pos = putNumber(buf, pos, e.duration_ms);
+  pos = putIsoTime(buf, pos, e.startMs);
+  pos = putStringField(buf, pos, K_METHOD, e.method);
+  pos = putStringField(buf, pos, K_AUTHORITY, e.authority);
+  pos = putStringField(buf, pos, K_PATH, e.path);
+  pos = putStringField(buf, pos, K_PROTOCOL, e.protocol);
+  pos = putNumberField(buf, pos, K_RESPONSE_CODE, e.response_code);
+  pos = putStringField(buf, pos, K_RESPONSE_FLAGS, e.response_flags);
+  pos = putNumberField(buf, pos, K_BYTES_RECEIVED, e.bytes_received);
+  pos = putNumberField(buf, pos, K_BYTES_SENT, e.bytes_sent);
+  pos = putNumberField(buf, pos, K_DURATION, e.duration_ms);
   pos = putBytes(buf, pos, upstreamBytes(e.upstream_host, e.upstream_cluster, e.route_name));
-  pos = putBytes(buf, pos, K_REQUEST_ID);
-  pos = putString(buf, pos, e.x_request_id);
-  pos = putBytes(buf, pos, K_TRACE_ID);
-  pos = putString(buf, pos, e.trace_id);
-  pos = putBytes(buf, pos, K_REMOTE);
-  pos = putString(buf, pos, e.downstream_remote_address);
+  pos = putStringField(buf, pos, K_REQUEST_ID, e.x_request_id);
+  pos = putStringField(buf, pos, K_TRACE_ID, e.trace_id);
+  pos = putStringField(buf, pos, K_REMOTE, e.downstream_remote_address);
   pos = putBytes(buf, pos, identityBytes(e.identity));
-  if (e.user_agent !== undefined) {
-    pos = putBytes(buf, pos, K_USER_AGENT);
-    pos = putString(buf, pos, e.user_agent);
-  }
-  if (e.grpc_status !== undefined) {
-    pos = putBytes(buf, pos, K_GRPC_STATUS);
-    pos = putString(buf, pos, e.grpc_status);
-  }
+  if (e.user_agent !== undefined) pos = putStringField(buf, pos, K_USER_AGENT, e.user_agent);
+  if (e.grpc_status !== undefined) pos = putStringField(buf, pos, K_GRPC_STATUS, e.grpc_status);
   if (e.authz_policy !== undefined) {
-    pos = putBytes(buf, pos, K_AUTHZ_POLICY);
-    pos = putString(buf, pos, e.authz_policy);
-    pos = putBytes(buf, pos, K_AUTHZ_RESULT);
-    pos = putString(buf, pos, e.authz_result ?? '');
+    pos = putStringField(buf, pos, K_AUTHZ_POLICY, e.authz_policy);
+    pos = putStringField(buf, pos, K_AUTHZ_RESULT, e.authz_result ?? '');
   }
   return putBytes(buf, pos, K_END);
+}
+
+/** A key (with its separator and colon) and its string value. */
+function putStringField(buf: Buffer, pos: number, key: Uint8Array, value: string): number {
+  return putString(buf, putBytes(buf, pos, key), value);
+}
+
+function putNumberField(buf: Buffer, pos: number, key: Uint8Array, value: number): number {
+  return putNumber(buf, putBytes(buf, pos, key), value);
 }
 
 function putBytes(buf: Buffer, pos: number, bytes: Uint8Array): number {
@@ -149,27 +139,6 @@ function putDigits(buf: Buffer, pos: number, n: number): number {
     n = Math.floor(n / 10);
   }
   return pos + digits;
-}
-
-// `YYYY-MM-DDTHH:MM:SS.` of the last second written: a line's two times, and the lines of one second, share it.
-let timeSecond = -1;
-let timePrefix: Buffer = Buffer.alloc(0);
-
-/** `new Date(ms).toISOString()` without the quotes. */
-function putTime(buf: Buffer, pos: number, ms: number): number {
-  const whole = Math.floor(ms);
-  const second = Math.floor(whole / 1000);
-  if (second !== timeSecond) {
-    timeSecond = second;
-    timePrefix = Buffer.from(new Date(second * 1000).toISOString().slice(0, 20), 'latin1');
-  }
-  pos = putBytes(buf, pos, timePrefix);
-  const milli = whole - second * 1000;
-  buf[pos] = 0x30 + Math.floor(milli / 100);
-  buf[pos + 1] = 0x30 + (Math.floor(milli / 10) % 10);
-  buf[pos + 2] = 0x30 + (milli % 10);
-  buf[pos + 3] = 0x5a;
-  return pos + 4;
 }
 
 const identityJson = new WeakMap<AccessLogIdentity, Buffer>();

@@ -10,6 +10,7 @@
 import type { DestinationStream } from 'pino';
 import { AccessLogBatch } from './access-log-batch.ts';
 import { jsonLineBound, writeJsonLine } from './access-log-json.ts';
+import { isoTime } from './access-log-time.ts';
 
 export type AccessLogFormat = 'json' | 'text';
 
@@ -145,22 +146,6 @@ export function droppedJsonLine(dropped: number, nowMs: number): string {
 
 export function droppedTextLine(dropped: number, nowMs: number): string {
   return '[' + isoTime(nowMs) + '] access log: ' + dropped + ' lines dropped: stdout was not read fast enough\n';
-}
-
-// `YYYY-MM-DDTHH:MM:SS.` of the second last formatted: lines of one second share it.
-let isoSecond = -1;
-let isoPrefix = '';
-
-/** `new Date(ms).toISOString()` with the date part formatted once per second. */
-export function isoTime(ms: number): string {
-  const whole = Math.floor(ms);
-  const second = Math.floor(whole / 1000);
-  if (second !== isoSecond) {
-    isoSecond = second;
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
-  }
-  const milli = whole - second * 1000;
-  return isoPrefix + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli + 'Z';
 }
 
 /** The JSON line as a string (a destination passed in, tests): the same bytes the batch gets. */

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
-import { createAccessLog, formatJsonLine, formatTextLine, isoTime } from '../../../../proxy/telemetry/access-log.ts';
+import { createAccessLog, formatJsonLine, formatTextLine } from '../../../../proxy/telemetry/access-log.ts';
+import { isoTime } from '../../../../proxy/telemetry/access-log-time.ts';
 import type { AccessLogEntry } from '../../../../proxy/telemetry/access-log.ts';
 
 function entry(overrides: Partial<AccessLogEntry> = {}): AccessLogEntry {
