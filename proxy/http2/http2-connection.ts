@@ -453,11 +453,11 @@ export class Http2Connection {
     if (stream === undefined) return;
     // Rapid reset (CVE-2023-44487): a client that cancels most of its streams before their answer makes the
     // proxy start upstream work it throws away; past a point the connection is refused, as Envoy does.
-    if (this.server && !stream.localEnded && ++this.prematureResets * 2 >= this.peerStreams && this.peerStreams >= PREMATURE_RESET_MIN_STREAMS) {
-      this.closeStream(stream, p.readUInt32BE(0), true);
-      return this.connectionError(H2_ENHANCE_YOUR_CALM, 'too many streams reset before their response');
-    }
+    const premature = this.server && !stream.localEnded;
     this.closeStream(stream, p.readUInt32BE(0), true);
+    if (premature && ++this.prematureResets * 2 >= this.peerStreams && this.peerStreams >= PREMATURE_RESET_MIN_STREAMS) {
+      this.connectionError(H2_ENHANCE_YOUR_CALM, 'too many streams reset before their response');
+    }
   }
 
   private onSettings(flags: number, id: number, p: Buffer): void {
@@ -687,9 +687,9 @@ export class Http2Connection {
     this.closeStream(stream, code, false);
   }
 
-  /** RST_STREAM for a stream that has no object (refused, idle, closed), or for `stream` when it has one. */
+  /** RST_STREAM answering the peer's frame on a stream that has no object (refused, idle, closed), or on `stream` when it has one. */
   private sendReset(id: number, code: number, stream?: Http2Stream): void {
-    if (stream !== undefined) return this.resetStream(stream, code);
+    if (stream !== undefined) return this.streamError(stream, code);
     if (!this.pushAnswer(rstStreamFrame(id, code))) return;
     this.remember(id, true);
   }
@@ -800,10 +800,7 @@ export class Http2Connection {
   private pushAnswer(buf: Buffer): boolean {
     if (this.socket.writableLength === 0) this.queuedAnswers = 0;
     if (++this.queuedAnswers > MAX_QUEUED_ANSWERS) {
-      this.closed = true;
-      this.goingAway = true;
-      this.closeAll(H2_ENHANCE_YOUR_CALM);
-      this.socket.destroy();
+      this.destroy(H2_ENHANCE_YOUR_CALM);
       return false;
     }
     this.push(buf);
